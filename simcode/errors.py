@@ -1,0 +1,46 @@
+"""Errors shared by every layer.
+
+`BadInput` is the one exception the command line turns into exit status 2: a single line that
+names the file (when there is one), the key and what is allowed. Anything else is a bug or an
+environment failure and exits 1.
+"""
+
+from __future__ import annotations
+
+
+class BadInput(ValueError):
+    """Invalid user input: a key with a value outside what is allowed."""
+
+    def __init__(self, key: str, message: str, file: str | None = None):
+        self.key = key
+        self.message = message
+        self.file = file
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.file}: " if self.file else ""
+        key = f"{self.key}: " if self.key else ""
+        return f"{where}{key}{self.message}"
+
+    def within(self, prefix: str | None = None, file: str | None = None) -> "BadInput":
+        """The same error with its key placed under `prefix` (e.g. 'code') and/or a file attached."""
+        key = self.key
+        if prefix:
+            key = f"{prefix}.{key}" if key else prefix
+        return BadInput(key, self.message, file or self.file)
+
+
+def check_probability(key: str, value: float, *, allow_zero: bool = True, allow_one: bool = True) -> float:
+    lo_ok = value >= 0 if allow_zero else value > 0
+    hi_ok = value <= 1 if allow_one else value < 1
+    if not (lo_ok and hi_ok):
+        lo = "[0" if allow_zero else "(0"
+        hi = "1]" if allow_one else "1)"
+        raise BadInput(key, f"{value!r} is not a probability; allowed: {lo}, {hi}")
+    return float(value)
+
+
+def check_positive(key: str, value: float, *, allow_zero: bool = False) -> float:
+    if not (value >= 0 if allow_zero else value > 0):
+        raise BadInput(key, f"{value!r} must be {'>= 0' if allow_zero else '> 0'}")
+    return value
