@@ -1,0 +1,153 @@
+"""Delay models with memory: which learners straggle depends on the iterations before.
+
+Real clusters have slow machines that stay slow (a bad node, a noisy neighbour) and machines that
+die. Against such stragglers a code that survives "any k random stragglers" may do worse than the
+i.i.d. models suggest, which is why these exist. State lives in the model between `sample` calls and
+is cleared by `reset` (the simulator calls it at the start of every run).
+
+Every `sample` draws the same amount from the generator whatever the state (e.g. a learner that
+already failed still consumes its uniform), so runs with the same seed see the same draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from simcode.delays.base import REQUIRED, DelayModel, integer, non_negative, probability
+from simcode.errors import BadInput
+
+
+class Persistent(DelayModel):
+    """The same learners are slow in every iteration, late by `delay`.
+
+    Give either `slow` (a list of learner indices) or `k` (a count; default 1 when neither is
+    given). With `k`, the slow learners are drawn uniformly without replacement from the generator
+    at the first `sample` after `reset`, then kept for the whole run.
+    """
+
+    name = "persistent"
+    PARAMS: ClassVar[dict[str, Any]] = {"slow": None, "k": None, "delay": 0.25}
+
+    def _configure(self, slow, k, delay) -> None:
+        if slow is not None and k is not None:
+            raise BadInput("slow", "give either slow (learner indices) or k (how many), not both")
+        self.delay = non_negative("delay", delay)
+        self.fixed_slow = None if slow is None else self._indices(slow)
+        self.k = len(self.fixed_slow) if slow is not None else integer(
+            "k", 1 if k is None else k, minimum=0, n_learners=self.n_learners)
+
+    def _indices(self, slow) -> np.ndarray:
+        if isinstance(slow, (str, bytes)) or not isinstance(slow, Iterable):
+            raise BadInput("slow", f"{slow!r} is not a list of learner indices")
+        indices = []
+        for value in slow:
+            try:
+                index = integer("slow", value, minimum=0)
+            except BadInput:
+                raise BadInput("slow", f"{value!r} is not a learner index; allowed: 0 .. "
+                                       f"{self.n_learners - 1}") from None
+            if index >= self.n_learners:
+                raise BadInput("slow", f"learner {index} does not exist; allowed: 0 .. {self.n_learners - 1}")
+            if index in indices:
+                raise BadInput("slow", f"learner {index} is listed twice")
+            indices.append(index)
+        return np.array(indices, dtype=np.int64)
+
+    def reset(self) -> None:
+        self.slow_learners = self.fixed_slow
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        if self.slow_learners is None:
+            self.slow_learners = rng.choice(self.n_learners, size=self.k, replace=False)
+        delays = np.zeros(self.n_learners)
+        delays[self.slow_learners] = self.delay
+        return delays
+
+    def mean_delay(self) -> float:
+        return self.k / self.n_learners * self.delay
+
+
+class Markov(DelayModel):
+    """Each learner is a two-state Markov chain, normal or slow, independent of the others.
+
+    Per iteration a normal learner turns slow with probability `p_slow` and a slow one recovers
+    with probability `p_recover`, so a slow spell lasts 1 / p_recover iterations on average. Slow
+    learners are late by `delay`. The first `sample` after `reset` draws each learner's state from
+    the stationary distribution, P(slow) = p_slow / (p_slow + p_recover), so the chain starts in
+    its long-run regime; later samples make one transition each. Both probabilities 0 is refused
+    (the long-run regime would be undefined).
+    """
+
+    name = "markov"
+    PARAMS: ClassVar[dict[str, Any]] = {"p_slow": REQUIRED, "p_recover": REQUIRED, "delay": 0.25}
+
+    def _configure(self, p_slow, p_recover, delay) -> None:
+        self.p_slow = probability("p_slow", p_slow)
+        self.p_recover = probability("p_recover", p_recover)
+        if self.p_slow + self.p_recover == 0:
+            raise BadInput("p_recover", "p_slow and p_recover are both 0; allowed: p_slow + p_recover > 0")
+        self.delay = non_negative("delay", delay)
+
+    def stationary_slow(self) -> float:
+        """Long-run probability that a learner is slow."""
+        return self.p_slow / (self.p_slow + self.p_recover)
+
+    def reset(self) -> None:
+        self.slow = None
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        uniforms = rng.random(self.n_learners)
+        if self.slow is None:
+            self.slow = uniforms < self.stationary_slow()
+        else:
+            self.slow = np.where(self.slow, uniforms >= self.p_recover, uniforms < self.p_slow)
+        return np.where(self.slow, self.delay, 0.0)
+
+    def mean_delay(self) -> float:
+        return self.stationary_slow() * self.delay
+
+
+class Failure(DelayModel):
+    """Learners stop answering (delay inf); answering learners are on time (delay 0).
+
+    Each iteration each answering learner fails with probability `p_fail`. `permanent: false`
+    (default): the failure lasts that iteration only. `permanent: true`: a failed learner stays
+    failed until `reset`. `max_failed` (default n_learners) caps how many learners are failed at
+    once; when more would fail, those with the smallest uniforms fail (no extra draws). Note that
+    with `permanent: true` and no cap every learner eventually fails.
+    """
+
+    name = "failure"
+    PARAMS: ClassVar[dict[str, Any]] = {"p_fail": REQUIRED, "permanent": False, "max_failed": None}
+
+    def _configure(self, p_fail, permanent, max_failed) -> None:
+        self.p_fail = probability("p_fail", p_fail)
+        if not isinstance(permanent, (bool, np.bool_)):
+            raise BadInput("permanent", f"{permanent!r} is not a boolean; allowed: true, false")
+        self.permanent = bool(permanent)
+        self.max_failed = self.n_learners if max_failed is None else integer(
+            "max_failed", max_failed, minimum=0, n_learners=self.n_learners)
+
+    def reset(self) -> None:
+        self.failed = np.zeros(self.n_learners, dtype=bool)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        uniforms = rng.random(self.n_learners)
+        already = self.failed if self.permanent else np.zeros(self.n_learners, dtype=bool)
+        new = (uniforms < self.p_fail) & ~already
+        room = self.max_failed - int(already.sum())
+        if new.sum() > room:
+            candidates = np.flatnonzero(new)
+            keep = candidates[np.argsort(uniforms[candidates], kind="stable")[:room]]
+            new = np.zeros(self.n_learners, dtype=bool)
+            new[keep] = True
+        self.failed = already | new
+        return np.where(self.failed, np.inf, 0.0)
+
+    def mean_delay(self) -> float:
+        # A delay that is inf with positive probability has an infinite mean.
+        return math.inf if self.p_fail > 0 and self.max_failed > 0 else 0.0
