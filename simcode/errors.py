@@ -44,3 +44,7 @@ def check_positive(key: str, value: float, *, allow_zero: bool = False) -> float
     if not (value >= 0 if allow_zero else value > 0):
         raise BadInput(key, f"{value!r} must be {'>= 0' if allow_zero else '> 0'}")
     return value
+
+
+class SimulationError(RuntimeError):
+    """A run that cannot go on (an iteration that can never decode): one line, exit status 1."""

@@ -1,0 +1,190 @@
+"""The `simcode` command line: parse arguments, call the library, print, set the exit status.
+
+Exit status: 0 success, 2 bad input (one line on stderr naming the file, the key and what is
+allowed; nothing written), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from simcode.errors import BadInput, SimulationError
+
+HELP = """\
+simcode: how much wall-clock time does a coding scheme save when distributed
+training meets stragglers?
+
+Real MADDPG updates (PyTorch, PettingZoo MPE via mpe2) run inside a simulated
+cluster clock (SimPy): a controller, N learners, a network and straggler delays.
+Each coding scheme assigns agents' updates to learners; the controller decodes
+all updates from the first results that suffice.
+
+\b
+Start here:
+  simcode study straggler_sweep --quick     the paper's experiment, in minutes
+  simcode run scenarios/spread3.yaml        one simulated training run
+  simcode codes show mds --agents 15 --learners 20
+  simcode train scenarios/spread3.yaml      centralized MADDPG, no simulator
+"""
+
+app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+codes_app = typer.Typer(help="Inspect coding schemes: matrix, load, tolerance, conditioning.",
+                        no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks of the real computation.", no_args_is_help=True)
+app.add_typer(codes_app, name="codes")
+app.add_typer(bench_app, name="bench")
+
+SET_HELP = "Override any scenario key, e.g. --set code.name=ldpc --set delay.k=2 (repeatable)."
+
+
+def _scenario(path: Path, set_: Optional[list[str]]):
+    from simcode.config import load_scenario, parse_set
+
+    return load_scenario(path, parse_set(set_))
+
+
+@app.command()
+def run(
+    scenario: Path = typer.Argument(..., help="Scenario YAML, e.g. scenarios/spread3.yaml."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<scenario>-<code>)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Simulate one coded training run: writes scenario.yaml, trace.csv and summary.json."""
+    from simcode.sim.runner import default_run_dir, print_summary, run_to_dir
+
+    sc = _scenario(scenario, set_)
+    out = out or default_run_dir(scenario, sc)
+    summary = run_to_dir(sc, out, progress=progress)
+    print_summary(summary, out)
+
+
+@app.command()
+def train(
+    scenario: Path = typer.Argument(..., help="Scenario YAML; only env, maddpg, run and seed are used."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/train-<scenario>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Centralized MADDPG with no simulator: learning curve (CSV, PNG) and checkpoints."""
+    from simcode.marl.train import train as train_fn
+
+    sc = _scenario(scenario, set_)
+    out = out or Path("runs") / f"train-{scenario.stem}"
+    summary = train_fn(sc, out, resume=resume, progress=progress)
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command()
+def study(
+    name_or_file: str = typer.Argument(..., help="A study name (studies/NAME.yaml) or a YAML file."),
+    quick: bool = typer.Option(False, "--quick", help="Shrink iterations for a first look (and CI)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Study directory (default runs/study-<name>)."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Local worker processes."),
+    executor: str = typer.Option("local", "--executor", help="local, ray or dask."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Run a grid of runs over a base scenario; writes results.csv, plots/ and report.md. Resumable."""
+    from simcode.study.runner import run_study
+
+    result = run_study(name_or_file, quick=quick, out=out, jobs=jobs, executor=executor, progress=progress)
+    typer.echo(f"study written to {result}")
+
+
+@codes_app.command("show")
+def codes_show(
+    name: str = typer.Argument(..., help="Scheme name (see `simcode codes list`)."),
+    agents: int = typer.Option(..., "--agents", "-M", help="Number of agents M."),
+    learners: int = typer.Option(..., "--learners", "-N", help="Number of learners N."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the code construction."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Scheme parameter, e.g. --set p=0.5."),
+) -> None:
+    """Matrix (or a summary), load per learner, tolerance and numerical conditioning of a scheme."""
+    from simcode.codes.show import render
+    from simcode.config import parse_set
+
+    typer.echo(render(name, n_agents=agents, n_learners=learners, seed=seed, params=parse_set(set_)))
+
+
+@codes_app.command("list")
+def codes_list() -> None:
+    """The registered coding schemes."""
+    from simcode.codes import CODES
+
+    for name in sorted(CODES):
+        doc = (CODES[name].__doc__ or "").strip().splitlines()
+        typer.echo(f"{name:16s} {doc[0] if doc else ''}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A directory written by `simcode train` or `simcode run`."),
+    episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes to average over."),
+    render: Optional[Path] = typer.Option(None, "--render", help="Write one episode as a GIF."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the evaluation episodes."),
+) -> None:
+    """Evaluate a saved policy: mean episode reward and the scenario's benchmark data."""
+    from simcode.marl.evaluate import evaluate as evaluate_fn
+
+    typer.echo(json.dumps(evaluate_fn(run_dir, episodes=episodes, render=render, seed=seed), indent=2))
+
+
+@bench_app.command("updates")
+def bench_updates(
+    agents: int = typer.Option(..., "--agents", "-M", min=1, help="Number of agents."),
+    batch: int = typer.Option(1024, "--batch", min=1, help="Minibatch size per agent."),
+    repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repetitions."),
+    as_json: bool = typer.Option(False, "--json", help="Last line: a JSON object with ms_per_agent_update."),
+) -> None:
+    """Time batched MADDPG updates against a per-agent PyTorch loop."""
+    from simcode.marl.bench import bench_updates as bench_fn, format_report
+
+    result = bench_fn(agents=agents, batch=batch, repeats=repeats)
+    typer.echo(format_report(result))
+    if as_json:
+        typer.echo(json.dumps(result))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point: run the app, turning BadInput into one line and exit status 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except BadInput as exc:
+        print(f"simcode: {exc}", file=sys.stderr)
+        return 2
+    except SimulationError as exc:
+        print(f"simcode: {exc}", file=sys.stderr)
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("simcode: aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("simcode: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            print(f"simcode: {exc.format_message()}", file=sys.stderr)
+            return 2
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

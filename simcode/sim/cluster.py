@@ -1,0 +1,223 @@
+"""The SimPy clock model of one coded training run: a controller, N learners and a network.
+
+One iteration, as the clock sees it (DESIGN.md):
+1. the controller steps the environment (simulated by the cost model),
+2. it sends the states and each learner's minibatches over the network,
+3. learner i computes the updates of the agents in row i of the assignment matrix, encodes its
+   row and sends it back; its busy time is the cost of its load plus its straggler delay,
+4. after every arrival the controller checks whether the received rows decode; when they do it
+   decodes, checks the decoded states against the direct ones, installs them and goes on.
+
+The clock logic holds no torch and no file I/O: the real computation hides behind the workload
+(`simcode.sim.workload`) and the records are plain dicts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from simcode.config import NetworkConfig
+from simcode.delays import busy_time
+from simcode.errors import SimulationError
+from simcode.sim.cost import CostModel, HostTimes
+from simcode.sim.workload import unstack_states
+
+
+@dataclass
+class Task:
+    iteration: int
+    row: int        # which row of the matrix to compute (a re-sent task computes another's row)
+    busy: float     # simulated seconds of computation, straggler delay included; inf: no answer
+
+
+@dataclass
+class Result:
+    iteration: int
+    row: int
+    learner: int
+
+
+class Network:
+    """Point-to-point links: a message takes latency + bytes / bandwidth, with no contention."""
+
+    def __init__(self, env: simpy.Environment, config: NetworkConfig):
+        self.env = env
+        self.latency = config.latency
+        self.bandwidth = config.bandwidth
+
+    def seconds(self, nbytes: float) -> float:
+        return self.latency + nbytes / self.bandwidth
+
+    def send(self, inbox: simpy.Store, message: object, nbytes: float):
+        # A timeout whose callback delivers is lighter than a process per message.
+        arrival = self.env.timeout(self.seconds(nbytes))
+        arrival.callbacks.append(lambda _event: inbox.put(message))
+
+
+class Learner:
+    def __init__(self, cluster: "Cluster", index: int):
+        self.cluster = cluster
+        self.index = index
+        self.env = cluster.env
+        self.inbox = simpy.Store(self.env)
+        self.working_on: int | None = None
+        self.process = self.env.process(self.work())
+
+    def work(self):
+        while True:
+            task: Task = yield self.inbox.get()
+            if self.cluster.cancel and task.iteration < self.cluster.iteration:
+                continue  # the controller moved on while this task was on the wire
+            if math.isinf(task.busy):
+                continue  # failed: never answers this task
+            self.working_on = task.iteration
+            try:
+                yield self.env.timeout(task.busy)
+            except simpy.Interrupt:
+                continue  # cancelled on decode
+            finally:
+                self.working_on = None
+            self.cluster.network.send(self.cluster.results, Result(task.iteration, task.row, self.index),
+                                      self.cluster.result_nbytes)
+
+
+class Cluster:
+    """Builds the learners and runs the controller; `records` gets one dict per iteration."""
+
+    def __init__(self, *, code, n_learners: int, network: NetworkConfig, on_decode: str,
+                 timeout: float | None, delay_model, delay_rng: np.random.Generator, cost: CostModel,
+                 workload, steps_per_iteration: int, warmup_steps: int, iterations: int):
+        self.env = simpy.Environment()
+        self.code = code  # None: centralized, the controller computes every update itself
+        self.n_agents = len(workload.shapes.state_sizes)
+        self.n_learners = n_learners if code is not None else 0
+        self.network = Network(self.env, network)
+        self.cancel = on_decode == "cancel"
+        self.timeout = timeout
+        self.delay_model = delay_model
+        self.delay_rng = delay_rng
+        self.cost = cost
+        self.workload = workload
+        self.steps_per_iteration = steps_per_iteration
+        self.warmup_steps = warmup_steps
+        self.iterations = iterations
+        self.iteration = -1
+        self.records: list[dict] = []
+        self.warmup_rewards: list[float] = []
+        shapes = workload.shapes
+        self.padded_size = shapes.padded_size
+        self.result_nbytes = 8 * self.padded_size  # a float64 combination of states
+        self.state_nbytes = 4 * sum(shapes.state_sizes)
+        self.results = simpy.Store(self.env)
+        self.learners = [Learner(self, i) for i in range(self.n_learners)]
+        if code is not None:
+            self.rows = [np.flatnonzero(code.matrix[i]).tolist() for i in range(code.matrix.shape[0])]
+        self.iteration_done = [self.env.event() for _ in range(iterations)]
+        self.env.process(self.controller())
+
+    # ------------------------------------------------------------------ the controller
+    def controller(self):
+        self.warmup_rewards = self.workload.warmup()
+        yield self.env.timeout(self.cost.env_seconds(self.warmup_steps, HostTimes()))
+        self.warmup_seconds = self.env.now
+        for k in range(self.iterations):
+            self.iteration = k
+            t_start = self.env.now
+            data = self.workload.begin(k)
+            yield self.env.timeout(self.cost.env_seconds(self.steps_per_iteration, data.host))
+            t_sent = self.env.now
+            delays = self.delay_model.sample(self.delay_rng)  # drawn every iteration, whatever the scheme
+            if self.code is None:
+                yield self.env.timeout(self.cost.update_seconds(range(self.n_agents), data.host))
+                received, resent = {}, 0
+            else:
+                received, resent = yield from self.gather(k, delays, data)
+                yield self.env.timeout(self.cost.decode_seconds(self.n_agents * self.padded_size))
+            t_decoded = self.env.now
+            decoded, error = self.decode(received, data.theta)
+            self.workload.install(k, decoded)
+            if self.cancel:
+                for learner in self.learners:
+                    if learner.working_on == k:
+                        learner.process.interrupt()
+            self.records.append({
+                "iteration": k, "t_start": t_start, "t_end": t_decoded, "duration": t_decoded - t_start,
+                "n_received": len(received), "decode_error": error,
+                "episode_reward": float(np.mean(data.rewards)) if data.rewards else math.nan,
+                "episodes": len(data.rewards), "env_seconds": t_sent - t_start,
+                "n_late": int(np.count_nonzero(delays > 0)) if self.code is not None else 0,
+                "n_failed": int(np.count_nonzero(np.isinf(delays))) if self.code is not None else 0,
+                "resent": resent,
+            })
+            self.iteration_done[k].succeed()
+
+    def gather(self, k: int, delays: np.ndarray, data):
+        """Send every learner its work and collect results until they decode: -> (received, resent)."""
+        for i, learner in enumerate(self.learners):
+            busy = busy_time(self.cost.update_seconds(self.rows[i], data.host), delays[i],
+                             self.delay_model.mode)
+            nbytes = self.state_nbytes + sum(self.batch_nbytes(j) for j in self.rows[i])
+            self.network.send(learner.inbox, Task(k, i, float(busy)), nbytes)
+        failed = int(np.count_nonzero(np.isinf(delays)))
+        received: dict[int, Result] = {}
+        answered: list[int] = []
+        resent = 0
+        deadline = self.env.now + self.timeout if self.timeout else math.inf
+        while not self.code.can_decode(received):
+            outstanding = self.n_learners - failed - len(answered) + resent
+            if outstanding <= 0 and (self.timeout is None or not answered):
+                raise SimulationError(
+                    f"iteration {k}: {self.code.name} cannot decode from the {len(received)} results that can "
+                    f"arrive ({failed} of {self.n_learners} learners failed; the scheme tolerates "
+                    f"{self.code.tolerance}); set cluster.timeout to re-send missing work")
+            get = self.results.get()
+            if math.isinf(deadline):
+                result = yield get
+            else:
+                fired = yield get | self.env.timeout(max(deadline - self.env.now, 0.0))
+                if get not in fired:
+                    get.cancel()
+                    resent += self.resend(k, received, answered, data)
+                    deadline = math.inf
+                    continue
+                result = fired[get]
+            if result.iteration != k:
+                continue  # a straggler's answer to an earlier iteration
+            answered.append(result.learner)
+            received.setdefault(result.row, result)
+        return received, resent
+
+    def resend(self, k: int, received: dict, answered: list[int], data) -> int:
+        """After the timeout: the rows still missing go to learners that answered, round robin."""
+        missing = [row for row in range(self.n_learners) if row not in received]
+        helpers = sorted(set(answered))
+        if not helpers:
+            return 0
+        for n, row in enumerate(missing):
+            learner = self.learners[helpers[n % len(helpers)]]
+            nbytes = sum(self.batch_nbytes(j) for j in self.rows[row])
+            # Re-sent work is computed without a new straggler draw (documented simplification).
+            self.network.send(learner.inbox, Task(k, row, self.cost.update_seconds(self.rows[row], data.host)),
+                              nbytes)
+        return len(missing)
+
+    def batch_nbytes(self, agent: int) -> int:
+        return self.workload.shapes.batch_nbytes[agent]
+
+    def decode(self, received: dict, theta: np.ndarray | None):
+        """Decoded states (float32, per agent) and the relative decode error; None with no computation."""
+        if theta is None:
+            return None, math.nan
+        if self.code is None:
+            decoded = theta
+        else:
+            coded = {row: self.code.matrix[row] @ theta for row in received}
+            decoded = self.code.decode(coded)
+        scale = float(np.max(np.abs(theta))) or 1.0
+        error = float(np.max(np.abs(decoded - theta))) / scale
+        return unstack_states(decoded, self.workload.shapes.state_sizes), error
+

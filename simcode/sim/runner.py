@@ -1,0 +1,169 @@
+"""Build a simulated run from a scenario, run it (alone or in lock-step with others sharing one real
+training), summarise it and write its run directory (scenario.yaml, trace.csv, summary.json)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import simcode
+from simcode import atomic
+from simcode.codes import make_code
+from simcode.config import Scenario
+from simcode.delays import make_delay
+from simcode.errors import BadInput
+from simcode.progress import progress_bar
+from simcode.seeding import generator
+from simcode.sim.cluster import Cluster
+from simcode.sim.cost import make_cost
+from simcode.sim.workload import MaddpgWorkload, SharedMaddpg, TimingWorkload
+
+DECODE_WARNING = 1e-4  # relative decode error above which the training is no longer the centralized one
+TRACE_COLUMNS = ["iteration", "t_start", "t_end", "duration", "n_received", "decode_error", "episode_reward"]
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    trace: pd.DataFrame
+    summary: dict
+    diverged: bool = False  # shared training only: this clock's decoded states were not exact
+
+
+def build(scenario: Scenario, workload=None) -> Cluster:
+    """The cluster of one run. `workload` defaults to the scenario's own (real or timing)."""
+    if workload is None:
+        workload = MaddpgWorkload(scenario) if scenario.run.workload == "maddpg" else TimingWorkload(scenario)
+    n_learners = scenario.cluster.n_learners
+    code = None
+    if scenario.code.name != "centralized":
+        code = make_code(scenario.code.name, n_agents=scenario.n_agents, n_learners=n_learners,
+                         seed=scenario.seed, **scenario.code.params())
+    delay = make_delay(scenario.delay.name, n_learners=n_learners, mode=scenario.delay.mode,
+                       **scenario.delay.params())
+    delay.reset()
+    shapes = workload.shapes
+    cost = make_cost(scenario.cost, shapes.update_flops, shapes.act_flops, scenario.run.workload)
+    return Cluster(code=code, n_learners=n_learners, network=scenario.cluster.network,
+                   on_decode=scenario.cluster.on_decode, timeout=scenario.cluster.timeout,
+                   delay_model=delay, delay_rng=generator(scenario.seed, "delays"), cost=cost,
+                   workload=workload, steps_per_iteration=scenario.maddpg.steps_per_iteration,
+                   warmup_steps=scenario.learning_starts, iterations=scenario.run.iterations)
+
+
+def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
+    """Run one scenario on its own."""
+    return simulate_group([scenario], progress=progress)[0]
+
+
+def simulate_group(scenarios: list[Scenario], progress: bool = False, shared: bool = True,
+                   on_iteration=None) -> list[RunResult]:
+    """Run clocks in lock-step. With `shared` and real computation, they share one training: the
+    scenarios must then agree on everything but timing (the caller groups them)."""
+    started = time.perf_counter()
+    iterations = scenarios[0].run.iterations
+    real = scenarios[0].run.workload == "maddpg"
+    if shared and real and len(scenarios) > 1:
+        group = SharedMaddpg(scenarios[0], len(scenarios))
+        clusters = [build(s, group.member()) for s in scenarios]
+    else:
+        clusters = [build(s) for s in scenarios]
+    label = scenarios[0].code.name if len(scenarios) == 1 else f"{len(scenarios)} clocks"
+    with progress_bar(iterations, f"simulating {label}", enabled=progress) as advance:
+        for k in range(iterations):
+            for cluster in clusters:
+                cluster.env.run(until=cluster.iteration_done[k])
+            advance(1)
+            if on_iteration:
+                on_iteration(k)
+    host_seconds = (time.perf_counter() - started) / len(clusters)
+    results = []
+    for scenario, cluster in zip(scenarios, clusters):
+        trace = pd.DataFrame.from_records(cluster.records)
+        summary = summarize(scenario, cluster, trace, host_seconds)
+        results.append(RunResult(scenario, trace, summary, getattr(cluster.workload, "diverged", False)))
+    return results
+
+
+def summarize(scenario: Scenario, cluster: Cluster, trace: pd.DataFrame, host_seconds: float) -> dict:
+    durations = trace["duration"].to_numpy()
+    errors = trace["decode_error"].to_numpy()
+    rewards = trace["episode_reward"].dropna().to_numpy()
+    checked = not np.all(np.isnan(errors))
+    max_error = float(np.nanmax(errors)) if checked else None
+    code = cluster.code
+    return {
+        "iterations": int(len(trace)),
+        "sim_seconds": float(trace["t_end"].iloc[-1]),
+        "mean_iteration": float(durations.mean()),
+        "median_iteration": float(np.median(durations)),
+        "p99_iteration": float(np.percentile(durations, 99)),
+        "std_iteration": float(durations.std()),
+        "host_seconds": host_seconds,
+        "max_decode_error": max_error,
+        "decode_warning": bool(checked and max_error > DECODE_WARNING),
+        "warmup_seconds": float(cluster.warmup_seconds),
+        "final_reward": float(rewards[-10:].mean()) if rewards.size else None,
+        "scheme": scenario.code.name,
+        "n_agents": scenario.n_agents,
+        "n_learners": scenario.cluster.n_learners,
+        "tolerance": int(code.tolerance) if code is not None else None,
+        "load_max": int(code.load.max()) if code is not None else scenario.n_agents,
+        "resent": int(trace["resent"].sum()),
+        "workload": scenario.run.workload,
+        "cost_model": scenario.cost.model,
+        "reproducible": bool(cluster.cost.reproducible),
+        "simcode_version": simcode.__version__,
+        "scenario_hash": scenario.digest(),
+    }
+
+
+def write_run(out: Path, result: RunResult) -> None:
+    """Write the run directory at once: it appears complete or not at all."""
+    staged = atomic.staging_dir(out)
+    (staged / "scenario.yaml").write_text(result.scenario.to_yaml())
+    columns = TRACE_COLUMNS + [c for c in result.trace.columns if c not in TRACE_COLUMNS]
+    result.trace[columns].to_csv(staged / "trace.csv", index=False)
+    (staged / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    atomic.publish_dir(staged, out)
+
+
+def run_to_dir(scenario: Scenario, out: Path, progress: bool = True) -> dict:
+    if scenario.cost.model == "measured" and scenario.run.workload != "maddpg":
+        raise BadInput("cost.model", "measured needs real computation; allowed with run.workload: maddpg")
+    result = simulate(scenario, progress=progress)
+    write_run(Path(out), result)
+    if result.summary["decode_warning"]:
+        print(f"simcode: warning: decode error {result.summary['max_decode_error']:.3g} exceeds "
+              f"{DECODE_WARNING:g}: {scenario.code.name} does not reproduce centralized training here",
+              file=sys.stderr)
+    return result.summary
+
+
+def default_run_dir(path: Path, scenario: Scenario) -> Path:
+    return Path("runs") / f"{Path(path).stem}-{scenario.code.name}"
+
+
+def print_summary(summary: dict, out: Path) -> None:
+    err = summary["max_decode_error"]
+    lines = [
+        f"run written to {out}",
+        f"  scheme {summary['scheme']}: {summary['n_agents']} agents on {summary['n_learners']} learners, "
+        f"tolerates {summary['tolerance']} stragglers",
+        f"  iteration  mean {summary['mean_iteration']:.4f} s   p99 {summary['p99_iteration']:.4f} s",
+        f"  simulated  {summary['sim_seconds']:.2f} s over {summary['iterations']} iterations "
+        f"(host {summary['host_seconds']:.2f} s)",
+        f"  decode error  {'not checked (timing workload)' if err is None else f'{err:.2e}'}",
+    ]
+    if summary["final_reward"] is not None and not math.isnan(summary["final_reward"]):
+        lines.append(f"  episode reward (last 10 iterations)  {summary['final_reward']:.2f}")
+    if not summary["reproducible"]:
+        lines.append("  cost model 'measured': simulated times come from host timings and are not reproducible")
+    print("\n".join(lines))

@@ -1,0 +1,166 @@
+"""What a learner's work is made of: the real MADDPG computation, or none at all.
+
+The clock model asks a workload, once per iteration, for the episode rewards of the environment
+steps and for the new agent states computed directly (`theta`, float64, one row per agent, padded
+to the longest state). The coded results the learners return are combinations of those rows; the
+controller decodes them and hands the decoded states back through `install`.
+
+`SharedMaddpg` lets many clocks share one real training: runs that differ only in timing see the
+same updates, so the computation is done once per iteration and each clock still encodes, decodes
+and checks its own results. A clock whose decoded states differ from the direct ones in float32 is
+marked `diverged` (its training would no longer be the shared one) and must be run on its own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simcode.config import Scenario
+from simcode.sim.cost import HostTimes
+
+
+@dataclass
+class IterationData:
+    rewards: list[float]
+    theta: np.ndarray | None  # (M, P) float64, or None with no real computation
+    host: HostTimes = field(default_factory=HostTimes)
+
+
+@dataclass
+class Shapes:
+    state_sizes: list[int]
+    batch_nbytes: list[int]
+    update_flops: list[float]
+    act_flops: list[float]
+
+    @property
+    def padded_size(self) -> int:
+        return max(self.state_sizes)
+
+
+def shapes_of(scenario: Scenario) -> Shapes:
+    from simcode.marl.envs import describe
+
+    d = describe(scenario.env, scenario.maddpg)
+    act_flops = [2.0 * d.actor_params(j) for j in range(d.n_agents)]  # one forward pass per step
+    return Shapes(list(d.state_sizes), list(d.batch_nbytes), list(d.update_flops), act_flops)
+
+
+def stack_states(states: list[np.ndarray], width: int) -> np.ndarray:
+    theta = np.zeros((len(states), width), dtype=np.float64)
+    for j, s in enumerate(states):
+        theta[j, : s.size] = s
+    return theta
+
+
+def unstack_states(theta: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    return [theta[j, :size].astype(np.float32) for j, size in enumerate(sizes)]
+
+
+class TimingWorkload:
+    """The same clock with no computation: message sizes and flops still come from the real networks."""
+
+    real = False
+
+    def __init__(self, scenario: Scenario):
+        self.shapes = shapes_of(scenario)
+
+    def warmup(self) -> list[float]:
+        return []
+
+    def begin(self, iteration: int) -> IterationData:
+        return IterationData(rewards=[], theta=None)
+
+    def install(self, iteration: int, states: list[np.ndarray] | None) -> None:
+        pass
+
+
+class MaddpgWorkload:
+    """Real MADDPG: the controller's environment steps and every agent's update, on the host."""
+
+    real = True
+
+    def __init__(self, scenario: Scenario):
+        from simcode.marl.trainer import Trainer
+
+        self.trainer = Trainer(scenario)
+        self.shapes = shapes_of(scenario)
+        self.direct: list[np.ndarray] = []
+
+    def warmup(self) -> list[float]:
+        return self.trainer.warmup()
+
+    def begin(self, iteration: int) -> IterationData:
+        t0 = time.perf_counter()
+        rewards = self.trainer.collect()
+        t1 = time.perf_counter()
+        batch = self.trainer.sample()
+        self.direct = self.trainer.compute_updates(batch)
+        t2 = time.perf_counter()
+        per_agent = (t2 - t1) / len(self.direct)
+        host = HostTimes(env_seconds=t1 - t0, update_seconds=[per_agent] * len(self.direct))
+        return IterationData(rewards, stack_states(self.direct, self.shapes.padded_size), host)
+
+    def install(self, iteration: int, states: list[np.ndarray] | None) -> None:
+        self.trainer.install(states if states is not None else self.direct)
+
+
+class SharedMaddpg:
+    """One real training for several clocks run in lock-step (see the module docstring)."""
+
+    def __init__(self, scenario: Scenario, n_members: int):
+        self.inner = MaddpgWorkload(scenario)
+        self.shapes = self.inner.shapes
+        self.n_members = n_members
+        self._data: IterationData | None = None
+        self._iteration = -1
+        self._installed = 0
+        self._warm: list[float] | None = None
+
+    def member(self) -> "_Member":
+        return _Member(self)
+
+    def _warmup(self) -> list[float]:
+        if self._warm is None:
+            self._warm = self.inner.warmup()
+        return self._warm
+
+    def _begin(self, iteration: int) -> IterationData:
+        if iteration != self._iteration:
+            if self._installed not in (0, self.n_members):
+                raise RuntimeError("shared workload: clocks are not in lock-step")
+            self._data = self.inner.begin(iteration)
+            self._iteration = iteration
+            self._installed = 0
+        assert self._data is not None
+        return self._data
+
+    def _install(self, iteration: int, states: list[np.ndarray] | None) -> bool:
+        """Record one clock's decoded states; True if they equal the shared ones exactly."""
+        exact = states is None or all(np.array_equal(a, b) for a, b in zip(states, self.inner.direct))
+        self._installed += 1
+        if self._installed == self.n_members:
+            self.inner.install(iteration, None)
+        return exact
+
+
+class _Member:
+    real = True
+
+    def __init__(self, shared: SharedMaddpg):
+        self.shared = shared
+        self.shapes = shared.shapes
+        self.diverged = False
+
+    def warmup(self) -> list[float]:
+        return self.shared._warmup()
+
+    def begin(self, iteration: int) -> IterationData:
+        return self.shared._begin(iteration)
+
+    def install(self, iteration: int, states: list[np.ndarray] | None) -> None:
+        if not self.shared._install(iteration, states):
+            self.diverged = True

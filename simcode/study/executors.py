@@ -1,0 +1,126 @@
+"""Where a study's work runs: in this process, a local process pool, or a Ray or Dask cluster.
+
+The unit of work is a *group*: runs that share one real training (see
+`simcode.study.spec.training_key`). A group goes to a worker as plain scenario dicts and comes
+back as plain results, so every executor returns the same bits for the same group.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from collections.abc import Callable, Iterator
+
+from simcode.config import Scenario
+from simcode.errors import BadInput
+from simcode.sim.runner import RunResult, simulate_group
+
+EXECUTORS = ("local", "ray", "dask")
+
+GroupResult = list[tuple[dict, list[dict], dict, bool]]  # per run: scenario, trace records, summary, diverged
+
+
+def run_group(scenario_dicts: list[dict]) -> GroupResult:
+    """Simulate one group in lock-step; a run whose decoded states were not exact is redone alone."""
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: nested threading only slows the study down
+    scenarios = [Scenario.model_validate(d) for d in scenario_dicts]
+    results = simulate_group(scenarios)
+    out: GroupResult = []
+    for result in results:
+        if result.diverged:
+            result = simulate_group([result.scenario])[0]
+        out.append((result.scenario.to_dict(), result.trace.to_dict("records"), result.summary, False))
+    return out
+
+
+def to_run_result(item: tuple[dict, list[dict], dict, bool]) -> RunResult:
+    import pandas as pd
+
+    scenario, records, summary, diverged = item
+    return RunResult(Scenario.model_validate(scenario), pd.DataFrame.from_records(records), summary, diverged)
+
+
+Submit = Callable[[list[list[dict]]], Iterator[tuple[int, GroupResult]]]
+
+
+def _in_process(groups: list[list[dict]]) -> Iterator[tuple[int, GroupResult]]:
+    for n, group in enumerate(groups):
+        yield n, run_group(group)
+
+
+def _process_pool(jobs: int) -> Submit:
+    def submit(groups: list[list[dict]]) -> Iterator[tuple[int, GroupResult]]:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # torch and fork do not mix
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(run_group, g): n for n, g in enumerate(groups)}
+            try:
+                for future in cf.as_completed(futures):
+                    yield futures[future], future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    return submit
+
+
+def _dask(jobs: int) -> Submit:
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise BadInput("--executor", "dask is not installed; allowed: local, or pip install 'simcode[dask]'") \
+            from None
+
+    def submit(groups: list[list[dict]]) -> Iterator[tuple[int, GroupResult]]:
+        import os
+
+        address = os.environ.get("SIMCODE_DASK_ADDRESS")
+        cluster = None if address else LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                                     dashboard_address=None)
+        with Client(address or cluster) as client:
+            futures = {client.submit(run_group, g, pure=False): n for n, g in enumerate(groups)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        if cluster is not None:
+            cluster.close()
+    return submit
+
+
+def _ray(jobs: int) -> Submit:
+    try:
+        import ray
+    except ImportError:
+        raise BadInput("--executor", "ray is not installed; allowed: local, or pip install 'simcode[ray]'") \
+            from None
+
+    def submit(groups: list[list[dict]]) -> Iterator[tuple[int, GroupResult]]:
+        import os
+
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=os.environ.get("SIMCODE_RAY_ADDRESS"), num_cpus=None if os.environ.get(
+                "SIMCODE_RAY_ADDRESS") else jobs, include_dashboard=False, log_to_driver=False)
+        remote = ray.remote(num_cpus=1)(run_group)
+        refs = {remote.remote(g): n for n, g in enumerate(groups)}
+        try:
+            pending = list(refs)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                yield refs[done[0]], ray.get(done[0])
+        finally:
+            if started:
+                ray.shutdown()
+    return submit
+
+
+def make_executor(name: str, jobs: int) -> Submit:
+    if name not in EXECUTORS:
+        raise BadInput("--executor", f"{name!r} is unknown; allowed: {', '.join(EXECUTORS)}")
+    if name == "dask":
+        return _dask(jobs)
+    if name == "ray":
+        return _ray(jobs)
+    return _in_process if jobs == 1 else _process_pool(jobs)
+

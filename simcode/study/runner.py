@@ -1,0 +1,65 @@
+"""`simcode study`: expand the grid, run what is not done yet, then write results, plots and report."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from simcode.progress import progress_bar
+from simcode.study.executors import make_executor, to_run_result
+from simcode.study.spec import RunSpec, Study, load_study, training_key
+from simcode.study.store import StudyStore
+
+
+def group_runs(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """Runs that train identically form one group and share one real computation."""
+    groups: dict[str, list[RunSpec]] = defaultdict(list)
+    for spec in specs:
+        groups[training_key(spec.scenario)].append(spec)
+    return list(groups.values())
+
+
+def default_out(study: Study) -> Path:
+    return Path("runs") / f"study-{study.name}{'-quick' if study.quick else ''}"
+
+
+def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "local",
+            progress: bool = True) -> int:
+    """Run every run of `study` that has no directory in `store`; returns how many ran."""
+    todo = [spec for spec in study.runs if not store.is_done(spec)]
+    if not todo:
+        return 0
+    groups = group_runs(todo)
+    submit = make_executor(executor, jobs)
+    payload = [[spec.scenario.to_dict() for spec in group] for group in groups]
+    done = 0
+    with progress_bar(len(todo), f"study {study.name}", enabled=progress) as advance:
+        for n, group_result in submit(payload):
+            for spec, item in zip(groups[n], group_result):
+                store.save(spec, to_run_result(item))
+            done += len(groups[n])
+            advance(len(groups[n]))
+    return done
+
+
+def run_study(name_or_file: str, quick: bool = False, out: Path | None = None, jobs: int = 1,
+              executor: str = "local", progress: bool = True) -> Path:
+    from simcode.study.report import write_report
+
+    study = load_study(name_or_file, quick=quick)
+    store = StudyStore(out or default_out(study))
+    make_executor(executor, jobs)  # a bad executor is bad input: fail before any work
+    already = sum(store.is_done(spec) for spec in study.runs)
+    if already:
+        print(f"resuming: {already} of {len(study.runs)} runs already done in {store.root}", file=sys.stderr)
+    try:
+        execute(study, store, jobs=jobs, executor=executor, progress=progress)
+    except KeyboardInterrupt:
+        finished = sum(store.is_done(spec) for spec in study.runs)
+        print(f"interrupted: {finished} of {len(study.runs)} runs are saved in {store.root}; "
+              "run the same command again to finish the rest", file=sys.stderr)
+        raise
+    results = store.write_results(study)
+    write_report(study, store, results)
+    return store.root

@@ -1,0 +1,54 @@
+"""The study directory: one run directory per finished run, and results.csv built from them.
+
+A run counts as done exactly when its directory exists (it is published atomically, complete),
+so a study killed at any moment, even with kill -9, resumes by running what has no directory:
+nothing finished is lost and nothing is run twice. Run ids carry a hash of the resolved scenario,
+so editing the study file reruns exactly the runs it changed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from simcode import atomic
+from simcode.sim.runner import RunResult, write_run
+from simcode.study.spec import RunSpec, Study
+
+
+class StudyStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+
+    def run_dir(self, spec: RunSpec) -> Path:
+        return self.runs_dir / spec.run_id
+
+    def is_done(self, spec: RunSpec) -> bool:
+        return (self.run_dir(spec) / "summary.json").is_file()
+
+    def save(self, spec: RunSpec, result: RunResult) -> None:
+        write_run(self.run_dir(spec), result)
+
+    def summary(self, spec: RunSpec) -> dict:
+        return json.loads((self.run_dir(spec) / "summary.json").read_text())
+
+    def trace(self, spec: RunSpec) -> pd.DataFrame:
+        return pd.read_csv(self.run_dir(spec) / "trace.csv")
+
+    def results(self, study: Study) -> pd.DataFrame:
+        """One row per run, in grid order: the axis keys, then the run's summary."""
+        rows = []
+        for spec in study.runs:
+            row = {"run_id": spec.run_id}
+            row.update({key: spec.values.get(key) for key in study.axis_keys})
+            row.update(self.summary(spec))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def write_results(self, study: Study) -> pd.DataFrame:
+        frame = self.results(study)
+        atomic.write_text(self.root / "results.csv", frame.to_csv(index=False))
+        return frame
