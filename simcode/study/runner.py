@@ -16,7 +16,9 @@ def group_runs(specs: list[RunSpec]) -> list[list[RunSpec]]:
     """Runs that train identically form one group and share one real computation."""
     groups: dict[str, list[RunSpec]] = defaultdict(list)
     for spec in specs:
-        groups[training_key(spec.scenario)].append(spec)
+        # Timing-only runs have no computation to share: alone, each is saved as soon as it ends.
+        key = training_key(spec.scenario) if spec.scenario.run.workload == "maddpg" else spec.run_id
+        groups[key].append(spec)
     return list(groups.values())
 
 
@@ -27,6 +29,7 @@ def default_out(study: Study) -> Path:
 def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "local",
             progress: bool = True) -> int:
     """Run every run of `study` that has no directory in `store`; returns how many ran."""
+    store.clean_staging()
     todo = [spec for spec in study.runs if not store.is_done(spec)]
     if not todo:
         return 0

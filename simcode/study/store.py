@@ -9,6 +9,7 @@ so editing the study file reruns exactly the runs it changed.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,12 @@ class StudyStore:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.runs_dir = self.root / "runs"
+
+    def clean_staging(self) -> None:
+        """Remove half-written run directories an interrupted study left behind."""
+        if self.runs_dir.is_dir():
+            for leftover in self.runs_dir.glob(".run-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
 
     def run_dir(self, spec: RunSpec) -> Path:
         return self.runs_dir / spec.run_id
