@@ -1,0 +1,190 @@
+"""Contract and property tests of simcode.codes (hypothesis over sizes, seeds and received sets)."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simcode.codes import CODES, make_code
+from simcode.errors import BadInput
+
+FAST = settings(max_examples=50, deadline=None)
+STABLE = ["uncoded", "replication", "mds", "random_sparse", "ldpc"]
+EXPECTED = {"uncoded", "replication", "mds", "mds_vandermonde", "random_sparse", "ldpc"}
+
+
+def build(name, m, n, seed, **params):
+    if name == "uncoded":
+        n = m
+    if name == "ldpc" and n == m:
+        n = m + 1
+    return make_code(name, n_agents=m, n_learners=n, seed=seed, **params)
+
+
+def reference_peel(matrix, rows):
+    """Independent peeling: a row with one unknown agent resolves it, until nothing changes."""
+    unknown = set(range(matrix.shape[1]))
+    changed = True
+    while changed and unknown:
+        changed = False
+        for i in rows:
+            left = [j for j in np.flatnonzero(matrix[i]) if j in unknown]
+            if len(left) == 1:
+                unknown.discard(left[0])
+                changed = True
+    return not unknown
+
+
+def rank_m(code, rows):
+    sub = code.matrix[list(rows)]
+    return len(rows) >= code.n_agents and np.linalg.matrix_rank(sub) == code.n_agents
+
+
+def relative_error(decoded, theta):
+    return np.linalg.norm(decoded - theta) / np.linalg.norm(theta)
+
+
+def test_registry_and_docs():
+    assert EXPECTED <= set(CODES)
+    for name, cls in CODES.items():
+        assert cls.name == name
+        assert cls.__doc__.strip().splitlines()[0]
+
+
+@FAST
+@given(name=st.sampled_from(STABLE), m=st.integers(1, 30), extra=st.integers(0, 10),
+       seed=st.integers(0, 2**16), data=st.data())
+def test_decode_roundtrip(name, m, extra, seed, data):
+    code = build(name, m, m + extra, seed)
+    n = code.n_learners
+    assert code.matrix.shape == (n, m) and code.matrix.dtype == np.float64
+    assert np.array_equal(code.load, np.count_nonzero(code.matrix, axis=1))
+    size = data.draw(st.integers(0, n))
+    rng = np.random.default_rng(seed)
+    received = sorted(rng.choice(n, size, replace=False).tolist())
+    ok = code.can_decode(received)
+    if name == "ldpc":
+        assert ok == reference_peel(code.matrix, received)
+    if ok:
+        assert rank_m(code, received)
+        theta = rng.standard_normal((m, 17))
+        decoded = code.decode({i: code.matrix[i] @ theta for i in received})
+        assert decoded.shape == (m, 17) and decoded.dtype == np.float64
+        assert relative_error(decoded, theta) <= 1e-9
+    else:
+        if name not in ("ldpc",):
+            assert not rank_m(code, received)
+        with pytest.raises(ValueError):
+            code.decode({i: np.zeros(3) for i in received})
+
+
+@FAST
+@given(name=st.sampled_from(STABLE + ["mds_vandermonde"]), m=st.integers(1, 6), extra=st.integers(0, 4),
+       seed=st.integers(0, 1000), params=st.sampled_from([{}, {"p": 0.3}, {"decoder": "solve"}]))
+def test_tolerance_by_brute_force(name, m, extra, seed, params):
+    params = {k: v for k, v in params.items() if k in CODES[name].PARAMS}
+    code = build(name, m, m + extra, seed, **params)
+    n, t = code.n_learners, code.tolerance
+    assert code.tolerance_exact
+    assert all(code.can_decode(s) for s in itertools.combinations(range(n), n - t))
+    if n - t - 1 >= 0:
+        assert not all(code.can_decode(s) for s in itertools.combinations(range(n), n - t - 1))
+
+
+@FAST
+@given(m=st.integers(1, 12), extra=st.integers(0, 8), seed=st.integers(0, 1000))
+def test_mds_decodes_every_m_subset(m, extra, seed):
+    code = make_code("mds", n_agents=m, n_learners=m + extra, seed=seed)
+    assert code.tolerance == extra
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal((m, 5))
+    for subset in itertools.islice(itertools.combinations(range(m + extra), m), 300):
+        assert code.can_decode(subset)
+        decoded = code.decode({i: code.matrix[i] @ theta for i in subset})
+        assert relative_error(decoded, theta) <= 1e-9
+    assert not code.can_decode(range(m - 1))
+
+
+def test_mds_accuracy_at_30_by_40():
+    code = make_code("mds", n_agents=30, n_learners=40, seed=0)
+    rng = np.random.default_rng(123)
+    theta = rng.standard_normal((30, 200))
+    worst64 = worst32 = 0.0
+    for _ in range(200):
+        subset = sorted(rng.choice(40, 30, replace=False))
+        exact = {i: code.matrix[i] @ theta for i in subset}
+        worst64 = max(worst64, relative_error(code.decode(exact), theta))
+        rounded = {i: y.astype(np.float32) for i, y in exact.items()}
+        worst32 = max(worst32, relative_error(code.decode(rounded), theta))
+    assert worst64 <= 1e-9 and worst32 <= 1e-4
+
+
+def test_vandermonde_accurate_small_and_warns_large():
+    small = make_code("mds_vandermonde", n_agents=5, n_learners=6)
+    theta = np.random.default_rng(0).standard_normal((5, 50))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        decoded = small.decode({i: small.matrix[i] @ theta for i in range(1, 6)})
+    assert relative_error(decoded, theta) <= 1e-9
+    with pytest.warns(RuntimeWarning):
+        make_code("mds_vandermonde", n_agents=15, n_learners=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float64 is fine at M=6 ...
+        medium = make_code("mds_vandermonde", n_agents=6, n_learners=7)
+    theta = np.random.default_rng(0).standard_normal((6, 50))
+    with pytest.warns(RuntimeWarning):  # ... float32 results are not
+        medium.decode({i: (medium.matrix[i] @ theta).astype(np.float32) for i in range(6)})
+
+
+def test_replication_placement():
+    code = make_code("replication", n_agents=3, n_learners=8, replicas=2)
+    assert code.load.max() - code.load.min() <= 1 and code.matrix.max() == 1
+    assert np.all(code.matrix.sum(axis=0) == 2) and code.tolerance == 1
+    assert make_code("replication", n_agents=4, n_learners=9).replicas == 2
+
+
+def test_float32_payloads_decode_in_float64():
+    code = make_code("ldpc", n_agents=6, n_learners=10, seed=3)
+    theta = np.random.default_rng(1).standard_normal((6, 1000)).astype(np.float32).astype(np.float64)
+    received = [i for i in range(10) if i != 0]
+    decoded = code.decode({i: (code.matrix[i] @ theta).astype(np.float32) for i in received})
+    assert decoded.dtype == np.float64 and relative_error(decoded, theta) < 1e-6
+
+
+@pytest.mark.parametrize("name, m, n, params, key", [
+    ("mds", 5, 4, {}, "n_learners"),
+    ("random_sparse", 3, 5, {"p": 1.5}, "p"),
+    ("random_sparse", 3, 5, {"p": 0}, "p"),
+    ("random_sparse", 3, 5, {"p": "x"}, "p"),
+    ("mds", 3, 5, {"p": 0.5}, "p"),
+    ("uncoded", 3, 4, {}, "n_learners"),
+    ("replication", 3, 5, {"replicas": 6}, "replicas"),
+    ("replication", 3, 5, {"replicas": 0}, "replicas"),
+    ("ldpc", 30, 40, {"dc": 5}, "dc"),
+    ("ldpc", 30, 40, {"dv": 2}, "dv"),
+    ("ldpc", 4, 7, {"dv": 3}, "dv"),
+    ("ldpc", 4, 4, {}, "n_learners"),
+    ("ldpc", 4, 6, {"decoder": "magic"}, "decoder"),
+    ("mds", 0, 4, {}, "n_agents"),
+    ("nope", 3, 4, {}, "name"),
+])
+def test_bad_params(name, m, n, params, key):
+    with pytest.raises(BadInput) as info:
+        make_code(name, n_agents=m, n_learners=n, **params)
+    assert info.value.key == key and "allowed" in info.value.message
+
+
+def test_show_renders_and_rejects_unknown_names():
+    from simcode.codes.show import render
+
+    text = render("random_sparse", n_agents=4, n_learners=6, params={"p": 0.6})
+    assert "tolerance" in text and "load per learner" in text and "condition number" in text
+    assert "WARNING" in render("mds_vandermonde", n_agents=12, n_learners=13)
+    with pytest.raises(BadInput) as info:
+        render("nope", 3, 4)
+    assert info.value.key == "name"
