@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -42,7 +41,7 @@ app.add_typer(bench_app, name="bench")
 SET_HELP = "Override any scenario key, e.g. --set code.name=ldpc --set delay.k=2 (repeatable)."
 
 
-def _scenario(path: Path, set_: Optional[list[str]]):
+def _scenario(path: Path, set_: list[str] | None):
     from simcode.config import load_scenario, parse_set
 
     return load_scenario(path, parse_set(set_))
@@ -51,8 +50,8 @@ def _scenario(path: Path, set_: Optional[list[str]]):
 @app.command()
 def run(
     scenario: Path = typer.Argument(..., help="Scenario YAML, e.g. scenarios/spread3.yaml."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<scenario>-<code>)."),
+    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<scenario>-<code>)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Simulate one coded training run: writes scenario.yaml, trace.csv and summary.json."""
@@ -67,8 +66,8 @@ def run(
 @app.command()
 def train(
     scenario: Path = typer.Argument(..., help="Scenario YAML; only env, maddpg, run and seed are used."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/train-<scenario>)."),
+    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/train-<scenario>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -85,7 +84,7 @@ def train(
 def study(
     name_or_file: str = typer.Argument(..., help="A study name (studies/NAME.yaml) or a YAML file."),
     quick: bool = typer.Option(False, "--quick", help="Shrink iterations for a first look (and CI)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Study directory (default runs/study-<name>)."),
+    out: Path | None = typer.Option(None, "--out", help="Study directory (default runs/study-<name>)."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Local worker processes."),
     executor: str = typer.Option("local", "--executor", help="local, ray or dask."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -103,7 +102,7 @@ def codes_show(
     agents: int = typer.Option(..., "--agents", "-M", help="Number of agents M."),
     learners: int = typer.Option(..., "--learners", "-N", help="Number of learners N."),
     seed: int = typer.Option(0, "--seed", help="Seed of the code construction."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Scheme parameter, e.g. --set p=0.5."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Scheme parameter, e.g. --set p=0.5."),
 ) -> None:
     """Matrix (or a summary), load per learner, tolerance and numerical conditioning of a scheme."""
     from simcode.codes.show import render
@@ -126,7 +125,7 @@ def codes_list() -> None:
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A directory written by `simcode train` or `simcode run`."),
     episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes to average over."),
-    render: Optional[Path] = typer.Option(None, "--render", help="Write one episode as a GIF."),
+    render: Path | None = typer.Option(None, "--render", help="Write one episode as a GIF."),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation episodes."),
 ) -> None:
     """Evaluate a saved policy: mean episode reward and the scenario's benchmark data."""
@@ -143,7 +142,8 @@ def bench_updates(
     as_json: bool = typer.Option(False, "--json", help="Last line: a JSON object with ms_per_agent_update."),
 ) -> None:
     """Time batched MADDPG updates against a per-agent PyTorch loop."""
-    from simcode.marl.bench import bench_updates as bench_fn, format_report
+    from simcode.marl.bench import bench_updates as bench_fn
+    from simcode.marl.bench import format_report
 
     result = bench_fn(agents=agents, batch=batch, repeats=repeats)
     typer.echo(format_report(result))
@@ -151,7 +151,7 @@ def bench_updates(
         typer.echo(json.dumps(result))
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning BadInput into one line and exit status 2."""
     try:
         app(args=argv, standalone_mode=False)

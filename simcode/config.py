@@ -246,8 +246,13 @@ def scenario_from_dict(data: dict[str, Any], file: str | None = None) -> Scenari
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read a scenario file, apply `--set` overrides and validate everything, or raise BadInput."""
-    data = read_yaml(path)
-    return scenario_from_dict(apply_overrides(data, overrides or {}), str(path))
+    data = apply_overrides(read_yaml(path), overrides or {})
+    trace_file = get_dotted(data, "delay.file")
+    if isinstance(trace_file, str) and not Path(trace_file).is_absolute():
+        beside = Path(path).parent / trace_file
+        if beside.exists():  # a measured-delay file named relative to the scenario that uses it
+            set_dotted(data, "delay.file", str(beside.resolve()))
+    return scenario_from_dict(data, str(path))
 
 
 def validate_scenario(scenario: Scenario, file: str | None = None) -> None:

@@ -22,7 +22,7 @@ class BadInput(ValueError):
         key = f"{self.key}: " if self.key else ""
         return f"{where}{key}{self.message}"
 
-    def within(self, prefix: str | None = None, file: str | None = None) -> "BadInput":
+    def within(self, prefix: str | None = None, file: str | None = None) -> BadInput:
         """The same error with its key placed under `prefix` (e.g. 'code') and/or a file attached."""
         key = self.key
         if prefix:

@@ -59,7 +59,7 @@ class Network:
 
 
 class Learner:
-    def __init__(self, cluster: "Cluster", index: int):
+    def __init__(self, cluster: Cluster, index: int):
         self.cluster = cluster
         self.index = index
         self.env = cluster.env

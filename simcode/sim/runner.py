@@ -100,7 +100,7 @@ def summarize(scenario: Scenario, cluster: Cluster, trace: pd.DataFrame, host_se
     max_error = float(np.nanmax(errors)) if checked else None
     code = cluster.code
     return {
-        "iterations": int(len(trace)),
+        "iterations": len(trace),
         "sim_seconds": float(trace["t_end"].iloc[-1]),
         "mean_iteration": float(durations.mean()),
         "median_iteration": float(np.median(durations)),

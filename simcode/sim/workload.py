@@ -120,7 +120,7 @@ class SharedMaddpg:
         self._installed = 0
         self._warm: list[float] | None = None
 
-    def member(self) -> "_Member":
+    def member(self) -> _Member:
         return _Member(self)
 
     def _warmup(self) -> list[float]:

@@ -16,12 +16,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-from simcode.study.spec import Study  # noqa: E402
-from simcode.study.store import StudyStore  # noqa: E402
+from simcode.study.spec import Study
+from simcode.study.store import StudyStore
 
 LABELS = {"mean_iteration": "mean iteration time (simulated s)", "p99_iteration": "p99 iteration time (s)",
           "sim_seconds": "simulated seconds", "delay.k": "stragglers (k)", "code.name": "scheme",
