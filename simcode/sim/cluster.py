@@ -24,7 +24,7 @@ from simcode.config import NetworkConfig
 from simcode.delays import busy_time
 from simcode.errors import SimulationError
 from simcode.sim.cost import CostModel, HostTimes
-from simcode.sim.workload import unstack_states
+from simcode.sim.workload import relative_error, unstack_states
 
 
 @dataclass
@@ -153,7 +153,9 @@ class Cluster:
                 "n_failed": int(np.count_nonzero(np.isinf(delays))) if self.code is not None else 0,
                 "resent": resent,
             })
-            self.iteration_done[k].succeed()
+            # Pause here until whoever drives the clock resumes it: clocks sharing one training
+            # (simcode.sim.runner.simulate_group) must all finish iteration k before k + 1 begins.
+            yield self.iteration_done[k].succeed()
 
     def gather(self, k: int, delays: np.ndarray, data):
         """Send every learner its work and collect results until they decode: -> (received, resent)."""
@@ -217,7 +219,5 @@ class Cluster:
         else:
             coded = {row: self.code.matrix[row] @ theta for row in received}
             decoded = self.code.decode(coded)
-        scale = float(np.max(np.abs(theta))) or 1.0
-        error = float(np.max(np.abs(decoded - theta))) / scale
-        return unstack_states(decoded, self.workload.shapes.state_sizes), error
+        return unstack_states(decoded, self.workload.shapes.state_sizes), relative_error(decoded, theta)
 
