@@ -5,7 +5,8 @@ Kinds:
   (default code.name), with 95% confidence intervals over the other axes (the seeds).
 - `bar`: the same as bars, for a categorical x.
 - `distribution`: every iteration's duration, per `hue` at each `x`, as boxes.
-- `reward_time`: episode reward against simulated wall-clock seconds, per `hue`.
+- `reward_time`: episode reward (rolling mean, averaged over seeds) against simulated wall-clock
+  seconds, per `hue`.
 Any plot may take `where: {key: value}` to keep only some runs, and `title`, `file`.
 """
 
@@ -77,14 +78,19 @@ def plot_one(spec: dict, study: Study, store: StudyStore, results: pd.DataFrame,
         sns.boxplot(data=traces, x=x or hue, y="duration", hue=hue, hue_order=hue_order, fliersize=1.5, ax=ax)
         ax.set_ylabel(_label("duration"))
     elif kind == "reward_time":
-        traces = _traces(study, store, data, [hue, "seed"] if "seed" in data.columns else [hue])
+        traces = _traces(study, store, data, [hue, "run_id"])
         traces = traces.dropna(subset=["episode_reward"])
         if traces.empty:
             plt.close(fig)
             return None
-        units = "seed" if "seed" in traces.columns else None
-        sns.lineplot(data=traces, x="t_end", y="episode_reward", hue=hue, hue_order=hue_order, units=units,
-                     estimator=None if units else "mean", alpha=0.8, lw=1.0, ax=ax)
+        # Each run's reward as a rolling mean, then averaged over the runs of a scheme (the seeds)
+        # iteration by iteration, at the mean simulated time they reached that iteration.
+        window = max(1, int(traces["iteration"].max() + 1) // 10)
+        traces["reward"] = traces.groupby("run_id")["episode_reward"].transform(
+            lambda r: r.rolling(window, min_periods=1).mean())
+        curve = traces.groupby([hue, "iteration"], sort=False)[["t_end", "reward"]].mean().reset_index()
+        sns.lineplot(data=curve, x="t_end", y="reward", hue=hue, hue_order=hue_order, estimator=None,
+                     lw=1.5, ax=ax)
         ax.set_xlabel(_label("t_end"))
         ax.set_ylabel(_label("episode_reward"))
     if x and kind != "reward_time":
