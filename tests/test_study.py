@@ -146,3 +146,11 @@ def test_local_pool_and_dask_give_the_same_results_as_in_process(tmp_path):
     pd.testing.assert_frame_equal(comparable(pd.read_csv(pool / "results.csv")), base)
     dask = run_study(str(path), out=tmp_path / "c", jobs=2, executor="dask", progress=False)
     pd.testing.assert_frame_equal(comparable(pd.read_csv(dask / "results.csv")), base)
+
+
+def test_ray_gives_the_same_results_as_in_process(tmp_path):
+    pytest.importorskip("ray")
+    path = write_study(tmp_path, TIMING)
+    base = comparable(pd.read_csv(run_study(str(path), out=tmp_path / "a", progress=False) / "results.csv"))
+    ray = run_study(str(path), out=tmp_path / "r", jobs=2, executor="ray", progress=False)
+    pd.testing.assert_frame_equal(comparable(pd.read_csv(ray / "results.csv")), base)
