@@ -34,7 +34,20 @@ CANDIDATES = 8
 SCORED_SUBSETS = 128
 
 
-class MDS(Code):
+class AnyMOfN(Code):
+    """A code of which any M results decode (the MDS property), whatever its matrix."""
+
+    def _decodable(self, rows: tuple[int, ...]) -> bool:
+        return len(rows) >= self.n_agents
+
+    def survives(self, erased: np.ndarray) -> np.ndarray:
+        return np.full(len(erased), np.shape(erased)[1] <= self.n_learners - self.n_agents)
+
+    def _compute_tolerance(self) -> int:
+        return self.n_learners - self.n_agents
+
+
+class MDS(AnyMOfN):
     """Well-conditioned MDS code: systematic [I; Gaussian]; any M of N results decode."""
 
     name = "mds"
@@ -56,11 +69,3 @@ class MDS(Code):
             candidates = [candidates[int(np.argmin(scores))]]
         self._set_matrix(candidates[0])
 
-    def _decodable(self, rows: tuple[int, ...]) -> bool:
-        return len(rows) >= self.n_agents
-
-    def survives(self, erased: np.ndarray) -> np.ndarray:
-        return np.full(len(erased), np.shape(erased)[1] <= self.n_learners - self.n_agents)
-
-    def _compute_tolerance(self) -> int:
-        return self.n_learners - self.n_agents

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from simcode.codes.base import ACCURACY, Code
+from simcode.codes.base import ACCURACY
+from simcode.codes.mds import AnyMOfN
 
 
-class MDSVandermonde(Code):
+class MDSVandermonde(AnyMOfN):
     """The paper's real Vandermonde MDS code (nodes in [0.1, 0.5]); ill-conditioned beyond M ~ 6."""
 
     name = "mds_vandermonde"
@@ -29,12 +30,3 @@ class MDSVandermonde(Code):
         best = np.linalg.cond(self.matrix)  # all N results: the best case
         if best * np.finfo(np.float64).eps > ACCURACY[np.dtype(np.float64)]:
             self._warn_if_inaccurate(best, np.float64)
-
-    def _decodable(self, rows: tuple[int, ...]) -> bool:
-        return len(rows) >= self.n_agents
-
-    def survives(self, erased: np.ndarray) -> np.ndarray:
-        return np.full(len(erased), np.shape(erased)[1] <= self.n_learners - self.n_agents)
-
-    def _compute_tolerance(self) -> int:
-        return self.n_learners - self.n_agents
