@@ -74,3 +74,26 @@ def test_ill_conditioned_decode_warns_in_the_summary():
     with pytest.warns(RuntimeWarning):
         summary = simulate(sc).summary
     assert summary["decode_warning"] and summary["max_decode_error"] > 1e-4
+
+
+def test_real_runs_write_byte_identical_traces(tmp_path):
+    from simcode.sim.runner import write_run
+
+    sc = small("mds", delay={"name": "shifted_exponential", "shift": 0.01, "rate": 10.0})
+    write_run(tmp_path / "a", simulate(sc))
+    write_run(tmp_path / "b", simulate(sc))
+    assert (tmp_path / "a" / "trace.csv").read_bytes() == (tmp_path / "b" / "trace.csv").read_bytes()
+
+
+def test_measured_cost_uses_host_time_and_says_it_is_not_reproducible():
+    summary = simulate(small("mds", cost={"model": "measured"}, delay={"name": "none"})).summary
+    assert summary["reproducible"] is False and summary["cost_model"] == "measured"
+    assert summary["mean_iteration"] > 0
+
+
+def test_flops_cost_grows_with_hidden_units():
+    narrow = simulate(small("mds", cost={"model": "flops"}, delay={"name": "none"}))
+    wide_sc = small("mds", cost={"model": "flops"}, delay={"name": "none"},
+                    maddpg={"batch_size": 64, "learning_starts": 300, "steps_per_iteration": 50, "hidden": 64})
+    wide = simulate(wide_sc)
+    assert wide.summary["mean_iteration"] > narrow.summary["mean_iteration"]
