@@ -1,0 +1,10 @@
+"""MADDPG on the MPE environments of mpe2 (torch): states as flat vectors, a pure batched update.
+
+Knows nothing of coding or clocks. The simulator uses `Trainer` (trainer.py) and `describe`
+(envs.py); the command line uses `train`, `evaluate` and `bench`.
+"""
+
+from simcode.marl.envs import Shapes, describe, make_env
+from simcode.marl.trainer import Trainer
+
+__all__ = ["Shapes", "Trainer", "describe", "make_env"]

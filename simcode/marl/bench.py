@@ -1,0 +1,162 @@
+"""`simcode bench updates`: batched MADDPG updates against a straightforward per-agent PyTorch loop.
+
+Both do the same math on simple_spread with M agents (same sizes, random minibatches); the baseline
+is what one writes first: an nn.Module actor and critic per agent, torch.optim.Adam, autograd.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from simcode.config import EnvConfig, MaddpgConfig
+from simcode.marl.envs import describe
+from simcode.marl.maddpg import Batch, Update, gumbel_softmax
+from simcode.marl.state import Layout
+from simcode.seeding import generator
+
+
+def _proc_status_mb(key: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> bool:
+    try:  # Linux: writing 5 resets the peak resident set size (VmHWM)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def random_batch(layout: Layout, batch: int, rng: np.random.Generator) -> Batch:
+    s = layout.shapes
+    m, a = s.n_agents, s.act_dims[0]
+
+    def normal(*shape):
+        return torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+
+    act = torch.softmax(normal(m, batch, m, a), -1).reshape(m, batch, m * a)
+    return Batch(obs=normal(m, batch, s.obs_total), act=act, rew=normal(m, batch),
+                 next_obs=normal(m, batch, s.obs_total), done=torch.zeros(m, batch), seed=0, iteration=0)
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, n_out))
+
+
+class LoopAgent:
+    """The baseline: one agent's networks and optimizers, updated on their own."""
+
+    def __init__(self, obs_dim: int, critic_in: int, n_act: int, cfg: MaddpgConfig):
+        self.actor, self.critic = _mlp(obs_dim, cfg.hidden, n_act), _mlp(critic_in, cfg.hidden, 1)
+        self.target_actor, self.target_critic = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
+
+
+def loop_update(agents: list[LoopAgent], j: int, obs_n, act_n, rew, next_obs_n, done, cfg: MaddpgConfig,
+                gen: torch.Generator):
+    me = agents[j]
+
+    def sample(logits):
+        return gumbel_softmax(logits, torch.rand(logits.shape, generator=gen).clamp_(min=1e-20))
+
+    with torch.no_grad():
+        next_act = [sample(ag.target_actor(o))
+                    for ag, o in zip(agents, next_obs_n)]
+        q_next = me.target_critic(torch.cat(next_obs_n + next_act, 1)).squeeze(1)
+        y = rew + cfg.gamma * (1 - done) * q_next
+    q = me.critic(torch.cat(obs_n + act_n, 1)).squeeze(1)
+    critic_loss = ((q - y) ** 2).mean()
+    me.critic_opt.zero_grad()
+    critic_loss.backward()
+    nn.utils.clip_grad_norm_(me.critic.parameters(), cfg.grad_clip)
+    me.critic_opt.step()
+    logits = me.actor(obs_n[j])
+    acts = list(act_n)
+    acts[j] = sample(logits)
+    actor_loss = -me.critic(torch.cat(obs_n + acts, 1)).mean() + cfg.policy_reg * (logits ** 2).mean()
+    me.actor_opt.zero_grad()
+    actor_loss.backward()
+    nn.utils.clip_grad_norm_(me.actor.parameters(), cfg.grad_clip)
+    me.actor_opt.step()
+    with torch.no_grad():
+        for net, target in ((me.actor, me.target_actor), (me.critic, me.target_critic)):
+            for p, tp in zip(net.parameters(), target.parameters()):
+                tp.mul_(1 - cfg.tau).add_(cfg.tau * p)
+
+
+def _median_ms(fn, repeats: int, warmup: int = 2) -> float:
+    """Median wall time of `fn` in ms: robust to other processes on a shared machine."""
+    for _ in range(warmup):  # first calls pay for fresh memory pages
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e3
+
+
+def bench_updates(agents: int, batch: int = 1024, repeats: int = 5) -> dict:
+    """ms per agent update: batched (all agents in one call) vs the per-agent loop; peak memory."""
+    cfg = MaddpgConfig(batch_size=batch)
+    shapes = describe(EnvConfig(scenario="simple_spread", n_agents=agents), cfg)
+    layout = Layout(shapes)
+    update = Update(layout, cfg)
+    state = layout.initial_state(generator(0, "networks"))
+    data = random_batch(layout, batch, generator(0, "minibatches"))
+    everyone = list(range(agents))
+
+    _reset_peak()
+    rss_before = _proc_status_mb("VmRSS")
+    batched = _median_ms(lambda: update(state, data, everyone), repeats) / agents
+    peak = _proc_status_mb("VmHWM")
+
+    with torch.random.fork_rng():  # nn.Module's default init draws from the global generator: restore it
+        loop = [LoopAgent(d, shapes.critic_in(j), shapes.act_dims[j], cfg) for j, d in enumerate(shapes.obs_dims)]
+    gen = torch.Generator().manual_seed(0)
+    offs = np.cumsum((0,) + shapes.obs_dims)
+    a = shapes.act_dims[0]
+
+    def loop_all():
+        for j in everyone:
+            obs_n = [data.obs[j][:, offs[i]:offs[i + 1]] for i in everyone]
+            next_n = [data.next_obs[j][:, offs[i]:offs[i + 1]] for i in everyone]
+            act_n = [data.act[j][:, i * a:(i + 1) * a] for i in everyone]
+            loop_update(loop, j, obs_n, act_n, data.rew[j], next_n, data.done[j], cfg, gen)
+
+    baseline = _median_ms(loop_all, repeats) / agents
+    return {
+        "agents": agents, "batch": batch, "repeats": repeats, "threads": torch.get_num_threads(),
+        "ms_per_agent_update": batched, "baseline_ms_per_agent_update": baseline,
+        "speedup": baseline / batched, "peak_memory_mb": peak, "peak_memory_delta_mb": peak - rss_before,
+        "state_floats_per_agent": shapes.state_sizes[0], "batch_bytes_per_agent": shapes.batch_nbytes[0],
+        "approx_gflops_per_agent_update": shapes.update_flops[0] / 1e9,
+    }
+
+
+def format_report(result: dict) -> str:
+    r = result
+    return "\n".join([
+        f"MADDPG updates, simple_spread, {r['agents']} agents, batch {r['batch']}, "
+        f"{r['threads']} torch threads, median of {r['repeats']} repeats",
+        f"  batched:        {r['ms_per_agent_update']:8.2f} ms per agent update",
+        f"  per-agent loop: {r['baseline_ms_per_agent_update']:8.2f} ms per agent update",
+        f"  speedup:        {r['speedup']:8.2f}x",
+        f"  peak memory:    {r['peak_memory_mb']:8.0f} MB resident "
+        f"(+{r['peak_memory_delta_mb']:.0f} MB during the batched updates)",
+        f"  state {r['state_floats_per_agent']} floats/agent, minibatch "
+        f"{r['batch_bytes_per_agent'] / 2**20:.1f} MiB/agent, ~{r['approx_gflops_per_agent_update']:.2f} "
+        "GFLOP/agent update",
+    ])

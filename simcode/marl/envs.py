@@ -1,0 +1,130 @@
+"""The MPE environments of mpe2 (parallel API, discrete actions) and the sizes MADDPG derives from them.
+
+`describe` answers every size question (state length, minibatch bytes, flops of one agent update) by
+arithmetic, so the simulator's timing-only workload never builds a network.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+from simcode.config import EnvConfig, MaddpgConfig
+
+MODULES = {
+    "simple_spread": "mpe2.simple_spread_v3",
+    "simple_tag": "mpe2.simple_tag_v3",
+    "simple_adversary": "mpe2.simple_adversary_v3",
+    "simple_push": "mpe2.simple_push_v3",
+}
+
+
+def env_kwargs(env_cfg: EnvConfig) -> dict:
+    if env_cfg.scenario == "simple_spread":
+        return {"N": env_cfg.n_agents, "local_ratio": env_cfg.local_ratio}
+    if env_cfg.scenario == "simple_tag":
+        return {"num_good": env_cfg.n_good, "num_adversaries": env_cfg.n_adversaries,
+                "num_obstacles": env_cfg.n_obstacles}
+    if env_cfg.scenario == "simple_adversary":
+        return {"N": env_cfg.n_agents}
+    return {}
+
+
+def make_env(env_cfg: EnvConfig, render_mode: str | None = None, benchmark_data: bool = False):
+    """An mpe2 parallel env with Discrete(5) actions; `benchmark_data` fills infos with the scenario's data."""
+    module = importlib.import_module(MODULES[env_cfg.scenario])
+    return module.parallel_env(max_cycles=env_cfg.max_cycles, continuous_actions=False,
+                               render_mode=render_mode, benchmark_data=benchmark_data, **env_kwargs(env_cfg))
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Sizes of one MADDPG problem. Agent order is the environment's `possible_agents`."""
+
+    agent_names: tuple[str, ...]
+    obs_dims: tuple[int, ...]
+    act_dims: tuple[int, ...]
+    adversary: tuple[bool, ...]
+    local_critic: tuple[bool, ...]  # ddpg: the critic sees only the agent's own obs and action
+    hidden: int
+    batch_size: int
+
+    @property
+    def n_agents(self) -> int:
+        return len(self.agent_names)
+
+    @property
+    def obs_total(self) -> int:
+        return sum(self.obs_dims)
+
+    @property
+    def act_total(self) -> int:
+        return sum(self.act_dims)
+
+    def critic_in(self, j: int) -> int:
+        if self.local_critic[j]:
+            return self.obs_dims[j] + self.act_dims[j]
+        return self.obs_total + self.act_total
+
+    def actor_params(self, j: int) -> int:
+        h, d, a = self.hidden, self.obs_dims[j], self.act_dims[j]
+        return d * h + h + h * h + h + h * a + a
+
+    def critic_params(self, j: int) -> int:
+        h = self.hidden
+        return self.critic_in(j) * h + h + h * h + h + h + 1
+
+    @property
+    def state_sizes(self) -> list[int]:
+        """Flat state length: (actor + critic) x (params, targets, Adam m, Adam v) + the Adam step."""
+        return [4 * (self.actor_params(j) + self.critic_params(j)) + 1 for j in range(self.n_agents)]
+
+    @property
+    def state_nbytes(self) -> list[int]:
+        return [4 * n for n in self.state_sizes]
+
+    @property
+    def batch_nbytes(self) -> list[int]:
+        """One agent's minibatch message: all agents' obs, next obs and actions, its reward and done flag."""
+        per_row = 2 * self.obs_total + self.act_total + 2
+        return [4 * self.batch_size * per_row] * self.n_agents
+
+    @property
+    def update_flops(self) -> list[float]:
+        """Approximate floating-point operations of one agent update (as `maddpg.update` computes it)."""
+        h, b, m = self.hidden, self.batch_size, self.n_agents
+        actor_macs = max(self.obs_dims) * h + h * h + h * max(self.act_dims)
+        out = []
+        for j in range(m):
+            critic_macs = (self.obs_total + self.act_total) * h + h * h + h
+            macs = b * (m * actor_macs      # target actions of every agent
+                        + critic_macs       # target critic
+                        + 3 * critic_macs   # critic forward and backward
+                        + 3 * actor_macs    # actor forward and backward
+                        + critic_macs)      # critic forward in the actor loss
+            out.append(2.0 * macs + 12.0 * (self.actor_params(j) + self.critic_params(j)))
+        return out
+
+
+@lru_cache(maxsize=64)
+def _describe(env_json: str, hidden: int, batch_size: int, good_policy: str, adv_policy: str) -> Shapes:
+    env = make_env(EnvConfig.model_validate(json.loads(env_json)))
+    names = tuple(env.possible_agents)
+    world = env.unwrapped.world
+    adversary = tuple(bool(getattr(a, "adversary", False)) for a in world.agents)
+    local = tuple((adv_policy if adv else good_policy) == "ddpg" for adv in adversary)
+    shapes = Shapes(
+        agent_names=names,
+        obs_dims=tuple(int(env.observation_space(a).shape[0]) for a in names),
+        act_dims=tuple(int(env.action_space(a).n) for a in names),
+        adversary=adversary, local_critic=local, hidden=hidden, batch_size=batch_size,
+    )
+    return shapes  # not closed: env.close() quits pygame for every env in the process
+
+
+def describe(env_cfg: EnvConfig, maddpg_cfg: MaddpgConfig) -> Shapes:
+    """Sizes of the problem (cached: one cheap environment construction per distinct config)."""
+    return _describe(json.dumps(env_cfg.model_dump(mode="json"), sort_keys=True), maddpg_cfg.hidden,
+                     maddpg_cfg.batch_size, maddpg_cfg.good_policy, maddpg_cfg.adv_policy)

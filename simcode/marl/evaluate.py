@@ -1,0 +1,118 @@
+"""`simcode evaluate`: run a saved policy for some episodes; mean reward, benchmark data, a GIF.
+
+Actions are sampled as in training (Gumbel-max over the policy's logits) from the "evaluation"
+stream of `seed`; each episode is reset with a seed from the same stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from simcode.config import Scenario
+from simcode.errors import BadInput
+from simcode.seeding import generator
+
+POLICY_FILE = "policy.npz"
+
+
+def save_policy(trainer, run_dir: Path) -> Path:
+    """The agents' flat states and the scenario, as `evaluate` reads them (atomic write)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / POLICY_FILE
+    tmp = run_dir / (POLICY_FILE + ".tmp.npz")
+    arrays = {f"state_{j}": s for j, s in enumerate(trainer.states())}
+    np.savez(tmp, scenario=np.array(json.dumps(trainer.scenario.to_dict())),
+             iteration=np.array(trainer.iteration), **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def _load_trainer(run_dir: Path):
+    from simcode.marl.trainer import Trainer
+
+    allowed = "allowed: a directory written by simcode train or simcode run"
+    if not run_dir.is_dir():
+        raise BadInput("run_dir", f"{run_dir} not found; {allowed}")
+    policy = run_dir / POLICY_FILE
+    if policy.is_file():
+        with np.load(policy) as data:
+            scenario = Scenario.model_validate(json.loads(str(data["scenario"])))
+            trainer = Trainer(scenario)
+            trainer.install([data[f"state_{j}"] for j in range(trainer.n_agents)])
+            trainer.iteration = int(data["iteration"])
+        return trainer
+    found = sorted((run_dir / "checkpoints").glob("iter-*.pkl"))
+    if not found:
+        raise BadInput("run_dir", f"{run_dir} has no {POLICY_FILE} or checkpoint; {allowed}")
+    return Trainer.load(found[-1])
+
+
+def _benchmark(env, scenario_name: str) -> dict:
+    """This step's scenario benchmark data, summed over agents where it is a count."""
+    world = env.unwrapped.world
+    scenario = env.unwrapped.scenario
+    if scenario_name == "simple_spread":
+        rows = [scenario.benchmark_data(a, world) for a in world.agents]
+        # (reward, collisions, min distances, occupied landmarks); collisions count each pair twice
+        return {"collisions": sum(r[1] for r in rows) / 2, "min_dists": rows[0][2],
+                "occupied_landmarks": rows[0][3]}
+    if scenario_name == "simple_tag":
+        return {"collisions": sum(scenario.benchmark_data(a, world) for a in world.agents)}
+    return {}
+
+
+def evaluate(run_dir: Path, episodes: int = 10, render: Path | None = None, seed: int = 0) -> dict:
+    run_dir = Path(run_dir)
+    trainer = _load_trainer(run_dir)
+    name = trainer.scenario.env.scenario
+    rng = generator(seed, "evaluation")
+    totals, bench = [], []
+    for episode in range(episodes):
+        frames = [] if (render is not None and episode == 0) else None
+        env = trainer.env if frames is None else _render_env(trainer)
+        obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
+        total, sums, steps = 0.0, {}, 0
+        while env.agents:
+            actions, _ = trainer.act(trainer._joint(obs), rng)
+            obs, rew, *_ = env.step(dict(zip(trainer.agent_names, actions)))
+            total += sum(rew.values())
+            for k, v in _benchmark(env, name).items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            steps += 1
+            if frames is not None:
+                frames.append(env.render())
+        totals.append(total)
+        # per episode: collisions summed over steps, distances and occupancy averaged over steps
+        bench.append({k: (v if k == "collisions" else v / steps) for k, v in sums.items()})
+        if frames is not None:
+            _write_gif(render, frames)
+            env.close()
+    out = {"run_dir": str(run_dir), "scenario": name, "iteration": trainer.iteration,
+           "episodes": episodes, "seed": seed, "actions": "sampled (Gumbel-max), as in training",
+           "mean_reward": float(np.mean(totals)), "std_reward": float(np.std(totals)),
+           "rewards": [float(t) for t in totals]}
+    for key in (bench[0] if bench else {}):
+        out[f"mean_{key}"] = float(np.mean([b[key] for b in bench]))
+    if render is not None:
+        out["render"] = str(render)
+    return out
+
+
+def _render_env(trainer):
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from simcode.marl.envs import make_env
+
+    return make_env(trainer.scenario.env, render_mode="rgb_array")
+
+
+def _write_gif(path: Path, frames: list) -> None:
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimsave(path, [np.asarray(f) for f in frames], duration=0.1, loop=0)

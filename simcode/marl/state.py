@@ -1,0 +1,138 @@
+"""Agents' states as stacked tensors (one leading agent axis) and as flat float32 vectors.
+
+Every parameter tensor is stacked over agents, padded to a common shape: actor inputs are padded to
+the largest observation, and a ddpg (local) critic uses the centralized critic's input layout with
+only its own observation and action rows real. Padded entries are zero, get zero gradient and so
+stay zero; the flat vector of an agent holds only its real entries (row-major, in `names` order),
+so pack/unpack is an exact round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from simcode.marl.envs import Shapes
+
+ACTOR = ("W1", "b1", "W2", "b2", "W3", "b3")
+CRITIC = ("W1o", "W1a", "b1", "W2", "b2", "W3", "b3")  # W1 split: observation rows, action rows
+PARTS = ("", "target_", "m_", "v_")  # parameters, target networks, Adam first and second moments
+
+
+def net_names(net: str) -> list[str]:
+    return [f"{net}.{p}" for p in (ACTOR if net == "actor" else CRITIC)]
+
+
+@dataclass
+class Layout:
+    """Stacked shapes, masks of real entries and the flat order of one MADDPG problem."""
+
+    shapes: Shapes
+    names: list[str] = field(init=False)
+    param_shapes: dict[str, tuple[int, ...]] = field(init=False)
+    real: dict[str, torch.Tensor] = field(init=False)  # name -> (M, numel) bool
+    obs_offsets: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.shapes
+        h, a, m = s.hidden, s.act_dims[0], s.n_agents
+        if any(d != a for d in s.act_dims):
+            raise ValueError("all agents must have the same number of actions")
+        self.obs_offsets = list(np.cumsum((0,) + s.obs_dims[:-1]))
+        # Weights are (out, in), as nn.Linear: the fast layout for CPU matmuls with few outputs.
+        base = {
+            "actor.W1": (h, self.obs_max), "actor.b1": (h,), "actor.W2": (h, h), "actor.b2": (h,),
+            "actor.W3": (a, h), "actor.b3": (a,),
+            "critic.W1o": (h, s.obs_total), "critic.W1a": (h, m * a), "critic.b1": (h,),
+            "critic.W2": (h, h), "critic.b2": (h,), "critic.W3": (1, h), "critic.b3": (1,),
+        }
+        self.param_shapes = {}
+        for part in PARTS:
+            for name, shape in base.items():
+                self.param_shapes[part + name] = shape
+        self.param_shapes["step"] = (1,)
+        self.names = list(self.param_shapes)
+        self.real = {}
+        for name, shape in self.param_shapes.items():
+            mask = torch.ones((m, *shape), dtype=torch.bool)
+            base_name = name.split("_", 1)[1] if name.startswith(("target_", "m_", "v_")) else name
+            for j in range(m):
+                if base_name == "actor.W1":
+                    mask[j, :, s.obs_dims[j]:] = False
+                elif base_name == "critic.W1o" and s.local_critic[j]:
+                    mask[j] = False
+                    mask[j, :, self.obs_offsets[j]:self.obs_offsets[j] + s.obs_dims[j]] = True
+                elif base_name == "critic.W1a" and s.local_critic[j]:
+                    mask[j] = False
+                    mask[j, :, j * a:(j + 1) * a] = True
+            self.real[name] = mask.reshape(m, -1)
+        self._index = [[self.real[n][j].nonzero().squeeze(1) for n in self.names] for j in range(m)]
+        sizes = [sum(len(i) for i in idx) for idx in self._index]
+        assert sizes == s.state_sizes, (sizes, s.state_sizes)
+
+    @property
+    def obs_max(self) -> int:
+        return max(self.shapes.obs_dims)
+
+    @property
+    def n_agents(self) -> int:
+        return self.shapes.n_agents
+
+    # ------------------------------------------------------------------ flat <-> stacked
+
+    def pack(self, state: dict[str, torch.Tensor], agents: list[int]) -> list[np.ndarray]:
+        """Flat float32 vectors of `agents`; `state` holds the stacked tensors of exactly these agents."""
+        out = []
+        for row, j in enumerate(agents):
+            parts = [state[n][row].reshape(-1)[idx] for n, idx in zip(self.names, self._index[j])]
+            out.append(torch.cat(parts).numpy().copy())
+        return out
+
+    def unpack(self, flats: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Stacked tensors of all agents from their flat vectors (padding set to zero)."""
+        m = self.n_agents
+        if len(flats) != m:
+            raise ValueError(f"expected {m} agent states, got {len(flats)}")
+        state = {n: torch.zeros((m, int(np.prod(self.param_shapes[n]))), dtype=torch.float32) for n in self.names}
+        for j, vec in enumerate(flats):
+            vec = torch.as_tensor(np.asarray(vec, dtype=np.float32))
+            if vec.shape != (self.shapes.state_sizes[j],):
+                raise ValueError(f"agent {j}: state of shape {tuple(vec.shape)}, "
+                                 f"expected ({self.shapes.state_sizes[j]},)")
+            at = 0
+            for name, idx in zip(self.names, self._index[j]):
+                state[name][j, idx] = vec[at:at + len(idx)]
+                at += len(idx)
+        return {n: t.reshape((m, *self.param_shapes[n])) for n, t in state.items()}
+
+    # ------------------------------------------------------------------ initial state
+
+    def initial_state(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """Glorot-uniform weights and zero biases (tf.layers defaults, as the reference), targets = copies."""
+        s, m = self.shapes, self.n_agents
+        state = {n: torch.zeros((m, *shape), dtype=torch.float32) for n, shape in self.param_shapes.items()}
+        h, a = s.hidden, s.act_dims[0]
+        for j in range(m):
+            def glorot(fan_in: int, fan_out: int) -> torch.Tensor:  # (out, in)
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                return torch.from_numpy(rng.uniform(-limit, limit, (fan_out, fan_in)).astype(np.float32))
+
+            state["actor.W1"][j, :, :s.obs_dims[j]] = glorot(s.obs_dims[j], h)
+            state["actor.W2"][j] = glorot(h, h)
+            state["actor.W3"][j] = glorot(h, a)
+            w1 = glorot(s.critic_in(j), h)
+            if s.local_critic[j]:
+                d, off = s.obs_dims[j], self.obs_offsets[j]
+                state["critic.W1o"][j, :, off:off + d] = w1[:, :d]
+                state["critic.W1a"][j, :, j * a:(j + 1) * a] = w1[:, d:]
+            else:
+                state["critic.W1o"][j] = w1[:, :s.obs_total]
+                state["critic.W1a"][j] = w1[:, s.obs_total:]
+            state["critic.W2"][j] = glorot(h, h)
+            state["critic.W3"][j] = glorot(h, 1)
+        for name in list(state):
+            if name.startswith(("actor.", "critic.")):
+                state["target_" + name] = state[name].clone()
+        return state

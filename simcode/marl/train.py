@@ -1,0 +1,136 @@
+"""`simcode train`: centralized MADDPG with no simulator; learning curve, checkpoints, resume.
+
+A run directory holds scenario.yaml, checkpoints/iter-NNNNNNNN.pkl (everything needed to continue
+bit-identically), policy.npz (the agents' states, as `evaluate` reads them), curve.csv, curve.png
+and summary.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simcode.config import Scenario
+from simcode.errors import BadInput
+from simcode.marl.evaluate import save_policy
+from simcode.marl.trainer import Trainer
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    return sorted((Path(run_dir) / "checkpoints").glob("iter-*.pkl"))
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_curve(trainer: Trainer, out_dir: Path) -> None:
+    names = trainer.agent_names
+    tmp = out_dir / "curve.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["episode", "env_step", "iteration", "reward"] + [f"reward_{n}" for n in names])
+        for e in trainer.episode_log:
+            writer.writerow([e["episode"], e["env_step"], e["iteration"], f"{e['reward']:.6g}"]
+                            + [f"{r:.6g}" for r in e["rewards"]])
+    os.replace(tmp, out_dir / "curve.csv")
+    if not trainer.episode_log:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([e["env_step"] for e in trainer.episode_log])
+    rewards = np.array([e["reward"] for e in trainer.episode_log])
+    window = max(1, min(1000, len(rewards) // 20))
+    rolling = np.convolve(rewards, np.ones(window) / window, mode="valid")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, rewards, lw=0.5, alpha=0.3, label="episode")
+    ax.plot(steps[window - 1:], rolling, lw=1.5, label=f"rolling mean ({window} episodes)")
+    ax.axvline(trainer.scenario.learning_starts, color="grey", ls=":", lw=1, label="learning starts")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episode reward (sum over agents)")
+    ax.set_title(f"MADDPG on {trainer.scenario.env.scenario}, {trainer.n_agents} agents")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out_dir / "curve.png.tmp.png", dpi=100)
+    plt.close(fig)
+    os.replace(out_dir / "curve.png.tmp.png", out_dir / "curve.png")
+
+
+def summarize(trainer: Trainer, host_seconds: float) -> dict:
+    last = [e["reward"] for e in trainer.episode_log[-100:]]
+    return {"iterations": trainer.iteration, "env_steps": trainer.env_steps, "episodes": trainer.episodes,
+            "mean_reward_last_100": float(np.mean(last)) if last else None,
+            "episodes_in_mean": len(last), "host_seconds": round(host_seconds, 3)}
+
+
+def save_checkpoint(trainer: Trainer, out_dir: Path, keep: int = 2) -> Path:
+    folder = out_dir / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"iter-{trainer.iteration:08d}.pkl"
+    trainer.save(path)
+    for old in checkpoints(out_dir)[:-keep]:
+        old.unlink()
+    return path
+
+
+def train(scenario: Scenario, out_dir: Path, resume: bool = False, progress: bool = True) -> dict:
+    """Warm up, then scenario.run.iterations training iterations; returns the summary."""
+    out_dir = Path(out_dir)
+    host_start = time.perf_counter()
+    previous_seconds = 0.0
+    if resume and checkpoints(out_dir):
+        trainer = Trainer.load(checkpoints(out_dir)[-1])
+        keys = ("seed", "env", "maddpg")  # what the trajectory depends on; run.iterations may grow
+        if any(trainer.scenario.to_dict()[k] != scenario.to_dict()[k] for k in keys):
+            raise BadInput("--resume", f"{out_dir} was trained with a different seed, env or maddpg "
+                           "section; allowed: the same ones (run.iterations may change)")
+        trainer.scenario = scenario
+        summary_path = out_dir / "summary.json"
+        if summary_path.is_file():
+            previous_seconds = json.loads(summary_path.read_text()).get("host_seconds", 0.0)
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        trainer = Trainer(scenario)
+        trainer.warmup()
+    _write_text(out_dir / "scenario.yaml", scenario.to_yaml())
+
+    total = scenario.run.iterations
+    every = scenario.run.checkpoint_every
+
+    def one_iteration() -> None:
+        trainer.step()
+        if every and trainer.iteration % every == 0 and trainer.iteration < total:
+            save_checkpoint(trainer, out_dir)
+            write_curve(trainer, out_dir)
+
+    if progress:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = (TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("reward {task.fields[reward]}"), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task("train", total=total, completed=trainer.iteration, reward="-")
+            while trainer.iteration < total:
+                one_iteration()
+                last = [e["reward"] for e in trainer.episode_log[-100:]]
+                bar.update(task, completed=trainer.iteration, reward=f"{np.mean(last):.1f}" if last else "-")
+    else:
+        while trainer.iteration < total:
+            one_iteration()
+
+    save_checkpoint(trainer, out_dir)
+    save_policy(trainer, out_dir)
+    write_curve(trainer, out_dir)
+    summary = summarize(trainer, previous_seconds + time.perf_counter() - host_start)
+    _write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,196 @@
+"""The Trainer: environment, replay buffer and agents' states of one MADDPG run (the simulator's seam).
+
+The controller calls `warmup()` once, then per iteration `collect()`, `sample()`,
+`compute_updates(batch)` (pure: learners may compute any subsets) and `install(states)`.
+`step()` is the same iteration done centrally.
+
+Acting: each agent samples softmax(logits + gumbel) as the reference does; the environment gets its
+argmax (a sample of the categorical policy, by the Gumbel-max trick) and the replay buffer keeps the
+soft vector, which is what the critics see. mpe2 ends episodes by truncation at max_cycles, which
+is not stored as done: targets bootstrap through it (the reference does too); terminations (none in
+these scenarios) are stored as done.
+
+Checkpoints hold everything: states, buffer, counters, generator states and the environment as
+(seed of the current episode, actions taken in it) -- restoring replays the episode, which is exact
+because mpe2's dynamics are deterministic given the reset seed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from simcode.config import Scenario
+from simcode.marl.buffer import ReplayBuffer
+from simcode.marl.envs import describe, make_env
+from simcode.marl.maddpg import Batch, Update
+from simcode.marl.state import Layout
+from simcode.seeding import generator
+
+CHECKPOINT_VERSION = 1
+
+
+class Trainer:
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.cfg = scenario.maddpg
+        self.shapes = describe(scenario.env, scenario.maddpg)
+        self.layout = Layout(self.shapes)
+        self.updater = Update(self.layout, self.cfg)
+        self.n_agents = self.shapes.n_agents
+        self.agent_names = list(self.shapes.agent_names)
+        self.state_sizes = list(self.shapes.state_sizes)
+        self.state = self.layout.initial_state(generator(scenario.seed, "networks"))
+        self.env_rng = generator(scenario.seed, "env")
+        self.explore_rng = generator(scenario.seed, "exploration")
+        self.batch_rng = generator(scenario.seed, "minibatches")
+        self.buffer = ReplayBuffer(self.cfg.buffer_size, self.shapes.obs_total, self.shapes.act_total,
+                                   self.n_agents)
+        self.iteration = 0
+        self.env_steps = 0
+        self.episodes = 0
+        self.episode_log: list[dict] = []  # one entry per finished episode
+        self._own_cols = self.updater.own_cols.numpy()
+        self._own_mask = self.updater.own_mask.numpy()
+        self.env = make_env(scenario.env)
+        self._new_episode()
+
+    # ------------------------------------------------------------------ environment
+
+    def _new_episode(self) -> None:
+        self.episode_seed = int(self.env_rng.integers(2**31 - 1))
+        self.episode_actions: list[list[int]] = []
+        self.episode_rewards = np.zeros(self.n_agents)
+        obs, _ = self.env.reset(seed=self.episode_seed)
+        self.obs = self._joint(obs)
+
+    def _joint(self, obs: dict) -> np.ndarray:
+        return np.concatenate([np.asarray(obs[a], dtype=np.float32) for a in self.agent_names])
+
+    def act(self, joint_obs: np.ndarray, rng: np.random.Generator, greedy: bool = False):
+        """(env actions, soft actions (M, A)) of all agents for one joint observation.
+
+        numpy, not torch: tiny batched torch matmuls enter a thread pool per call, which costs
+        milliseconds per environment step when another process holds the second core.
+        """
+        p = {n: self.state[f"actor.{n}"].numpy() for n in ("W1", "b1", "W2", "b2", "W3", "b3")}
+        x = joint_obs[self._own_cols] * self._own_mask  # (M, Dmax), padded
+        h = np.maximum(np.einsum("mhd,md->mh", p["W1"], x) + p["b1"], 0.0)
+        h = np.maximum(np.einsum("mhd,md->mh", p["W2"], h) + p["b2"], 0.0)
+        logits = np.einsum("mad,md->ma", p["W3"], h) + p["b3"]
+        if not greedy:
+            logits = logits + rng.gumbel(size=logits.shape).astype(np.float32)
+        soft = np.exp(logits - logits.max(axis=1, keepdims=True))
+        soft /= soft.sum(axis=1, keepdims=True)
+        return soft.argmax(axis=1).tolist(), soft.astype(np.float32)
+
+    def _env_step(self) -> float | None:
+        """One environment step with the current policies; the episode reward if the episode ended."""
+        actions, soft = self.act(self.obs, self.explore_rng)
+        obs, rew, term, trunc, _ = self.env.step(dict(zip(self.agent_names, actions)))
+        next_obs = self._joint(obs)
+        rewards = np.array([rew[a] for a in self.agent_names], dtype=np.float32)
+        done = np.array([term[a] for a in self.agent_names], dtype=np.float32)
+        self.buffer.add(self.obs, soft.reshape(-1), rewards, next_obs, done)
+        self.episode_actions.append(actions)
+        self.episode_rewards += rewards
+        self.obs = next_obs
+        self.env_steps += 1
+        if all(term[a] or trunc[a] for a in self.agent_names):
+            total = float(self.episode_rewards.sum())
+            self.episodes += 1
+            self.episode_log.append({"episode": self.episodes, "env_step": self.env_steps,
+                                     "iteration": self.iteration, "reward": total,
+                                     "rewards": [float(r) for r in self.episode_rewards]})
+            self._new_episode()
+            return total
+        return None
+
+    def _run(self, steps: int) -> list[float]:
+        finished = [self._env_step() for _ in range(steps)]
+        return [r for r in finished if r is not None]
+
+    def warmup(self) -> list[float]:
+        return self._run(max(0, self.scenario.learning_starts - len(self.buffer)))
+
+    def collect(self) -> list[float]:
+        return self._run(self.cfg.steps_per_iteration)
+
+    # ------------------------------------------------------------------ learning
+
+    def sample(self) -> Batch:
+        """Each agent's own minibatch indices (as the reference), gathered into one Batch."""
+        m, b = self.n_agents, self.cfg.batch_size
+        index = self.batch_rng.integers(0, len(self.buffer), size=(m, b))
+        d = self.buffer.gather(index)
+        own = np.arange(m)
+        return Batch(obs=torch.from_numpy(d["obs"]), act=torch.from_numpy(d["act"]),
+                     rew=torch.from_numpy(np.ascontiguousarray(d["rew"][own, :, own])),
+                     next_obs=torch.from_numpy(d["next_obs"]),
+                     done=torch.from_numpy(np.ascontiguousarray(d["done"][own, :, own])),
+                     seed=self.scenario.seed, iteration=self.iteration)
+
+    def batch_nbytes(self) -> list[int]:
+        return list(self.shapes.batch_nbytes)
+
+    def states(self) -> list[np.ndarray]:
+        return self.layout.pack(self.state, list(range(self.n_agents)))
+
+    def compute_updates(self, batch: Batch, agents: list[int] | None = None) -> list[np.ndarray]:
+        agents = list(range(self.n_agents)) if agents is None else [int(j) for j in agents]
+        if not agents:
+            return []
+        return self.layout.pack(self.updater(self.state, batch, agents), agents)
+
+    def install(self, new_states: list[np.ndarray]) -> None:
+        self.state = self.layout.unpack(new_states)
+        self.iteration += 1
+
+    def step(self) -> list[float]:
+        finished = self.collect()
+        self.install(self.compute_updates(self.sample()))
+        return finished
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, path: str | Path) -> None:
+        """Everything needed to continue bit-identically, written atomically."""
+        data = {
+            "version": CHECKPOINT_VERSION, "scenario": self.scenario.to_dict(), "states": self.states(),
+            "buffer": self.buffer.state_dict(), "iteration": self.iteration, "env_steps": self.env_steps,
+            "episodes": self.episodes, "episode_log": self.episode_log,
+            "rngs": {n: getattr(self, n).bit_generator.state for n in ("env_rng", "explore_rng", "batch_rng")},
+            "episode": {"seed": self.episode_seed, "actions": self.episode_actions,
+                        "rewards": self.episode_rewards.copy(), "obs": self.obs.copy()},
+        }
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Trainer:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+        trainer = cls(Scenario.model_validate(data["scenario"]))
+        trainer.state = trainer.layout.unpack(data["states"])
+        trainer.buffer = ReplayBuffer.from_state_dict(data["buffer"])
+        trainer.iteration, trainer.env_steps = data["iteration"], data["env_steps"]
+        trainer.episodes, trainer.episode_log = data["episodes"], data["episode_log"]
+        for name, st in data["rngs"].items():
+            getattr(trainer, name).bit_generator.state = st
+        ep = data["episode"]
+        obs, _ = trainer.env.reset(seed=ep["seed"])
+        for actions in ep["actions"]:
+            obs, *_ = trainer.env.step(dict(zip(trainer.agent_names, actions)))
+        trainer.episode_seed, trainer.episode_actions = ep["seed"], list(ep["actions"])
+        trainer.episode_rewards = ep["rewards"].copy()
+        trainer.obs = trainer._joint(obs)
+        if not np.array_equal(trainer.obs, ep["obs"]):
+            raise RuntimeError(f"{path}: replaying the current episode did not reproduce its observation")
+        return trainer

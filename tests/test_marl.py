@@ -1,0 +1,149 @@
+"""MADDPG state and update: exact packing, purity, agent-grouping invariance, shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from simcode.config import EnvConfig, MaddpgConfig, Scenario
+from simcode.marl.envs import describe
+from simcode.marl.state import Layout
+from simcode.marl.trainer import Trainer
+from simcode.seeding import generator
+
+ENVS = {
+    "spread": {"scenario": "simple_spread", "n_agents": 3},
+    "tag": {"scenario": "simple_tag"},
+    "adversary": {"scenario": "simple_adversary", "n_agents": 2},
+    "push": {"scenario": "simple_push"},
+}
+
+
+def tiny(env: dict, **maddpg) -> Scenario:
+    m = {"batch_size": 32, "learning_starts": 100, "steps_per_iteration": 10, **maddpg}
+    return Scenario.model_validate({"seed": 3, "env": env, "maddpg": m})
+
+
+def trained_a_little(scenario: Scenario, iterations: int = 2) -> Trainer:
+    trainer = Trainer(scenario)
+    trainer.warmup()
+    for _ in range(iterations):
+        trainer.step()
+    return trainer
+
+
+@pytest.mark.parametrize("name", list(ENVS))
+def test_pack_unpack_round_trip_is_bit_exact(name):
+    trainer = trained_a_little(tiny(ENVS[name], good_policy="ddpg"))
+    states = trainer.states()
+    assert [len(s) for s in states] == trainer.state_sizes
+    assert all(s.dtype == np.float32 for s in states)
+    again = trainer.layout.pack(trainer.layout.unpack(states), list(range(trainer.n_agents)))
+    assert all(np.array_equal(a, b) for a, b in zip(states, again))
+    for name_, t in trainer.layout.unpack(states).items():
+        assert torch.equal(t, trainer.state[name_])
+
+
+def test_state_sizes_match_describe_arithmetic():
+    for env in ENVS.values():
+        for policy in ("maddpg", "ddpg"):
+            cfg = MaddpgConfig(good_policy=policy, hidden=16)
+            shapes = describe(EnvConfig.model_validate(env), cfg)
+            layout = Layout(shapes)  # asserts its mask counts equal shapes.state_sizes
+            state = layout.initial_state(generator(0, "networks"))
+            flats = layout.pack(state, list(range(shapes.n_agents)))
+            assert [len(f) for f in flats] == shapes.state_sizes
+
+
+def test_observation_sizes_differ_where_expected():
+    sizes = {k: describe(EnvConfig.model_validate(v), MaddpgConfig()).obs_dims for k, v in ENVS.items()}
+    assert sizes["tag"] == (16, 16, 16, 14)
+    assert sizes["adversary"] == (8, 10, 10)
+    assert sizes["push"] == (8, 19)
+    assert describe(EnvConfig.model_validate(ENVS["tag"]), MaddpgConfig()).adversary == (True, True, True, False)
+
+
+@pytest.mark.parametrize("name,policy", [("spread", "maddpg"), ("tag", "ddpg"), ("adversary", "maddpg"),
+                                         ("push", "ddpg")])
+def test_update_is_pure_and_independent_of_agent_grouping(name, policy):
+    trainer = trained_a_little(tiny(ENVS[name], good_policy=policy, adv_policy="maddpg"))
+    trainer.collect()
+    batch = trainer.sample()
+    before = trainer.states()
+    batch_copy = {k: getattr(batch, k).clone() for k in ("obs", "act", "rew", "next_obs", "done")}
+    together = trainer.compute_updates(batch)
+    m = trainer.n_agents
+    alone = [trainer.compute_updates(batch, [j])[0] for j in range(m)]
+    backwards = trainer.compute_updates(batch, list(range(m))[::-1])[::-1]
+    order = list(range(0, m, 2)) + list(range(1, m, 2))
+    shuffled = trainer.compute_updates(batch, order)
+    odd_even = [shuffled[order.index(j)] for j in range(m)]
+    for j in range(m):
+        assert np.array_equal(together[j], alone[j]), j
+        assert np.array_equal(together[j], backwards[j]), j
+        assert np.array_equal(together[j], odd_even[j]), j
+        assert not np.array_equal(together[j], before[j])
+    # inputs untouched
+    assert all(np.array_equal(a, b) for a, b in zip(before, trainer.states()))
+    assert all(torch.equal(getattr(batch, k), v) for k, v in batch_copy.items())
+    # and deterministic
+    assert all(np.array_equal(a, b) for a, b in zip(together, trainer.compute_updates(batch)))
+
+
+def test_full_batch_size_grouping_is_exact():
+    """At the reference batch size the kernels differ from the tiny ones; check them too."""
+    trainer = trained_a_little(tiny(ENVS["spread"], batch_size=1024, learning_starts=1100), iterations=1)
+    batch = trainer.sample()
+    together = trainer.compute_updates(batch)
+    for j in range(trainer.n_agents):
+        assert np.array_equal(together[j], trainer.compute_updates(batch, [j])[0])
+
+
+def test_ddpg_critic_ignores_other_agents():
+    trainer = trained_a_little(tiny(ENVS["push"], good_policy="ddpg", adv_policy="ddpg"), iterations=3)
+    s = trainer.state
+    shapes = trainer.shapes
+    for j in range(2):
+        own = trainer.layout.obs_offsets[j]
+        w = s["critic.W1o"][j]
+        outside = torch.ones(shapes.obs_total, dtype=torch.bool)
+        outside[own:own + shapes.obs_dims[j]] = False
+        assert torch.count_nonzero(w[:, outside]) == 0
+        assert torch.count_nonzero(w[:, ~outside]) > 0
+    # padded actor inputs stay zero (push: obs sizes 8 and 19)
+    assert torch.count_nonzero(s["actor.W1"][0, :, 8:]) == 0
+
+
+def test_install_of_computed_updates_equals_step():
+    a = trained_a_little(tiny(ENVS["tag"]), iterations=1)
+    b = trained_a_little(tiny(ENVS["tag"]), iterations=1)
+    for _ in range(3):
+        ra = a.step()
+        rb = b.collect()
+        b.install([s.astype(np.float32) for s in b.compute_updates(b.sample())])
+        assert ra == rb
+    assert a.iteration == b.iteration == 4
+    assert all(np.array_equal(x, y) for x, y in zip(a.states(), b.states()))
+
+
+def test_batch_nbytes_and_flops_are_positive():
+    trainer = Trainer(tiny(ENVS["spread"]))
+    s = trainer.shapes
+    assert trainer.batch_nbytes() == [4 * 32 * (2 * 54 + 15 + 2)] * 3
+    assert all(f > 0 for f in s.update_flops)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_grouping_invariance_holds_for_any_thread_count(threads):
+    """A lone agent must not get a differently-threaded (differently rounded) matmul."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        trainer = trained_a_little(tiny(ENVS["push"], good_policy="ddpg"), iterations=1)
+        batch = trainer.sample()
+        together = trainer.compute_updates(batch)
+        for j in range(trainer.n_agents):
+            assert np.array_equal(together[j], trainer.compute_updates(batch, [j])[0])
+    finally:
+        torch.set_num_threads(before)
