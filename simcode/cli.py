@@ -44,6 +44,15 @@ app.add_typer(codes_app, name="codes")
 app.add_typer(bench_app, name="bench")
 
 SET_HELP = "Override any scenario key, e.g. --set code.name=ldpc --set delay.k=2 (repeatable)."
+THREADS_HELP = ("Torch threads for the real computation (0: torch's default). On a busy machine 1 avoids "
+                "threads spinning against other work.")
+
+
+def _set_threads(threads: int) -> None:
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _scenario(path: Path, set_: list[str] | None):
@@ -58,11 +67,13 @@ def run(
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP, metavar="KEY=VALUE"),
     out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<scenario>-<code>)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    threads: int = typer.Option(0, "--threads", min=0, help=THREADS_HELP),
 ) -> None:
     """Simulate one coded training run: writes scenario.yaml, trace.csv and summary.json."""
     from simcode.sim.runner import default_run_dir, print_summary, run_to_dir
 
     sc = _scenario(scenario, set_)
+    _set_threads(threads)
     out = out or default_run_dir(scenario, sc)
     summary = run_to_dir(sc, out, progress=progress)
     print_summary(summary, out)
@@ -75,11 +86,13 @@ def train(
     out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/train-<scenario>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    threads: int = typer.Option(0, "--threads", min=0, help=THREADS_HELP),
 ) -> None:
     """Centralized MADDPG with no simulator: learning curve (CSV, PNG) and checkpoints."""
     from simcode.marl.train import train as train_fn
 
     sc = _scenario(scenario, set_)
+    _set_threads(threads)
     out = out or Path("runs") / f"train-{scenario.stem}"
     summary = train_fn(sc, out, resume=resume, progress=progress)
     typer.echo(json.dumps(summary, indent=2))
@@ -107,7 +120,8 @@ def codes_show(
     agents: int = typer.Option(..., "--agents", "-M", help="Number of agents M."),
     learners: int = typer.Option(..., "--learners", "-N", help="Number of learners N."),
     seed: int = typer.Option(0, "--seed", help="Seed of the code construction."),
-    set_: list[str] | None = typer.Option(None, "--set", help="Scheme parameter, e.g. --set p=0.5.", metavar="KEY=VALUE"),
+    set_: list[str] | None = typer.Option(None, "--set", help="Scheme parameter, e.g. --set p=0.5.",
+                                          metavar="KEY=VALUE"),
 ) -> None:
     """Matrix (or a summary), load per learner, tolerance and numerical conditioning of a scheme."""
     from simcode.codes.show import render
