@@ -24,7 +24,7 @@ from simcode.errors import BadInput
 # codes sit far above it; structural dependencies (sparse supports) sit at rounding level, far below.
 RANK_RTOL = 1e-10
 # Columns of the payload decoded per pass: keeps the (rows x chunk) float64 buffer cache-sized.
-CHUNK = 8192
+CHUNK = 8192  # payload columns solved at once: the buffer stays in cache
 # Accuracy targets: relative decode error allowed for results delivered in each precision.
 ACCURACY = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 
@@ -71,6 +71,7 @@ class Code:
                            "allowed: n_learners >= n_agents")
         self.seed = check_count("seed", seed, minimum=0)
         self._decodable_cache: dict[frozenset[int], bool] = {}
+        self._plan_cache: dict[tuple[int, ...], tuple] = {}  # a simulator decodes the same sets again and again
         self._tolerance: int | None = None
         self._tolerance_exact = True
         self._warned = False
@@ -191,7 +192,11 @@ class Code:
         size = next(iter(shapes))[0]
         dtype = np.result_type(*ys.values())
         out = np.empty((self.n_agents, size), dtype=np.float64)
-        direct, steps = self._plan(rows)
+        if rows not in self._plan_cache:
+            if len(self._plan_cache) > 4096:
+                self._plan_cache.clear()
+            self._plan_cache[rows] = self._plan(rows)
+        direct, steps = self._plan_cache[rows]
         for i, agent in direct:
             np.divide(ys[i], self.matrix[i, agent], out=out[agent], casting="unsafe")
         if steps is not None:

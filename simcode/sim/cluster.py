@@ -24,7 +24,7 @@ from simcode.config import NetworkConfig
 from simcode.delays import busy_time
 from simcode.errors import SimulationError
 from simcode.sim.cost import CostModel, HostTimes
-from simcode.sim.workload import relative_error, unstack_states
+from simcode.sim.workload import IterationData, relative_error
 
 
 @dataclass
@@ -138,8 +138,8 @@ class Cluster:
                 received, resent = yield from self.gather(k, delays, data)
                 yield self.env.timeout(self.cost.decode_seconds(self.n_agents * self.padded_size))
             t_decoded = self.env.now
-            decoded, error = self.decode(received, data.theta)
-            self.workload.install(k, decoded)
+            decoded, error = self.decode(received, data)
+            self.workload.install(k, decoded, error)
             if self.cancel:
                 for learner in self.learners:
                     if learner.working_on == k:
@@ -210,14 +210,21 @@ class Cluster:
     def batch_nbytes(self, agent: int) -> int:
         return self.workload.shapes.batch_nbytes[agent]
 
-    def decode(self, received: dict, theta: np.ndarray | None):
-        """Decoded states (float32, per agent) and the relative decode error; None with no computation."""
+    def decode(self, received: dict, data: IterationData) -> tuple[np.ndarray | None, float]:
+        """The decoded states (M, P) and the decode error relative to the direct ones (nan: no computation)."""
+        theta = data.theta
         if theta is None:
             return None, math.nan
         if self.code is None:
-            decoded = theta
-        else:
-            coded = {row: self.code.matrix[row] @ theta for row in received}
-            decoded = self.code.decode(coded)
-        return unstack_states(decoded, self.workload.shapes.state_sizes), relative_error(decoded, theta)
+            return theta, 0.0
+        coded = {row: self.encode(row, theta) for row in received}
+        decoded = self.code.decode(coded)
+        return decoded, relative_error(decoded, data)
 
+    def encode(self, row: int, theta: np.ndarray) -> np.ndarray:
+        """What learner `row` sends: its row of the matrix times the states."""
+        agents = self.rows[row]
+        coefficients = self.code.matrix[row]
+        if len(agents) == 1 and coefficients[agents[0]] == 1.0:
+            return theta[agents[0]]  # a systematic row is the agent's state itself
+        return coefficients[agents] @ theta[agents]
