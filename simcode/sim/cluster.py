@@ -116,6 +116,9 @@ class Cluster:
         self.learners = [Learner(self, i) for i in range(self.n_learners)]
         if code is not None:
             self.rows = [np.flatnonzero(code.matrix[i]).tolist() for i in range(code.matrix.shape[0])]
+            # What learner i receives: every agent's state, and the minibatches of its agents.
+            self.task_nbytes = [self.state_nbytes + sum(self.batch_nbytes(j) for j in row) for row in self.rows]
+            self._fixed_compute: np.ndarray | None = None
         self.iteration_done = [self.env.event() for _ in range(iterations)]
         self.env.process(self.controller())
 
@@ -159,11 +162,9 @@ class Cluster:
 
     def gather(self, k: int, delays: np.ndarray, data):
         """Send every learner its work and collect results until they decode: -> (received, resent)."""
+        busy = busy_time(self.compute_seconds(data), delays, self.delay_model.mode)
         for i, learner in enumerate(self.learners):
-            busy = busy_time(self.cost.update_seconds(self.rows[i], data.host), delays[i],
-                             self.delay_model.mode)
-            nbytes = self.state_nbytes + sum(self.batch_nbytes(j) for j in self.rows[i])
-            self.network.send(learner.inbox, Task(k, i, float(busy)), nbytes)
+            self.network.send(learner.inbox, Task(k, i, float(busy[i])), self.task_nbytes[i])
         failed = int(np.count_nonzero(np.isinf(delays)))
         received: dict[int, Result] = {}
         answered: list[int] = []
@@ -192,6 +193,15 @@ class Cluster:
             answered.append(result.learner)
             received.setdefault(result.row, result)
         return received, resent
+
+    def compute_seconds(self, data) -> np.ndarray:
+        """Each learner's compute time for its row this iteration (constant unless costs are measured)."""
+        if self.cost.reproducible and self._fixed_compute is not None:
+            return self._fixed_compute
+        seconds = np.array([self.cost.update_seconds(row, data.host) for row in self.rows])
+        if self.cost.reproducible:
+            self._fixed_compute = seconds
+        return seconds
 
     def resend(self, k: int, received: dict, answered: list[int], data) -> int:
         """After the timeout: the rows still missing go to learners that answered, round robin."""
