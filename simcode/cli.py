@@ -110,7 +110,10 @@ def study(
     """Run a grid of runs over a base scenario; writes results.csv, plots/ and report.md. Resumable."""
     from simcode.study.runner import run_study
 
-    result = run_study(name_or_file, quick=quick, out=out, jobs=jobs, executor=executor, progress=progress)
+    try:
+        result = run_study(name_or_file, quick=quick, out=out, jobs=jobs, executor=executor, progress=progress)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None  # run_study has said what is kept and how to resume
     typer.echo(f"study written to {result}")
 
 
@@ -173,7 +176,10 @@ def bench_updates(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning BadInput into one line and exit status 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns what ended the command: typer.Exit's code, or None.
+        status = app(args=argv, standalone_mode=False)
+        if isinstance(status, int):
+            return status
     except BadInput as exc:
         print(f"simcode: {exc}", file=sys.stderr)
         return 2

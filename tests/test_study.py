@@ -154,3 +154,21 @@ def test_ray_gives_the_same_results_as_in_process(tmp_path):
     base = comparable(pd.read_csv(run_study(str(path), out=tmp_path / "a", progress=False) / "results.csv"))
     ray = run_study(str(path), out=tmp_path / "r", jobs=2, executor="ray", progress=False)
     pd.testing.assert_frame_equal(comparable(pd.read_csv(ray / "results.csv")), base)
+
+
+def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_resumes(tmp_path):
+    path = write_study(tmp_path, TIMING.replace("iterations: 40", "iterations: 1500"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "simcode.cli", "study", str(path), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "runs").glob("run-*"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    kept = len(list((out / "runs").glob("run-*")))
+    assert 2 <= kept < 22
+    run_study(str(path), out=out, progress=False)
+    assert len(pd.read_csv(out / "results.csv")) == 22
