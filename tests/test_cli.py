@@ -56,3 +56,16 @@ def test_codes_show_prints_load_tolerance_and_conditioning(capsys):
     assert main(["codes", "show", "mds", "--agents", "15", "--learners", "20"]) == 0
     out = capsys.readouterr().out
     assert "load per learner" in out and "tolerance: 5" in out and "condition number" in out
+
+
+def test_a_simulated_run_can_be_evaluated(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", SPREAD3, "--out", str(out), "--no-progress", "--set", "run.iterations=3",
+            "--set", "maddpg.batch_size=32", "--set", "maddpg.learning_starts=64", "--set", "maddpg.hidden=16"]
+    assert main(args) == 0
+    assert (out / "policy.npz").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--episodes", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["episodes"] == 2 and report["iteration"] == 3 and report["mean_reward"] < 0
+    assert main(["evaluate", str(tmp_path / "nothing")]) == 2

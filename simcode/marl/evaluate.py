@@ -20,14 +20,18 @@ POLICY_FILE = "policy.npz"
 
 
 def save_policy(trainer, run_dir: Path) -> Path:
-    """The agents' flat states and the scenario, as `evaluate` reads them (atomic write)."""
+    """The trainer's agents' flat states and the scenario, as `evaluate` reads them (atomic write)."""
+    return write_policy(run_dir, trainer.scenario, trainer.states(), trainer.iteration)
+
+
+def write_policy(run_dir: Path, scenario: Scenario, states: list[np.ndarray], iteration: int) -> Path:
+    """Flat agent states and their scenario as `evaluate` reads them (atomic write)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / POLICY_FILE
     tmp = run_dir / (POLICY_FILE + ".tmp.npz")
-    arrays = {f"state_{j}": s for j, s in enumerate(trainer.states())}
-    np.savez(tmp, scenario=np.array(json.dumps(trainer.scenario.to_dict())),
-             iteration=np.array(trainer.iteration), **arrays)
+    arrays = {f"state_{j}": s for j, s in enumerate(states)}
+    np.savez(tmp, scenario=np.array(json.dumps(scenario.to_dict())), iteration=np.array(iteration), **arrays)
     os.replace(tmp, path)
     return path
 

@@ -35,6 +35,7 @@ class RunResult:
     trace: pd.DataFrame
     summary: dict
     diverged: bool = False  # shared training only: this clock's decoded states were not exact
+    final_states: list[np.ndarray] | None = None  # the trained policy, when there was real computation
 
 
 def build(scenario: Scenario, workload=None) -> Cluster:
@@ -88,7 +89,9 @@ def simulate_group(scenarios: list[Scenario], progress: bool = False, shared: bo
     for scenario, cluster in zip(scenarios, clusters):
         trace = pd.DataFrame.from_records(cluster.records)
         summary = summarize(scenario, cluster, trace, host_seconds)
-        results.append(RunResult(scenario, trace, summary, getattr(cluster.workload, "diverged", False)))
+        trainer = getattr(cluster.workload, "trainer", None)  # a single run's own training
+        results.append(RunResult(scenario, trace, summary, getattr(cluster.workload, "diverged", False),
+                                 trainer.states() if trainer is not None else None))
     return results
 
 
@@ -132,6 +135,10 @@ def write_run(out: Path, result: RunResult) -> None:
     columns = TRACE_COLUMNS + [c for c in result.trace.columns if c not in TRACE_COLUMNS]
     result.trace[columns].to_csv(staged / "trace.csv", index=False)
     (staged / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    if result.final_states is not None:  # so that `simcode evaluate RUN_DIR` can load the policy
+        from simcode.marl.evaluate import write_policy
+
+        write_policy(staged, result.scenario, result.final_states, result.summary["iterations"])
     atomic.publish_dir(staged, out)
 
 
