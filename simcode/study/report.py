@@ -48,8 +48,8 @@ def _speedups(results: pd.DataFrame, x: str, hue: str) -> tuple[str, pd.DataFram
 
 def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: Path) -> str:
     hue = "code.name" if "code.name" in results.columns else None
-    x = next((p.get("x") for p in study.plots if p.get("kind") == "line" and p.get("x") in results.columns),
-             None)
+    x = next((p.get("x") for p in study.plots
+              if p.get("kind") in ("line", "bar") and p.get("x") in results.columns and p.get("x") != hue), None)
     lines = [f"# Study `{study.name}`{' (quick)' if study.quick else ''}", ""]
     if study.description:
         lines += [study.description.strip(), ""]
@@ -86,7 +86,9 @@ def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: 
               f"- reproducible (cost model not `measured`): {bool(results['reproducible'].all())}",
               "- every run's resolved scenario is `runs/<run_id>/scenario.yaml`; its hash:", ""]
     provenance = pd.DataFrame({"run_id": [s.run_id for s in study.runs],
-                               **{k: [s.values.get(k) for s in study.runs] for k in study.axis_keys},
+                               "values": [", ".join(f"{k}={v}" for k, v in s.values.items() if k != "seed")
+                                          for s in study.runs],
+                               "seed": [s.scenario.seed for s in study.runs],
                                "scenario_hash": [s.scenario.digest() for s in study.runs]})
     lines += [_markdown_table(provenance), ""]
     return "\n".join(lines)
