@@ -1,11 +1,24 @@
-"""Run every benchmark in this folder, one after the other (each prints its figures and command)."""
+"""Run every benchmark, one after the other; each prints its figures and the command that measures them.
+
+    python benchmarks/run_all.py            (about 10 minutes on 2 cores, most of it the learning run)
+"""
 
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SIMCODE = [sys.executable, "-m", "simcode.cli"]
 
-for script in sorted(HERE.glob("bench_*.py")):
-    print(f"== {script.name}", flush=True)
-    subprocess.run([sys.executable, str(script), *sys.argv[1:]], check=False)
+COMMANDS = [
+    [sys.executable, str(HERE / "bench_codes.py")],
+    SIMCODE + ["bench", "updates", "--agents", "10"],
+    SIMCODE + ["bench", "updates", "--agents", "30", "--repeats", "3"],
+    [sys.executable, str(HERE / "bench_sim.py")],
+    [sys.executable, str(HERE / "bench_study.py")],
+    [sys.executable, str(HERE / "bench_marl_learning.py")],
+]
+
+for command in COMMANDS:
+    print("== " + " ".join(Path(c).name if c.endswith(".py") else c for c in command[1:]), flush=True)
+    subprocess.run(command, check=False)
