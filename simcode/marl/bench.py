@@ -96,16 +96,10 @@ def loop_update(agents: list[LoopAgent], j: int, obs_n, act_n, rew, next_obs_n, 
                 tp.mul_(1 - cfg.tau).add_(cfg.tau * p)
 
 
-def _median_ms(fn, repeats: int, warmup: int = 2) -> float:
-    """Median wall time of `fn` in ms: robust to other processes on a shared machine."""
-    for _ in range(warmup):  # first calls pay for fresh memory pages
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def bench_updates(agents: int, batch: int = 1024, repeats: int = 5) -> dict:
@@ -118,9 +112,13 @@ def bench_updates(agents: int, batch: int = 1024, repeats: int = 5) -> dict:
     data = random_batch(layout, batch, generator(0, "minibatches"))
     everyone = list(range(agents))
 
+    def batched_all():
+        update(state, data, everyone)
+
     _reset_peak()
     rss_before = _proc_status_mb("VmRSS")
-    batched = _median_ms(lambda: update(state, data, everyone), repeats) / agents
+    for _ in range(2):  # warm-up; the first calls also pay for fresh memory pages
+        batched_all()
     peak = _proc_status_mb("VmHWM")
 
     with torch.random.fork_rng():  # nn.Module's default init draws from the global generator: restore it
@@ -136,11 +134,18 @@ def bench_updates(agents: int, batch: int = 1024, repeats: int = 5) -> dict:
             act_n = [data.act[j][:, i * a:(i + 1) * a] for i in everyone]
             loop_update(loop, j, obs_n, act_n, data.rew[j], next_n, data.done[j], cfg, gen)
 
-    baseline = _median_ms(loop_all, repeats) / agents
+    for _ in range(2):
+        loop_all()
+    # Interleaved, so that both see the same load on a shared machine; the speedup is the median of
+    # the ratios of neighbouring measurements, and the times are medians (robust to outliers).
+    pairs = [(_seconds(batched_all), _seconds(loop_all)) for _ in range(repeats)]
+    batched = float(np.median([b for b, _ in pairs])) * 1e3 / agents
+    baseline = float(np.median([lp for _, lp in pairs])) * 1e3 / agents
     return {
         "agents": agents, "batch": batch, "repeats": repeats, "threads": torch.get_num_threads(),
         "ms_per_agent_update": batched, "baseline_ms_per_agent_update": baseline,
-        "speedup": baseline / batched, "peak_memory_mb": peak, "peak_memory_delta_mb": peak - rss_before,
+        "speedup": float(np.median([lp / b for b, lp in pairs])),
+        "peak_memory_mb": peak, "peak_memory_delta_mb": peak - rss_before,
         "state_floats_per_agent": shapes.state_sizes[0], "batch_bytes_per_agent": shapes.batch_nbytes[0],
         "approx_gflops_per_agent_update": shapes.update_flops[0] / 1e9,
     }
@@ -150,7 +155,7 @@ def format_report(result: dict) -> str:
     r = result
     return "\n".join([
         f"MADDPG updates, simple_spread, {r['agents']} agents, batch {r['batch']}, "
-        f"{r['threads']} torch threads, median of {r['repeats']} repeats",
+        f"{r['threads']} torch threads, median of {r['repeats']} interleaved repeats",
         f"  batched:        {r['ms_per_agent_update']:8.2f} ms per agent update",
         f"  per-agent loop: {r['baseline_ms_per_agent_update']:8.2f} ms per agent update",
         f"  speedup:        {r['speedup']:8.2f}x",
