@@ -172,3 +172,20 @@ def test_ctrl_c_stops_cleanly_keeps_finished_runs_and_resumes(tmp_path):
     assert 2 <= kept < 22
     run_study(str(path), out=out, progress=False)
     assert len(pd.read_csv(out / "results.csv")) == 22
+
+
+def test_real_training_studies_give_the_same_results_in_a_process_pool(tmp_path):
+    path = write_study(tmp_path, """
+set:
+  run.iterations: 4
+  maddpg: {batch_size: 32, learning_starts: 64, hidden: 16, steps_per_iteration: 25}
+  cluster.n_learners: 5
+axes:
+  code.name: [mds, ldpc, replication]
+  delay.k: [0, 2]
+  seed: [0, 1]
+""")
+    base = pd.read_csv(run_study(str(path), out=tmp_path / "a", progress=False) / "results.csv")
+    pool = pd.read_csv(run_study(str(path), out=tmp_path / "b", jobs=2, progress=False) / "results.csv")
+    assert base["final_reward"].notna().all()
+    pd.testing.assert_frame_equal(comparable(pool), comparable(base))
