@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simcode import atomic
 from simcode.config import Scenario
 from simcode.errors import BadInput
 from simcode.marl.evaluate import save_policy
@@ -23,12 +24,6 @@ from simcode.marl.trainer import Trainer
 
 def checkpoints(run_dir: Path) -> list[Path]:
     return sorted((Path(run_dir) / "checkpoints").glob("iter-*.pkl"))
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_curve(trainer: Trainer, out_dir: Path) -> None:
@@ -102,7 +97,7 @@ def train(scenario: Scenario, out_dir: Path, resume: bool = False, progress: boo
         out_dir.mkdir(parents=True, exist_ok=True)
         trainer = Trainer(scenario)
         trainer.warmup()
-    _write_text(out_dir / "scenario.yaml", scenario.to_yaml())
+    atomic.write_text(out_dir / "scenario.yaml", scenario.to_yaml())
 
     total = scenario.run.iterations
     every = scenario.run.checkpoint_every
@@ -132,5 +127,5 @@ def train(scenario: Scenario, out_dir: Path, resume: bool = False, progress: boo
     save_policy(trainer, out_dir)
     write_curve(trainer, out_dir)
     summary = summarize(trainer, previous_seconds + time.perf_counter() - host_start)
-    _write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic.write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
