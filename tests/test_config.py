@@ -76,3 +76,18 @@ def test_digest_is_stable_and_sensitive():
     a, b = Scenario(), Scenario()
     assert a.digest() == b.digest()
     assert a.digest() != Scenario(seed=1).digest()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_scenario_loads_and_runs_on_the_timing_workload(path):
+    from simcode.sim.runner import simulate
+
+    sc = load_scenario(path, {"run.workload": "timing", "run.iterations": 5})
+    assert simulate(sc).summary["iterations"] == 5
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "studies").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_study_expands(path):
+    from simcode.study.spec import load_study
+
+    assert len(load_study(str(path), quick=True).runs) > 1
