@@ -119,6 +119,7 @@ class Cluster:
             # What learner i receives: every agent's state, and the minibatches of its agents.
             self.task_nbytes = [self.state_nbytes + sum(self.batch_nbytes(j) for j in row) for row in self.rows]
             self._fixed_compute: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None  # reused by the decode check
         self.iteration_done = [self.env.event() for _ in range(iterations)]
         self.env.process(self.controller())
 
@@ -229,7 +230,9 @@ class Cluster:
             return theta, 0.0
         coded = {row: self.encode(row, theta) for row in received}
         decoded = self.code.decode(coded)
-        return decoded, relative_error(decoded, data)
+        if self._scratch is None or self._scratch.shape != theta.shape:
+            self._scratch = np.empty_like(theta)
+        return decoded, relative_error(decoded, data, self._scratch)
 
     def encode(self, row: int, theta: np.ndarray) -> np.ndarray:
         """What learner `row` sends: its row of the matrix times the states."""
@@ -237,4 +240,6 @@ class Cluster:
         coefficients = self.code.matrix[row]
         if len(agents) == 1 and coefficients[agents[0]] == 1.0:
             return theta[agents[0]]  # a systematic row is the agent's state itself
+        if len(agents) == len(coefficients):
+            return coefficients @ theta  # a dense row: no gathered copy of the states
         return coefficients[agents] @ theta[agents]
