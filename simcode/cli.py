@@ -111,10 +111,12 @@ def study(
     from simcode.study.runner import run_study
 
     try:
-        result = run_study(name_or_file, quick=quick, out=out, jobs=jobs, executor=executor, progress=progress)
+        root = run_study(name_or_file, quick=quick, out=out, jobs=jobs, executor=executor, progress=progress,
+                         show=lambda table: typer.echo(
+                             f"mean iteration time (simulated seconds, mean over seeds):\n{table}" if table else ""))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None  # run_study has said what is kept and how to resume
-    typer.echo(f"study written to {result}")
+    typer.echo(f"study written to {root}: report.md, results.csv, plots/")
 
 
 @codes_app.command("show")

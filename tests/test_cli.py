@@ -69,3 +69,16 @@ def test_a_simulated_run_can_be_evaluated(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["episodes"] == 2 and report["iteration"] == 3 and report["mean_reward"] < 0
     assert main(["evaluate", str(tmp_path / "nothing")]) == 2
+
+
+def test_study_prints_its_headline_table(tmp_path, capsys):
+    study = tmp_path / "s.yaml"
+    study.write_text(f"""base: {SPREAD3}
+set: {{run: {{iterations: 20, workload: timing}}, maddpg.learning_starts: 0}}
+axes: {{code.name: [mds, ldpc], delay.k: [0, 1]}}
+plots: [{{kind: line, x: delay.k}}]
+""")
+    assert main(["study", str(study), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "mean iteration time" in out and "| mds |" in out and "delay.k=1" in out
+    assert (tmp_path / "out" / "report.md").is_file()

@@ -46,10 +46,26 @@ def _speedups(results: pd.DataFrame, x: str, hue: str) -> tuple[str, pd.DataFram
     return baseline, ratio.reset_index()
 
 
-def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: Path) -> str:
+def _axes(study: Study, results: pd.DataFrame) -> tuple[str | None, str | None]:
+    """(x, hue) of the headline tables: the first line or bar plot's x, by scheme."""
     hue = "code.name" if "code.name" in results.columns else None
     x = next((p.get("x") for p in study.plots
               if p.get("kind") in ("line", "bar") and p.get("x") in results.columns and p.get("x") != hue), None)
+    return x, hue
+
+
+def headline(study: Study, results: pd.DataFrame) -> str:
+    """The mean iteration time table (or per-scheme means), for the terminal."""
+    x, hue = _axes(study, results)
+    if hue and x:
+        return _markdown_table(_pivot(results, x, "mean_iteration", hue))
+    if hue:
+        return _markdown_table(results.groupby(hue, sort=False)[["mean_iteration"]].mean().reset_index())
+    return ""
+
+
+def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: Path) -> str:
+    x, hue = _axes(study, results)
     lines = [f"# Study `{study.name}`{' (quick)' if study.quick else ''}", ""]
     if study.description:
         lines += [study.description.strip(), ""]

@@ -47,8 +47,10 @@ def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "loc
 
 
 def run_study(name_or_file: str, quick: bool = False, out: Path | None = None, jobs: int = 1,
-              executor: str = "local", progress: bool = True) -> Path:
-    from simcode.study.report import write_report
+              executor: str = "local", progress: bool = True, show=None) -> Path:
+    """Run (or resume) a study and return its directory; `show` gets the headline table (mean iteration
+    times by scheme) as text."""
+    from simcode.study.report import headline, write_report
 
     study = load_study(name_or_file, quick=quick)
     store = StudyStore(out or default_out(study))
@@ -65,4 +67,6 @@ def run_study(name_or_file: str, quick: bool = False, out: Path | None = None, j
         raise
     results = store.write_results(study)
     write_report(study, store, results)
+    if show is not None:
+        show(headline(study, results))
     return store.root
