@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """Yields `advance(n)`; shows a bar with elapsed time and ETA on stderr when enabled."""
+def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """Yields `advance(n)` (or `advance(completed=c)` to set the count); shows a bar with elapsed time
+    and ETA on stderr when enabled."""
     if not enabled:
-        yield lambda n=1: None
+        yield lambda n=1, completed=None: None
         return
     from rich.console import Console
     from rich.progress import (
@@ -28,4 +29,11 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
                TextColumn("eta"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: float = 1, completed: float | None = None) -> None:
+            if completed is None:
+                bar.advance(task, n)
+            else:
+                bar.update(task, completed=completed)
+
+        yield advance

@@ -19,13 +19,16 @@ EXECUTORS = ("local", "ray", "dask")
 GroupResult = list[tuple[dict, list[dict], dict, bool]]  # per run: scenario, trace records, summary, diverged
 
 
-def run_group(scenario_dicts: list[dict]) -> GroupResult:
-    """Simulate one group in lock-step; a run whose decoded states were not exact is redone alone."""
+def run_group(scenario_dicts: list[dict], tick: Callable[[float], None] | None = None) -> GroupResult:
+    """Simulate one group in lock-step; a run whose decoded states were not exact is redone alone.
+
+    `tick(runs)` (in-process only) hears of progress in fractions of the group's runs."""
     import torch
 
     torch.set_num_threads(1)  # one process per core: nested threading only slows the study down
     scenarios = [Scenario.model_validate(d) for d in scenario_dicts]
-    results = simulate_group(scenarios)
+    share = len(scenarios) / scenarios[0].run.iterations
+    results = simulate_group(scenarios, on_iteration=(lambda _k: tick(share)) if tick else None)
     out: GroupResult = []
     for result in results:
         if result.diverged:
@@ -41,16 +44,17 @@ def to_run_result(item: tuple[dict, list[dict], dict, bool]) -> RunResult:
     return RunResult(Scenario.model_validate(scenario), pd.DataFrame.from_records(records), summary, diverged)
 
 
-Submit = Callable[[list[list[dict]]], Iterator[tuple[int, GroupResult]]]
+# submit(groups, tick) -> (group index, results) as groups finish; only in-process work calls tick.
+Submit = Callable[..., Iterator[tuple[int, GroupResult]]]
 
 
-def _in_process(groups: list[list[dict]]) -> Iterator[tuple[int, GroupResult]]:
+def _in_process(groups: list[list[dict]], tick=None) -> Iterator[tuple[int, GroupResult]]:
     for n, group in enumerate(groups):
-        yield n, run_group(group)
+        yield n, run_group(group, tick)
 
 
 def _process_pool(jobs: int) -> Submit:
-    def submit(groups: list[list[dict]]) -> Iterator[tuple[int, GroupResult]]:
+    def submit(groups: list[list[dict]], tick=None) -> Iterator[tuple[int, GroupResult]]:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # torch and fork do not mix
@@ -73,7 +77,7 @@ def _dask(jobs: int) -> Submit:
         raise BadInput("--executor", "dask is not installed; allowed: local, or pip install 'simcode[dask]'") \
             from None
 
-    def submit(groups: list[list[dict]]) -> Iterator[tuple[int, GroupResult]]:
+    def submit(groups: list[list[dict]], tick=None) -> Iterator[tuple[int, GroupResult]]:
         import os
 
         address = os.environ.get("SIMCODE_DASK_ADDRESS")
@@ -95,7 +99,7 @@ def _ray(jobs: int) -> Submit:
         raise BadInput("--executor", "ray is not installed; allowed: local, or pip install 'simcode[ray]'") \
             from None
 
-    def submit(groups: list[list[dict]]) -> Iterator[tuple[int, GroupResult]]:
+    def submit(groups: list[list[dict]], tick=None) -> Iterator[tuple[int, GroupResult]]:
         import os
 
         started = not ray.is_initialized()

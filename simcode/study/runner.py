@@ -38,11 +38,13 @@ def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "loc
     payload = [[spec.scenario.to_dict() for spec in group] for group in groups]
     done = 0
     with progress_bar(len(todo), f"study {study.name}", enabled=progress) as advance:
-        for n, group_result in submit(payload):
+        # In-process work ticks in fractions of runs as iterations pass; a finished group sets the
+        # count to the runs saved so far.
+        for n, group_result in submit(payload, advance):
             for spec, item in zip(groups[n], group_result):
                 store.save(spec, to_run_result(item))
             done += len(groups[n])
-            advance(len(groups[n]))
+            advance(completed=done)
     return done
 
 
