@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simcode import atomic
 from simcode.config import Scenario
 from simcode.errors import BadInput
 from simcode.seeding import generator
@@ -26,13 +27,10 @@ def save_policy(trainer, run_dir: Path) -> Path:
 
 def write_policy(run_dir: Path, scenario: Scenario, states: list[np.ndarray], iteration: int) -> Path:
     """Flat agent states and their scenario as `evaluate` reads them (atomic write)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / POLICY_FILE
-    tmp = run_dir / (POLICY_FILE + ".tmp.npz")
+    path = Path(run_dir) / POLICY_FILE
     arrays = {f"state_{j}": s for j, s in enumerate(states)}
-    np.savez(tmp, scenario=np.array(json.dumps(scenario.to_dict())), iteration=np.array(iteration), **arrays)
-    os.replace(tmp, path)
+    with atomic.replacing(path) as tmp:
+        np.savez(tmp, scenario=np.array(json.dumps(scenario.to_dict())), iteration=np.array(iteration), **arrays)
     return path
 
 

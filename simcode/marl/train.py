@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from pathlib import Path
 
@@ -28,14 +27,12 @@ def checkpoints(run_dir: Path) -> list[Path]:
 
 def write_curve(trainer: Trainer, out_dir: Path) -> None:
     names = trainer.agent_names
-    tmp = out_dir / "curve.csv.tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic.replacing(out_dir / "curve.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["episode", "env_step", "iteration", "reward"] + [f"reward_{n}" for n in names])
         for e in trainer.episode_log:
             writer.writerow([e["episode"], e["env_step"], e["iteration"], f"{e['reward']:.6g}"]
                             + [f"{r:.6g}" for r in e["rewards"]])
-    os.replace(tmp, out_dir / "curve.csv")
     if not trainer.episode_log:
         return
     import matplotlib
@@ -56,9 +53,9 @@ def write_curve(trainer: Trainer, out_dir: Path) -> None:
     ax.set_title(f"MADDPG on {trainer.scenario.env.scenario}, {trainer.n_agents} agents")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(out_dir / "curve.png.tmp.png", dpi=100)
+    with atomic.replacing(out_dir / "curve.png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(out_dir / "curve.png.tmp.png", out_dir / "curve.png")
 
 
 def summarize(trainer: Trainer, host_seconds: float) -> dict:

@@ -17,13 +17,13 @@ because mpe2's dynamics are deterministic given the reset seed.
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from simcode import atomic
 from simcode.config import Scenario
 from simcode.marl.buffer import ReplayBuffer
 from simcode.marl.envs import describe, make_env
@@ -167,11 +167,8 @@ class Trainer:
             "episode": {"seed": self.episode_seed, "actions": self.episode_actions,
                         "rewards": self.episode_rewards.copy(), "obs": self.obs.copy()},
         }
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
+        with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
             pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Trainer:

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from simcode import atomic
 from simcode.study.spec import Study
 from simcode.study.store import StudyStore
 
@@ -100,8 +101,8 @@ def plot_one(spec: dict, study: Study, store: StudyStore, results: pd.DataFrame,
     if ax.get_legend() is not None:
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), title=_label(hue), frameon=False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
 
