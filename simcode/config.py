@@ -261,6 +261,8 @@ def validate_scenario(scenario: Scenario, file: str | None = None) -> None:
     from simcode.codes import CODES, make_code
     from simcode.delays import DELAYS, make_delay
 
+    if scenario.cost.model == "measured" and scenario.run.workload != "maddpg":
+        raise BadInput("cost.model", "measured times real computation; allowed with run.workload: maddpg", file)
     m = scenario.n_agents
     n = scenario.cluster.n_learners
     code = scenario.code

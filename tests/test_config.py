@@ -91,3 +91,9 @@ def test_every_shipped_study_expands(path):
     from simcode.study.spec import load_study
 
     assert len(load_study(str(path), quick=True).runs) > 1
+
+
+def test_measured_cost_needs_real_computation(tmp_path):
+    with pytest.raises(BadInput) as info:
+        load_scenario(write(tmp_path, "cost: {model: measured}\nrun: {workload: timing}\n"))
+    assert info.value.key == "cost.model"

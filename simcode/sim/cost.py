@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from simcode.config import CostConfig
-from simcode.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -65,9 +64,7 @@ class MeasuredCost(CostModel):
         return sum(host.update_seconds[j] for j in agents)
 
 
-def make_cost(config: CostConfig, update_flops: Sequence[float], act_flops: Sequence[float],
-              workload: str) -> CostModel:
-    if config.model == "measured" and workload != "maddpg":
-        raise BadInput("cost.model", "measured needs real computation; allowed with run.workload: maddpg")
+def make_cost(config: CostConfig, update_flops: Sequence[float], act_flops: Sequence[float]) -> CostModel:
+    """The scenario's cost model (config.validate_scenario has checked that `measured` has real work)."""
     kind = {"fixed": CostModel, "flops": FlopsCost, "measured": MeasuredCost}[config.model]
     return kind(config, update_flops, act_flops)

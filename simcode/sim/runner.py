@@ -18,7 +18,6 @@ from simcode import atomic
 from simcode.codes import make_code
 from simcode.config import Scenario
 from simcode.delays import make_delay
-from simcode.errors import BadInput
 from simcode.progress import progress_bar
 from simcode.seeding import generator
 from simcode.sim.cluster import Cluster
@@ -51,7 +50,7 @@ def build(scenario: Scenario, workload=None) -> Cluster:
                        **scenario.delay.params())
     delay.reset()
     shapes = workload.shapes
-    cost = make_cost(scenario.cost, shapes.update_flops, shapes.act_flops, scenario.run.workload)
+    cost = make_cost(scenario.cost, shapes.update_flops, shapes.act_flops)
     return Cluster(code=code, n_learners=n_learners, network=scenario.cluster.network,
                    on_decode=scenario.cluster.on_decode, timeout=scenario.cluster.timeout,
                    delay_model=delay, delay_rng=generator(scenario.seed, "delays"), cost=cost,
@@ -143,8 +142,6 @@ def write_run(out: Path, result: RunResult) -> None:
 
 
 def run_to_dir(scenario: Scenario, out: Path, progress: bool = True) -> dict:
-    if scenario.cost.model == "measured" and scenario.run.workload != "maddpg":
-        raise BadInput("cost.model", "measured needs real computation; allowed with run.workload: maddpg")
     result = simulate(scenario, progress=progress)
     write_run(Path(out), result)
     if result.summary["decode_warning"]:
