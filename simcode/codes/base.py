@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
 import numpy as np
-from scipy.linalg import qr, solve_triangular
+from scipy.linalg import qr
 from scipy.linalg.blas import dtrsm
 
 from simcode.errors import BadInput
@@ -175,12 +175,6 @@ class Code:
             return float("inf")
         s = np.linalg.svd(sub, compute_uv=False)
         return float(s[0] / s[-1]) if s[-1] > RANK_RTOL * s[0] else float("inf")
-
-    def decode_matrix(self, received: Iterable[int]) -> np.ndarray:
-        """(M, k) left inverse of the received rows (sorted learner order): theta = D @ Y."""
-        rows = self._require_decodable(self._rows(received))
-        q, r = qr(self.matrix[list(rows)], mode="economic")
-        return solve_triangular(r, q.T)
 
     def _require_decodable(self, rows: tuple[int, ...]) -> tuple[int, ...]:
         if not self.can_decode(rows):

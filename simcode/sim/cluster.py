@@ -107,7 +107,6 @@ class Cluster:
         self.iterations = iterations
         self.iteration = -1
         self.records: list[dict] = []
-        self.warmup_rewards: list[float] = []
         shapes = workload.shapes
         self.padded_size = shapes.padded_size
         self.result_nbytes = 8 * self.padded_size  # a float64 combination of states
@@ -125,7 +124,7 @@ class Cluster:
 
     # ------------------------------------------------------------------ the controller
     def controller(self):
-        self.warmup_rewards = self.workload.warmup()
+        self.workload.warmup()  # fills the replay buffer; its episodes are not iterations
         yield self.env.timeout(self.cost.env_seconds(self.warmup_steps, HostTimes()))
         self.warmup_seconds = self.env.now
         for k in range(self.iterations):

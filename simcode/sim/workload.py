@@ -83,8 +83,6 @@ def unstack_states(theta: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
 class TimingWorkload:
     """The same clock with no computation: message sizes and flops still come from the real networks."""
 
-    real = False
-
     def __init__(self, scenario: Scenario):
         self.shapes = shapes_of(scenario)
 
@@ -100,8 +98,6 @@ class TimingWorkload:
 
 class MaddpgWorkload:
     """Real MADDPG: the controller's environment steps and every agent's update, on the host."""
-
-    real = True
 
     def __init__(self, scenario: Scenario):
         from simcode.marl.trainer import Trainer
@@ -170,8 +166,6 @@ class SharedMaddpg:
 
 
 class _Member:
-    real = True
-
     def __init__(self, shared: SharedMaddpg):
         self.shared = shared
         self.shapes = shared.shapes
