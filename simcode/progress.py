@@ -8,11 +8,13 @@ from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[Callable[..., None]]:
-    """Yields `advance(n)` (or `advance(completed=c)` to set the count); shows a bar with elapsed time
-    and ETA on stderr when enabled."""
+def progress_bar(total: int, description: str, enabled: bool = True,
+                 completed: int = 0) -> Iterator[Callable[..., None]]:
+    """Yields `advance(n=1, completed=None, status=None)`: add n, or set the count to `completed`, and
+    show `status` (e.g. the latest reward) after the bar. The bar, with elapsed time and ETA, goes to
+    stderr when enabled and stderr is a terminal."""
     if not enabled:
-        yield lambda n=1, completed=None: None
+        yield lambda n=1, completed=None, status=None: None
         return
     from rich.console import Console
     from rich.progress import (
@@ -26,14 +28,15 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
 
     console = Console(file=sys.stderr)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn())
+               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
     with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
-        task = bar.add_task(description, total=total)
+        task = bar.add_task(description, total=total, completed=completed, status="")
 
-        def advance(n: float = 1, completed: float | None = None) -> None:
+        def advance(n: float = 1, completed: float | None = None, status: str | None = None) -> None:
+            fields = {} if status is None else {"status": status}
             if completed is None:
-                bar.advance(task, n)
+                bar.update(task, advance=n, **fields)
             else:
-                bar.update(task, completed=completed)
+                bar.update(task, completed=completed, **fields)
 
         yield advance

@@ -19,6 +19,7 @@ from simcode.config import Scenario
 from simcode.errors import BadInput
 from simcode.marl.evaluate import save_policy
 from simcode.marl.trainer import Trainer
+from simcode.progress import progress_bar
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -105,20 +106,11 @@ def train(scenario: Scenario, out_dir: Path, resume: bool = False, progress: boo
             save_checkpoint(trainer, out_dir)
             write_curve(trainer, out_dir)
 
-    if progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        columns = (TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TextColumn("reward {task.fields[reward]}"), TimeElapsedColumn(), TimeRemainingColumn())
-        with Progress(*columns, transient=True) as bar:
-            task = bar.add_task("train", total=total, completed=trainer.iteration, reward="-")
-            while trainer.iteration < total:
-                one_iteration()
-                last = [e["reward"] for e in trainer.episode_log[-100:]]
-                bar.update(task, completed=trainer.iteration, reward=f"{np.mean(last):.1f}" if last else "-")
-    else:
+    with progress_bar(total, "train", enabled=progress, completed=trainer.iteration) as advance:
         while trainer.iteration < total:
             one_iteration()
+            last = [e["reward"] for e in trainer.episode_log[-100:]]
+            advance(completed=trainer.iteration, status=f"reward {np.mean(last):.1f}" if last else "")
 
     save_checkpoint(trainer, out_dir)
     save_policy(trainer, out_dir)
