@@ -15,7 +15,7 @@ from torch import nn
 
 from simcode.config import EnvConfig, MaddpgConfig
 from simcode.marl.envs import describe
-from simcode.marl.maddpg import Batch, Update, gumbel_softmax
+from simcode.marl.maddpg import Batch, Update, gumbel_softmax, update_noise
 from simcode.marl.state import Layout
 from simcode.seeding import generator
 
@@ -65,35 +65,38 @@ class LoopAgent:
 
 
 def loop_update(agents: list[LoopAgent], j: int, obs_n, act_n, rew, next_obs_n, done, cfg: MaddpgConfig,
-                gen: torch.Generator):
+                noise: torch.Tensor):
+    """Agent j's update, as the reference writes it; noise (M + 1, B, A): uniforms for the M target
+    actions, then for agent j's own action."""
     me = agents[j]
-
-    def sample(logits):
-        return gumbel_softmax(logits, torch.rand(logits.shape, generator=gen).clamp_(min=1e-20))
-
     with torch.no_grad():
-        next_act = [sample(ag.target_actor(o))
-                    for ag, o in zip(agents, next_obs_n)]
+        next_act = [gumbel_softmax(ag.target_actor(o), u) for ag, o, u in zip(agents, next_obs_n, noise)]
         q_next = me.target_critic(torch.cat(next_obs_n + next_act, 1)).squeeze(1)
         y = rew + cfg.gamma * (1 - done) * q_next
     q = me.critic(torch.cat(obs_n + act_n, 1)).squeeze(1)
     critic_loss = ((q - y) ** 2).mean()
     me.critic_opt.zero_grad()
     critic_loss.backward()
-    nn.utils.clip_grad_norm_(me.critic.parameters(), cfg.grad_clip)
+    _clip_each(me.critic, cfg.grad_clip)
     me.critic_opt.step()
     logits = me.actor(obs_n[j])
     acts = list(act_n)
-    acts[j] = sample(logits)
+    acts[j] = gumbel_softmax(logits, noise[-1])
     actor_loss = -me.critic(torch.cat(obs_n + acts, 1)).mean() + cfg.policy_reg * (logits ** 2).mean()
     me.actor_opt.zero_grad()
     actor_loss.backward()
-    nn.utils.clip_grad_norm_(me.actor.parameters(), cfg.grad_clip)
+    _clip_each(me.actor, cfg.grad_clip)
     me.actor_opt.step()
     with torch.no_grad():
         for net, target in ((me.actor, me.target_actor), (me.critic, me.target_critic)):
             for p, tp in zip(net.parameters(), target.parameters()):
                 tp.mul_(1 - cfg.tau).add_(cfg.tau * p)
+
+
+def _clip_each(net: nn.Module, max_norm: float) -> None:
+    """The reference clips each gradient tensor on its own (tf.clip_by_norm per variable)."""
+    for p in net.parameters():
+        nn.utils.clip_grad_norm_([p], max_norm)
 
 
 def _seconds(fn) -> float:
@@ -123,7 +126,6 @@ def bench_updates(agents: int, batch: int = 1024, repeats: int = 5) -> dict:
 
     with torch.random.fork_rng():  # nn.Module's default init draws from the global generator: restore it
         loop = [LoopAgent(d, shapes.critic_in(j), shapes.act_dims[j], cfg) for j, d in enumerate(shapes.obs_dims)]
-    gen = torch.Generator().manual_seed(0)
     offs = np.cumsum((0,) + shapes.obs_dims)
     a = shapes.act_dims[0]
 
@@ -132,7 +134,8 @@ def bench_updates(agents: int, batch: int = 1024, repeats: int = 5) -> dict:
             obs_n = [data.obs[j][:, offs[i]:offs[i + 1]] for i in everyone]
             next_n = [data.next_obs[j][:, offs[i]:offs[i + 1]] for i in everyone]
             act_n = [data.act[j][:, i * a:(i + 1) * a] for i in everyone]
-            loop_update(loop, j, obs_n, act_n, data.rew[j], next_n, data.done[j], cfg, gen)
+            noise = update_noise(data.seed, data.iteration, j, (agents + 1, batch, a))
+            loop_update(loop, j, obs_n, act_n, data.rew[j], next_n, data.done[j], cfg, noise)
 
     for _ in range(2):
         loop_all()

@@ -47,28 +47,38 @@ class Batch:
     iteration: int
 
 
-def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """x (n, B, in), w (n, out, in), b (n, out) -> (n, B, out)."""
-    return torch.bmm(x, w.transpose(1, 2)).add_(b.unsqueeze(1))  # in place: fewer large temporaries
+class Scratch:
+    """Intermediate tensors kept between calls, by name and shape.
 
+    A fresh multi-megabyte tensor costs a page fault per 4 KiB page on first touch, which at batch
+    1024 took longer than the matmul writing it. One `Update` owns one Scratch: not for concurrent
+    use from several threads.
+    """
 
-def mlp(p: dict[str, torch.Tensor], net: str, x: torch.Tensor, x_act: torch.Tensor | None = None):
-    """Two ReLU hidden layers; p[net.*] are stacked over agents; a critic takes (obs, actions)."""
-    if net.endswith("critic"):
-        pre = torch.baddbmm(linear(x_act, p[f"{net}.W1a"], p[f"{net}.b1"]), x, p[f"{net}.W1o"].transpose(1, 2))
-    else:
-        pre = linear(x, p[f"{net}.W1"], p[f"{net}.b1"])
-    h = torch.relu_(pre)
-    h = torch.relu_(linear(h, p[f"{net}.W2"], p[f"{net}.b2"]))
-    out = linear(h, p[f"{net}.W3"], p[f"{net}.b3"])
-    return out.squeeze(-1) if net.endswith("critic") else out
+    def __init__(self) -> None:
+        self._tensors: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, name: str, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        key = (name, shape, dtype)
+        t = self._tensors.get(key)
+        if t is None:
+            t = self._tensors[key] = torch.empty(shape, dtype=dtype)
+        return t
 
 
 def gumbel_softmax(logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
     """The reference's sample: softmax(logits - log(-log(u)))."""
-    x = logits - torch.log(-torch.log(uniform))
+    return softmax(logits - torch.log(-torch.log(uniform)))
+
+
+def softmax(x: torch.Tensor) -> torch.Tensor:
     e = torch.exp(x - x.amax(dim=-1, keepdim=True))  # torch.softmax is slow over 5 actions on CPU
     return e / e.sum(dim=-1, keepdim=True)
+
+
+def relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """In place: grad *= (out > 0), where out = relu(x) (aten's own kernel: masked_fill_ is 30x slower)."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
 
 
 def update_noise(seed: int, iteration: int, agent: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -79,23 +89,34 @@ def update_noise(seed: int, iteration: int, agent: int, shape: tuple[int, ...]) 
     return torch.rand(shape, generator=gen).clamp_(min=1e-20)
 
 
-def adam_clip(params, grads, m, v, t, cfg: MaddpgConfig):
-    """Clip each gradient tensor (per agent) to norm cfg.grad_clip, then one Adam step; returns new tensors."""
+def adam_clip(params, grads, m, v, t, cfg: MaddpgConfig, clip_groups: list[list[int]]):
+    """Clip gradients to norm cfg.grad_clip per agent and per group of tensors, then one Adam step.
+
+    A group is one variable of the reference (the critic's first layer is stored as two tensors,
+    observation and action columns, and clipped as one). `grads` are scaled in place; returns new
+    parameters, first and second moments.
+    """
     b1, b2 = ADAM_BETAS
+    for group in clip_groups:
+        # Per-agent norms one agent at a time: a batched reduction may sum in a different order.
+        def norm(i: int, group=group) -> torch.Tensor:
+            norms = [torch.linalg.vector_norm(grads[n][i]) for n in group]
+            return norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms))
+
+        scale = cfg.grad_clip / torch.stack([norm(i) for i in range(grads[group[0]].shape[0])]).clamp(
+            min=cfg.grad_clip)
+        for n in group:
+            grads[n].mul_(scale.view(-1, *[1] * (grads[n].dim() - 1)))
     new_p, new_m, new_v = [], [], []
     for p, g, m_, v_ in zip(params, grads, m, v):
-        # Per-agent norms one agent at a time: a batched reduction may sum in a different order.
-        norm = torch.stack([torch.linalg.vector_norm(g[i]) for i in range(g.shape[0])])
-        scale = cfg.grad_clip / torch.clamp(norm, min=cfg.grad_clip)
-        g = g * scale.view(-1, *[1] * (g.dim() - 1))
-        tt = t.view(-1, *[1] * (g.dim() - 1))
-        m_ = b1 * m_ + (1 - b1) * g
+        per_agent = (-1, *[1] * (g.dim() - 1))
+        m_ = torch.mul(m_, b1).add_(g, alpha=1 - b1)
         # v >= 0 always in plain training; a decoded state carries the decode's rounding, which can
         # leave a zero second moment at -1e-22. Clamping is the identity on exact states.
-        v_ = b2 * v_.clamp(min=0) + (1 - b2) * g * g
-        m_hat = m_ / (1 - b1 ** tt)
-        v_hat = v_ / (1 - b2 ** tt)
-        new_p.append(p - cfg.lr * m_hat / (torch.sqrt(v_hat) + ADAM_EPS))
+        v_ = torch.clamp(v_, min=0).mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = torch.div(v_, (1 - b2 ** t).view(per_agent)).sqrt_().add_(ADAM_EPS)  # sqrt(v_hat) + eps
+        step = torch.div(m_, denom).mul_((cfg.lr / (1 - b1 ** t)).view(per_agent))  # lr * m_hat / denom
+        new_p.append(torch.sub(p, step))
         new_m.append(m_)
         new_v.append(v_)
     return new_p, new_m, new_v
@@ -117,6 +138,7 @@ class Update:
             self.own_mask[i, :d] = 1.0
         self.same_obs = len(set(s.obs_dims)) == 1
         self.local = any(s.local_critic)
+        self.scratch = Scratch()
         self.obs_keep = torch.ones((m, s.obs_total))  # ddpg critics see only their own columns
         self.act_keep = torch.ones((m, m * a))
         for j in range(m):
@@ -131,11 +153,6 @@ class Update:
         if self.same_obs and len(who) == self.layout.n_agents:
             return obs.view(*obs.shape[:2], len(who), -1)  # no padding: a view
         return obs[:, :, self.own_cols[who]] * self.own_mask[who]
-
-    def critic_inputs(self, obs, act, agents):
-        if not self.local:
-            return obs, act
-        return obs * self.obs_keep[agents].unsqueeze(1), act * self.act_keep[agents].unsqueeze(1)
 
     def __call__(self, state: dict[str, torch.Tensor], batch: Batch, agents: list[int]):
         """New stacked states (k = len(agents) rows, in order) from all agents' `state`."""
@@ -154,6 +171,47 @@ class Update:
                 parts.append(self.group(state, batch, group))
         return {n: torch.cat([p[n] for p in parts]) for n in parts[0]}
 
+    # ------------------------------------------------------------------ forward and backward by hand
+
+    def forward(self, p: dict[str, torch.Tensor], net: str, x: torch.Tensor, x_act: torch.Tensor | None = None,
+                tag: str = ""):
+        """Two ReLU hidden layers over a stack of networks; returns (output, h1, h2) in scratch
+        tensors named by `tag` (valid until the next call with that tag)."""
+        n, b, hidden = x.shape[0], x.shape[1], p[f"{net}.b1"].shape[-1]
+        h1 = self.scratch(tag + "h1", n, b, hidden)
+        h1.copy_(p[f"{net}.b1"].unsqueeze(1).expand_as(h1))
+        if x_act is not None:  # a critic: observation and action columns of the first layer
+            h1.baddbmm_(x_act, p[f"{net}.W1a"].transpose(1, 2))
+            h1.baddbmm_(x, p[f"{net}.W1o"].transpose(1, 2))
+        else:
+            h1.baddbmm_(x, p[f"{net}.W1"].transpose(1, 2))
+        h1.relu_()
+        h2 = self.scratch(tag + "h2", n, b, hidden)
+        h2.copy_(p[f"{net}.b2"].unsqueeze(1).expand_as(h2)).baddbmm_(h1, p[f"{net}.W2"].transpose(1, 2)).relu_()
+        w3 = p[f"{net}.W3"]
+        out = self.scratch(tag + "out", n, b, w3.shape[1])
+        out.copy_(p[f"{net}.b3"].unsqueeze(1).expand_as(out)).baddbmm_(h2, w3.transpose(1, 2))
+        return out, h1, h2
+
+    def backward(self, p, net: str, h1, h2, d_out, tag: str = ""):
+        """Gradients at the two hidden layers' pre-activations from d loss / d output."""
+        w3 = p[f"{net}.W3"]
+        d2 = self.scratch(tag + "d2", *h2.shape)
+        if w3.shape[1] == 1:  # one output: an outer product, cheaper as a broadcast multiply
+            torch.mul(d_out, w3, out=d2)
+        else:
+            torch.bmm(d_out, w3, out=d2)
+        relu_backward(d2, h2)
+        d1 = self.scratch(tag + "d1", *h1.shape)
+        return relu_backward(torch.bmm(d2, p[f"{net}.W2"], out=d1), h1), d2
+
+    @staticmethod
+    def weight_grads(inputs, h1, h2, d_out, d1, d2) -> list[torch.Tensor]:
+        """Gradients of (the first layer's weights on each of `inputs`, b1, W2, b2, W3, b3)."""
+        first = [torch.bmm(d1.transpose(1, 2), x) for x in inputs]
+        return first + [d1.sum(1), torch.bmm(d2.transpose(1, 2), h1), d2.sum(1),
+                        torch.bmm(d_out.transpose(1, 2), h2), d_out.sum(1)]
+
     def group(self, state, batch: Batch, agents: list[int]):
         cfg, m, a = self.cfg, self.layout.n_agents, self.act_dim
         k, b = len(agents), batch.obs.shape[1]
@@ -163,43 +221,56 @@ class Update:
         s = {n: t[rows] for n, t in state.items()}
         obs, act, next_obs = batch.obs[rows], batch.act[rows], batch.next_obs[rows]
         rew, done = batch.rew[rows], batch.done[rows]
-        noise = torch.stack([update_noise(batch.seed, batch.iteration, j, (m + 1, b, a)) for j in agents])
+        # Gumbel noise -log(-log(u)), from each agent's own generator.
+        gumbel = torch.stack([update_noise(batch.seed, batch.iteration, j, (m + 1, b, a)) for j in agents])
+        gumbel.log_().neg_().log_().neg_()
 
-        # Target: every agent's target policy on its next observation, then agent j's target critic.
-        with torch.no_grad():
-            # Every agent's target policy on each minibatch (one minibatch at a time: cache-sized).
-            targets = {n: state[f"target_{n}"] for n in net_names("actor")}
-            logits_next = torch.stack([mlp(targets, "actor", x.transpose(0, 1).contiguous())
-                                       for x in self.own_obs(next_obs, torch.arange(m))])  # (k, M, B, A)
-            act_next = gumbel_softmax(logits_next, noise[:, :m]).permute(0, 2, 1, 3).reshape(k, b, m * a)
-            q_next = mlp(s, "target_critic", *self.critic_inputs(next_obs, act_next, idx))
-            y = rew + cfg.gamma * (1.0 - done) * q_next
+        # Target: every agent's target policy on each minibatch's next observations (one minibatch
+        # at a time, so that every matmul has the same shape whatever k), then j's target critic.
+        target_actor = {n: state[f"target_{n}"] for n in net_names("actor")}
+        own_next = self.own_obs(next_obs, torch.arange(m))  # (k, B, M, Dmax)
+        act_next = self.scratch("act_next", k, b, m, a)
+        for r in range(k):
+            logits, _, _ = self.forward(target_actor, "actor", own_next[r].transpose(0, 1), tag="target_actor.")
+            act_next[r] = softmax(logits.add_(gumbel[r, :m])).transpose(0, 1)
+        q_next, _, _ = self.forward({n: s[f"target_{n}"] for n in net_names("critic")}, "critic", next_obs,
+                                    act_next.view(k, b, m * a), tag="target_critic.")
+        y = rew + cfg.gamma * (1.0 - done) * q_next.squeeze(-1)
 
-        # Critic.
-        x_obs, x_act = self.critic_inputs(obs, act, idx)
-        critic = {n: s[n].detach().requires_grad_() for n in net_names("critic")}
-        q = mlp(critic, "critic", x_obs, x_act)
-        critic_loss = ((q - y) ** 2).mean(dim=1)
-        grads = torch.autograd.grad(critic_loss.sum(), list(critic.values()))
+        # Critic: minimise mean (Q - y)^2.
+        critic = {n: s[n] for n in net_names("critic")}
+        q, h1, h2 = self.forward(critic, "critic", obs, act, tag="critic.")
+        d_q = (q.squeeze(-1) - y).mul_(2.0 / b).unsqueeze(-1)
+        d1, d2 = self.backward(critic, "critic", h1, h2, d_q, tag="critic.")
+        grads = self.weight_grads((obs, act), h1, h2, d_q, d1, d2)
+        if self.local:  # a ddpg critic's first layer sees only its own columns (its other weights are 0)
+            grads[0].mul_(self.obs_keep[idx].unsqueeze(1))
+            grads[1].mul_(self.act_keep[idx].unsqueeze(1))
         new = self.step(s, "critic", grads)
 
-        # Actor, against the updated critic (its weights are constants here).
-        actor = {n: s[n].detach().requires_grad_() for n in net_names("actor")}
-        logits = mlp(actor, "actor", self.own_obs_rows(obs, idx))
-        sample = gumbel_softmax(logits, noise[:, m])
-        mine = torch.zeros((k, 1, m, 1), dtype=torch.bool)
-        mine[torch.arange(k), 0, idx, 0] = True
-        act_pi = torch.where(mine, sample.unsqueeze(2), act.reshape(k, b, m, a)).reshape(k, b, m * a)
-        x_obs, x_act_pi = self.critic_inputs(obs, act_pi, idx)
-        q_pi = mlp({n: new[n].detach() for n in net_names("critic")}, "critic", x_obs, x_act_pi)
-        actor_loss = -q_pi.mean(dim=1) + cfg.policy_reg * (logits ** 2).mean(dim=(1, 2))
-        grads = torch.autograd.grad(actor_loss.sum(), list(actor.values()))
-        new.update(self.step(s, "actor", grads))
+        # Actor, against the updated critic: -mean Q(x, a with a_j = j's sample) + reg * mean logits^2.
+        actor = {n: s[n] for n in net_names("actor")}
+        x_own = self.own_obs_rows(obs, idx)
+        logits, a1, a2 = self.forward(actor, "actor", x_own, tag="actor.")
+        sample = softmax(logits + gumbel[:, m])
+        act_pi = self.scratch("act_pi", k, b, m * a)
+        act_pi.copy_(act)
+        for r, j in enumerate(agents):
+            act_pi[r, :, j * a:(j + 1) * a] = sample[r]
+        critic = {n: new[n] for n in net_names("critic")}
+        _, h1, h2 = self.forward(critic, "critic", obs, act_pi, tag="critic.")
+        d1, _ = self.backward(critic, "critic", h1, h2, torch.full((k, b, 1), -1.0 / b), tag="critic.")
+        # d loss / d a_j needs only agent j's action columns of the first layer.
+        d_sample = torch.bmm(d1, new["critic.W1a"].view(k, -1, m, a)[torch.arange(k), :, idx])
+        d_logits = sample * (d_sample - (sample * d_sample).sum(-1, keepdim=True))  # through the softmax
+        d_logits.add_(logits, alpha=2.0 * cfg.policy_reg / (b * a))
+        d1, d2 = self.backward(actor, "actor", a1, a2, d_logits, tag="actor.")
+        new.update(self.step(s, "actor", self.weight_grads((x_own,), a1, a2, d_logits, d1, d2)))
 
         # Soft target updates and the shared Adam step count.
         for net in ("actor", "critic"):
             for n in net_names(net):
-                new[f"target_{n}"] = (1.0 - cfg.tau) * s[f"target_{n}"] + cfg.tau * new[n]
+                new[f"target_{n}"] = torch.lerp(s[f"target_{n}"], new[n], cfg.tau)
         new["step"] = s["step"] + 1.0
         return {n: new[n] for n in state}
 
@@ -209,11 +280,14 @@ class Update:
         return torch.gather(obs, 2, cols) * self.own_mask[idx].unsqueeze(1)
 
     def step(self, s, net: str, grads):
+        """Clip and Adam; the critic's first layer (two tensors here) is one variable of the reference."""
         names = net_names(net)
+        first = [0, 1] if net == "critic" else [0]
+        groups = [first] + [[i] for i in range(len(first), len(names))]
         t = s["step"].squeeze(-1) + 1.0
-        p, m_, v_ = adam_clip([s[n] for n in names], [g.detach() for g in grads],
-                              [s[f"m_{n}"] for n in names], [s[f"v_{n}"] for n in names], t, self.cfg)
+        p, m_, v_ = adam_clip([s[n] for n in names], grads, [s[f"m_{n}"] for n in names],
+                              [s[f"v_{n}"] for n in names], t, self.cfg, groups)
         out = {}
         for n, pn, mn, vn in zip(names, p, m_, v_):
-            out[n], out[f"m_{n}"], out[f"v_{n}"] = pn.detach(), mn.detach(), vn.detach()
+            out[n], out[f"m_{n}"], out[f"v_{n}"] = pn, mn, vn
         return out

@@ -1,0 +1,94 @@
+"""The batched update against the reference's way of writing it: one nn.Module actor and critic per
+agent, autograd and torch.optim.Adam (simcode.marl.bench.loop_update), on the same states and noise."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from simcode.config import EnvConfig, MaddpgConfig
+from simcode.marl.bench import LoopAgent, loop_update, random_batch
+from simcode.marl.envs import describe
+from simcode.marl.maddpg import Update, update_noise
+from simcode.marl.state import Layout, net_names
+from simcode.seeding import generator
+
+
+def _modules(agent: LoopAgent, net: str):
+    return (agent.actor, agent.target_actor) if net == "actor" else (agent.critic, agent.target_critic)
+
+
+def _as_params(state: dict, net: str, j: int, obs_dim: int, prefix: str = "") -> list[torch.Tensor]:
+    """Agent j's tensors of `net` in nn.Sequential's parameter order."""
+    p = {n.split(".")[1]: state[prefix + n][j] for n in net_names(net)}
+    if net == "actor":
+        return [p["W1"][:, :obs_dim], p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]]
+    return [torch.cat([p["W1o"], p["W1a"]], 1), p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]]
+
+
+ITER = 3
+
+
+def loop_agents(state: dict, layout: Layout, cfg: MaddpgConfig) -> list[LoopAgent]:
+    s = layout.shapes
+    with torch.random.fork_rng():
+        agents = [LoopAgent(d, s.critic_in(j), s.act_dims[j], cfg) for j, d in enumerate(s.obs_dims)]
+    for j, (agent, d) in enumerate(zip(agents, s.obs_dims)):
+        step = float(state["step"][j, 0])
+        for net, opt in (("actor", agent.actor_opt), ("critic", agent.critic_opt)):
+            module, target = _modules(agent, net)
+            with torch.no_grad():
+                for dst, src in zip(module.parameters(), _as_params(state, net, j, d)):
+                    dst.copy_(src)
+                for dst, src in zip(target.parameters(), _as_params(state, net, j, d, "target_")):
+                    dst.copy_(src)
+            if step > 0:
+                for prm, m, v in zip(module.parameters(), _as_params(state, net, j, d, "m_"),
+                                     _as_params(state, net, j, d, "v_")):
+                    opt.state[prm] = {"step": torch.tensor(step), "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
+    return agents
+
+
+@pytest.mark.parametrize("env", [{"scenario": "simple_spread", "n_agents": 3}, {"scenario": "simple_tag"}])
+def test_batched_update_equals_per_agent_autograd_loop(env):
+    cfg = MaddpgConfig(batch_size=64, hidden=32)
+    shapes = describe(EnvConfig.model_validate(env), cfg)
+    layout = Layout(shapes)
+    update = Update(layout, cfg)
+    m, a, b = shapes.n_agents, shapes.act_dims[0], cfg.batch_size
+    state = layout.initial_state(generator(1, "networks"))
+    rng = generator(1, "minibatches")
+    offs = [0, *torch.cumsum(torch.tensor(shapes.obs_dims), 0).tolist()]
+    worst = {}
+    for it in range(ITER):  # the later iterations start from non-zero Adam moments
+        data = random_batch(layout, b, rng)
+        data.iteration = it
+        new = update(state, data, list(range(m)))
+        for j in range(m):
+            agents = loop_agents(state, layout, cfg)
+            obs_n = [data.obs[j][:, offs[i]:offs[i + 1]] for i in range(m)]
+            next_n = [data.next_obs[j][:, offs[i]:offs[i + 1]] for i in range(m)]
+            act_n = [data.act[j][:, i * a:(i + 1) * a] for i in range(m)]
+            noise = update_noise(data.seed, data.iteration, j, (m + 1, b, a))
+            loop_update(agents, j, obs_n, act_n, data.rew[j], next_n, data.done[j], cfg, noise)
+            d = shapes.obs_dims[j]
+            for net, opt in (("actor", agents[j].actor_opt), ("critic", agents[j].critic_opt)):
+                module, target = _modules(agents[j], net)
+                for kind, got, ref in (
+                    ("params", list(module.parameters()), _as_params(new, net, j, d)),
+                    ("targets", list(target.parameters()), _as_params(new, net, j, d, "target_")),
+                    ("m", [opt.state[p]["exp_avg"] for p in module.parameters()], _as_params(new, net, j, d, "m_")),
+                    ("v", [opt.state[p]["exp_avg_sq"] for p in module.parameters()],
+                     _as_params(new, net, j, d, "v_")),
+                ):
+                    for x, y in zip(got, ref):
+                        err = (x.detach() - y).abs().max()
+                        if kind in ("m", "v"):  # the gradients' moments: relative to their size
+                            err = err / (y.abs().max() + 1e-30)
+                        worst[(net, kind)] = max(worst.get((net, kind), 0.0), float(err))
+        state = new
+    # Gradients agree to float32 rounding; parameters to 1% of one Adam step (lr), which is where a
+    # gradient entry within rounding of zero can move the other way.
+    assert all(worst[(net, kind)] < 1e-4 for net in ("actor", "critic") for kind in ("m", "v")), worst
+    assert all(worst[(net, kind)] < 0.01 * cfg.lr for net in ("actor", "critic") for kind in ("params", "targets")), \
+        worst
