@@ -169,6 +169,8 @@ class Update:
                 parts.append({n: t[:1] for n, t in self.group(state, batch, group * 2).items()})
             else:
                 parts.append(self.group(state, batch, group))
+        if len(parts) == 1:
+            return parts[0]
         return {n: torch.cat([p[n] for p in parts]) for n in parts[0]}
 
     # ------------------------------------------------------------------ forward and backward by hand
@@ -229,12 +231,13 @@ class Update:
         # at a time, so that every matmul has the same shape whatever k), then j's target critic.
         target_actor = {n: state[f"target_{n}"] for n in net_names("actor")}
         own_next = self.own_obs(next_obs, torch.arange(m))  # (k, B, M, Dmax)
-        act_next = self.scratch("act_next", k, b, m, a)
+        logits_next = self.scratch("logits_next", k, m, b, a)
         for r in range(k):
             logits, _, _ = self.forward(target_actor, "actor", own_next[r].transpose(0, 1), tag="target_actor.")
-            act_next[r] = softmax(logits.add_(gumbel[r, :m])).transpose(0, 1)
+            logits_next[r] = logits
+        act_next = softmax(logits_next.add_(gumbel[:, :m])).transpose(1, 2).reshape(k, b, m * a)
         q_next, _, _ = self.forward({n: s[f"target_{n}"] for n in net_names("critic")}, "critic", next_obs,
-                                    act_next.view(k, b, m * a), tag="target_critic.")
+                                    act_next, tag="target_critic.")
         y = rew + cfg.gamma * (1.0 - done) * q_next.squeeze(-1)
 
         # Critic: minimise mean (Q - y)^2.
@@ -250,7 +253,7 @@ class Update:
 
         # Actor, against the updated critic: -mean Q(x, a with a_j = j's sample) + reg * mean logits^2.
         actor = {n: s[n] for n in net_names("actor")}
-        x_own = self.own_obs_rows(obs, idx)
+        x_own = self.own_obs_rows(obs, agents)
         logits, a1, a2 = self.forward(actor, "actor", x_own, tag="actor.")
         sample = softmax(logits + gumbel[:, m])
         act_pi = self.scratch("act_pi", k, b, m * a)
@@ -274,8 +277,15 @@ class Update:
         new["step"] = s["step"] + 1.0
         return {n: new[n] for n in state}
 
-    def own_obs_rows(self, obs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """(k, B, S) -> (k, B, Dmax): row r's own observation of agent idx[r]."""
+    def own_obs_rows(self, obs: torch.Tensor, agents: list[int]) -> torch.Tensor:
+        """(k, B, S) -> (k, B, Dmax): row r's own observation of agent agents[r]."""
+        d = self.layout.obs_max
+        if self.same_obs and agents == list(range(agents[0], agents[0] + len(agents))):
+            # Row r's block starts d columns further on than row r - 1's: a strided view, no copy.
+            st = obs.stride()
+            return obs.as_strided((*obs.shape[:2], d), (st[0] + d * st[2], st[1], st[2]),
+                                  obs.storage_offset() + agents[0] * d * st[2])
+        idx = torch.tensor(agents)
         cols = self.own_cols[idx].unsqueeze(1).expand(-1, obs.shape[1], -1)
         return torch.gather(obs, 2, cols) * self.own_mask[idx].unsqueeze(1)
 
