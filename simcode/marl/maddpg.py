@@ -14,8 +14,15 @@ Per agent j with its own minibatch (x, a, r, x', done) holding every agent's obs
     critic: minimise mean (Q_j(x, a) - y)^2
     actor:  minimise -mean Q_j(x, a with a_j = softmax(mu_j(o_j) + gumbel)) + 1e-3 mean(logits^2),
             against the critic just updated (the reference's order)
-    each gradient tensor clipped to norm 0.5 (tf.clip_by_norm per variable), Adam, then
-    targets <- (1 - tau) targets + tau params.
+    each variable's gradient clipped to norm 0.5 (tf.clip_by_norm per variable; the critic's first
+    layer is one variable stored as two tensors), Adam, then targets <- (1 - tau) targets + tau params.
+
+The backward pass is written out (no autograd): it skips what autograd would compute and throw away
+(the one-column outer products of the critic's output, the critic's gradient for every action
+column when the actor needs agent j's five), and it writes intermediates into scratch tensors kept
+between calls, since at batch 1024 first-touch page faults on fresh tensors cost more than the
+matmuls that filled them. tests/test_marl_reference.py checks it against a per-agent nn.Module loop
+with autograd and torch.optim.Adam.
 """
 
 from __future__ import annotations
