@@ -147,3 +147,15 @@ def test_grouping_invariance_holds_for_any_thread_count(threads):
             assert np.array_equal(together[j], trainer.compute_updates(batch, [j])[0])
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("name", ["spread", "tag"])
+def test_updates_split_into_memory_bounded_groups_equal_one_group(name, monkeypatch):
+    from simcode.marl import maddpg
+
+    trainer = trained_a_little(tiny(ENVS[name]), iterations=1)
+    batch = trainer.sample()
+    whole = trainer.compute_updates(batch)
+    monkeypatch.setattr(maddpg, "MAX_CHUNK_BYTES", 1)  # groups of two (and a lone one computed as a pair)
+    split = trainer.compute_updates(batch)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, split))

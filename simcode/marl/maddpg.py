@@ -164,8 +164,12 @@ class Update:
     def __call__(self, state: dict[str, torch.Tensor], batch: Batch, agents: list[int]):
         """New stacked states (k = len(agents) rows, in order) from all agents' `state`."""
         shapes, b = self.layout.shapes, batch.obs.shape[1]
-        per_agent = 4 * b * (3 * shapes.obs_total + 2 * shapes.act_total + 16 * shapes.hidden)
-        chunk = max(2, MAX_CHUNK_BYTES // per_agent)
+        # Per agent: target and policy actions and their noise, the hidden layers of three networks and
+        # their gradients, and padded copies of the observations when their sizes differ.
+        padded = 0 if self.same_obs else 2 * shapes.n_agents * self.layout.obs_max
+        per_agent = 4 * b * (4 * shapes.act_total + 24 * shapes.hidden + padded)
+        groups = -(-len(agents) // max(2, MAX_CHUNK_BYTES // per_agent))
+        chunk = -(-len(agents) // groups)  # groups of equal size: a batched matmul splits them over threads
         parts = []
         for i in range(0, len(agents), chunk):
             group = agents[i:i + chunk]
