@@ -18,12 +18,17 @@ def _modules(agent: LoopAgent, net: str):
     return (agent.actor, agent.target_actor) if net == "actor" else (agent.critic, agent.target_critic)
 
 
-def _as_params(state: dict, net: str, j: int, obs_dim: int, prefix: str = "") -> list[torch.Tensor]:
+def _as_params(state: dict, net: str, j: int, layout: Layout, prefix: str = "") -> list[torch.Tensor]:
     """Agent j's tensors of `net` in nn.Sequential's parameter order."""
     p = {n.split(".")[1]: state[prefix + n][j] for n in net_names(net)}
+    s = layout.shapes
     if net == "actor":
-        return [p["W1"][:, :obs_dim], p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]]
-    return [torch.cat([p["W1o"], p["W1a"]], 1), p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]]
+        return [p["W1"][:, :s.obs_dims[j]], p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]]
+    w_obs, w_act = p["W1o"], p["W1a"]
+    if s.local_critic[j]:  # only agent j's own observation and action columns are real
+        off, a = layout.obs_offsets[j], s.act_dims[j]
+        w_obs, w_act = w_obs[:, off:off + s.obs_dims[j]], w_act[:, j * a:(j + 1) * a]
+    return [torch.cat([w_obs, w_act], 1), p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]]
 
 
 ITER = 3
@@ -32,26 +37,29 @@ ITER = 3
 def loop_agents(state: dict, layout: Layout, cfg: MaddpgConfig) -> list[LoopAgent]:
     s = layout.shapes
     with torch.random.fork_rng():
-        agents = [LoopAgent(d, s.critic_in(j), s.act_dims[j], cfg) for j, d in enumerate(s.obs_dims)]
-    for j, (agent, d) in enumerate(zip(agents, s.obs_dims)):
+        agents = [LoopAgent(d, s.critic_in(j), s.act_dims[j], cfg, local=s.local_critic[j])
+                  for j, d in enumerate(s.obs_dims)]
+    for j, agent in enumerate(agents):
         step = float(state["step"][j, 0])
         for net, opt in (("actor", agent.actor_opt), ("critic", agent.critic_opt)):
             module, target = _modules(agent, net)
             with torch.no_grad():
-                for dst, src in zip(module.parameters(), _as_params(state, net, j, d)):
+                for dst, src in zip(module.parameters(), _as_params(state, net, j, layout)):
                     dst.copy_(src)
-                for dst, src in zip(target.parameters(), _as_params(state, net, j, d, "target_")):
+                for dst, src in zip(target.parameters(), _as_params(state, net, j, layout, "target_")):
                     dst.copy_(src)
             if step > 0:
-                for prm, m, v in zip(module.parameters(), _as_params(state, net, j, d, "m_"),
-                                     _as_params(state, net, j, d, "v_")):
+                for prm, m, v in zip(module.parameters(), _as_params(state, net, j, layout, "m_"),
+                                     _as_params(state, net, j, layout, "v_")):
                     opt.state[prm] = {"step": torch.tensor(step), "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
     return agents
 
 
-@pytest.mark.parametrize("env", [{"scenario": "simple_spread", "n_agents": 3}, {"scenario": "simple_tag"}])
-def test_batched_update_equals_per_agent_autograd_loop(env):
-    cfg = MaddpgConfig(batch_size=64, hidden=32)
+@pytest.mark.parametrize("env,policy", [({"scenario": "simple_spread", "n_agents": 3}, "maddpg"),
+                                        ({"scenario": "simple_tag"}, "maddpg"),
+                                        ({"scenario": "simple_push"}, "ddpg")])
+def test_batched_update_equals_per_agent_autograd_loop(env, policy):
+    cfg = MaddpgConfig(batch_size=64, hidden=32, good_policy=policy)
     shapes = describe(EnvConfig.model_validate(env), cfg)
     layout = Layout(shapes)
     update = Update(layout, cfg)
@@ -71,15 +79,15 @@ def test_batched_update_equals_per_agent_autograd_loop(env):
             act_n = [data.act[j][:, i * a:(i + 1) * a] for i in range(m)]
             noise = update_noise(data.seed, data.iteration, j, (m + 1, b, a))
             loop_update(agents, j, obs_n, act_n, data.rew[j], next_n, data.done[j], cfg, noise)
-            d = shapes.obs_dims[j]
             for net, opt in (("actor", agents[j].actor_opt), ("critic", agents[j].critic_opt)):
                 module, target = _modules(agents[j], net)
                 for kind, got, ref in (
-                    ("params", list(module.parameters()), _as_params(new, net, j, d)),
-                    ("targets", list(target.parameters()), _as_params(new, net, j, d, "target_")),
-                    ("m", [opt.state[p]["exp_avg"] for p in module.parameters()], _as_params(new, net, j, d, "m_")),
+                    ("params", list(module.parameters()), _as_params(new, net, j, layout)),
+                    ("targets", list(target.parameters()), _as_params(new, net, j, layout, "target_")),
+                    ("m", [opt.state[p]["exp_avg"] for p in module.parameters()],
+                     _as_params(new, net, j, layout, "m_")),
                     ("v", [opt.state[p]["exp_avg_sq"] for p in module.parameters()],
-                     _as_params(new, net, j, d, "v_")),
+                     _as_params(new, net, j, layout, "v_")),
                 ):
                     for x, y in zip(got, ref):
                         err = (x.detach() - y).abs().max()

@@ -57,7 +57,8 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Module:
 class LoopAgent:
     """The baseline: one agent's networks and optimizers, updated on their own."""
 
-    def __init__(self, obs_dim: int, critic_in: int, n_act: int, cfg: MaddpgConfig):
+    def __init__(self, obs_dim: int, critic_in: int, n_act: int, cfg: MaddpgConfig, local: bool = False):
+        self.local = local  # ddpg: the critic sees only this agent's observation and action
         self.actor, self.critic = _mlp(obs_dim, cfg.hidden, n_act), _mlp(critic_in, cfg.hidden, 1)
         self.target_actor, self.target_critic = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
@@ -69,11 +70,15 @@ def loop_update(agents: list[LoopAgent], j: int, obs_n, act_n, rew, next_obs_n, 
     """Agent j's update, as the reference writes it; noise (M + 1, B, A): uniforms for the M target
     actions, then for agent j's own action."""
     me = agents[j]
+
+    def critic_input(obs, acts):
+        return torch.cat([obs[j], acts[j]] if me.local else obs + acts, 1)
+
     with torch.no_grad():
         next_act = [gumbel_softmax(ag.target_actor(o), u) for ag, o, u in zip(agents, next_obs_n, noise)]
-        q_next = me.target_critic(torch.cat(next_obs_n + next_act, 1)).squeeze(1)
+        q_next = me.target_critic(critic_input(next_obs_n, next_act)).squeeze(1)
         y = rew + cfg.gamma * (1 - done) * q_next
-    q = me.critic(torch.cat(obs_n + act_n, 1)).squeeze(1)
+    q = me.critic(critic_input(obs_n, act_n)).squeeze(1)
     critic_loss = ((q - y) ** 2).mean()
     me.critic_opt.zero_grad()
     critic_loss.backward()
@@ -82,7 +87,7 @@ def loop_update(agents: list[LoopAgent], j: int, obs_n, act_n, rew, next_obs_n, 
     logits = me.actor(obs_n[j])
     acts = list(act_n)
     acts[j] = gumbel_softmax(logits, noise[-1])
-    actor_loss = -me.critic(torch.cat(obs_n + acts, 1)).mean() + cfg.policy_reg * (logits ** 2).mean()
+    actor_loss = -me.critic(critic_input(obs_n, acts)).mean() + cfg.policy_reg * (logits ** 2).mean()
     me.actor_opt.zero_grad()
     actor_loss.backward()
     _clip_each(me.actor, cfg.grad_clip)
