@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
+from pettingzoo.utils.conversions import aec_to_parallel
+
 from simcode.config import EnvConfig, MaddpgConfig
 
 MODULES = {
@@ -35,8 +37,11 @@ def env_kwargs(env_cfg: EnvConfig) -> dict:
 def make_env(env_cfg: EnvConfig, render_mode: str | None = None, benchmark_data: bool = False):
     """An mpe2 parallel env with Discrete(5) actions; `benchmark_data` fills infos with the scenario's data."""
     module = importlib.import_module(MODULES[env_cfg.scenario])
-    return module.parallel_env(max_cycles=env_cfg.max_cycles, continuous_actions=False,
-                               render_mode=render_mode, benchmark_data=benchmark_data, **env_kwargs(env_cfg))
+    # mpe2's parallel_env wraps raw_env in checking wrappers (step order, action bounds) before the
+    # parallel conversion; our actions are always valid, and without them a step is a third faster.
+    return aec_to_parallel(module.raw_env(max_cycles=env_cfg.max_cycles, continuous_actions=False,
+                                          render_mode=render_mode, benchmark_data=benchmark_data,
+                                          **env_kwargs(env_cfg)))
 
 
 @dataclass(frozen=True)
