@@ -58,12 +58,14 @@ def test_solved_schemes_train_identically_up_to_the_decodes_rounding(centralized
 
 
 def test_shared_training_gives_each_clock_what_it_would_get_alone():
-    scenarios = [small("mds"), small("ldpc"), small("replication", delay={"name": "none"})]
+    # Two mds clocks decode the same learners' results: the second takes the first's measured error.
+    scenarios = [small("mds"), small("ldpc"), small("replication", delay={"name": "none"}), small("mds")]
     together = simulate_group(scenarios)
     for scenario, shared in zip(scenarios, together):
         alone = simulate(scenario)
         assert not shared.diverged
         np.testing.assert_array_equal(shared.trace["duration"], alone.trace["duration"])
+        np.testing.assert_array_equal(shared.trace["decode_error"], alone.trace["decode_error"])
         np.testing.assert_allclose(shared.trace["episode_reward"], alone.trace["episode_reward"], rtol=1e-5)
 
 
