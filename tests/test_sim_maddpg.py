@@ -58,7 +58,7 @@ def test_solved_schemes_train_identically_up_to_the_decodes_rounding(centralized
 
 
 def test_shared_training_gives_each_clock_what_it_would_get_alone():
-    # Two mds clocks decode the same learners' results: the second takes the first's measured error.
+    # Two mds clocks decode the same results: each decodes and checks for itself, with the same outcome.
     scenarios = [small("mds"), small("ldpc"), small("replication", delay={"name": "none"}), small("mds")]
     together = simulate_group(scenarios)
     for scenario, shared in zip(scenarios, together):

@@ -227,19 +227,11 @@ class Cluster:
             return None, math.nan
         if self.code is None:
             return theta, 0.0
-        key = None
-        if data.shared_errors is not None:  # a member of a shared training: see IterationData
-            key = (self.code.matrix.tobytes(), tuple(sorted(received)))
-            if key in data.shared_errors:
-                return None, data.shared_errors[key]
         coded = {row: self.encode(row, theta) for row in received}
         decoded = self.code.decode(coded)
         if self._scratch is None or self._scratch.shape != theta.shape:
             self._scratch = np.empty_like(theta)
-        error = relative_error(decoded, data, self._scratch)
-        if key is not None:
-            data.shared_errors[key] = error
-        return decoded, error
+        return decoded, relative_error(decoded, data, self._scratch)
 
     def encode(self, row: int, theta: np.ndarray) -> np.ndarray:
         """What learner `row` sends: its row of the matrix times the states."""

@@ -29,10 +29,6 @@ class IterationData:
     theta: np.ndarray | None  # (M, P) float64, or None with no real computation
     host: HostTimes = field(default_factory=HostTimes)
     theta_scale: float = 1.0  # max |theta|: decode errors are relative to it
-    # Clocks sharing one training install the direct states, so of a decode they need only its
-    # error, which the code's matrix and the learners received determine: the first clock to decode
-    # a set leaves it here for the others (None: not shared, every clock decodes for itself).
-    shared_errors: dict[tuple[bytes, tuple[int, ...]], float] | None = None
 
     def __post_init__(self) -> None:
         if self.theta is not None:
@@ -157,7 +153,6 @@ class SharedMaddpg:
             if self._installed not in (0, self.n_members):
                 raise RuntimeError("shared workload: clocks are not in lock-step")
             self._data = self.inner.begin(iteration)
-            self._data.shared_errors = {}
             self._iteration = iteration
             self._installed = 0
         assert self._data is not None
