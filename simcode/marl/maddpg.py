@@ -5,8 +5,10 @@ minibatches and returns the new stacked states of `agents`; nothing is modified 
 agent's update reads the same pre-iteration states of the others (the reference updates agents one
 after another, so later agents see earlier agents' new target actors; coded training needs updates
 that do not depend on each other). Any grouping of agents gives the same bits: batched matmuls give
-each matrix of a batch the same kernel (a lone agent is computed as a pair, see `__call__`), and the
-Gumbel noise of agent j's update comes from its own generator seeded by (seed, iteration, j).
+each matrix of a batch the same kernel (a lone agent is computed as a pair, see `__call__`) as long
+as every weight is used as a transposed (out, in) matrix and minibatches have 4 rows or more (below,
+agents are computed one at a time; tests/test_marl.py scans batch sizes), and the Gumbel noise of
+agent j's update comes from its own generator seeded by (seed, iteration, j).
 
 Per agent j with its own minibatch (x, a, r, x', done) holding every agent's obs and actions:
     a'_i  = softmax(mu'_i(o'_i) + gumbel)                 target actions of every agent i
@@ -39,6 +41,7 @@ from simcode.seeding import seed_sequence
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 MAX_CHUNK_BYTES = 256 * 2**20  # agents are updated in groups whose temporaries take about this
+SMALL_BATCH = 4  # below this minibatch size each agent is updated alone (see tests/test_marl.py)
 
 
 @dataclass
@@ -170,6 +173,8 @@ class Update:
         per_agent = 4 * b * (4 * shapes.act_total + 24 * shapes.hidden + padded)
         groups = -(-len(agents) // max(2, MAX_CHUNK_BYTES // per_agent))
         chunk = -(-len(agents) // groups)  # groups of equal size: a batched matmul splits them over threads
+        if b < SMALL_BATCH:
+            chunk = 1  # MKL rounds batched matmuls of 2 or 3 rows by their company: one agent at a time
         parts = []
         for i in range(0, len(agents), chunk):
             group = agents[i:i + chunk]
@@ -275,8 +280,11 @@ class Update:
         critic = {n: new[n] for n in net_names("critic")}
         _, h1, h2 = self.forward(critic, "critic", obs, act_pi, tag="critic.")
         d1, _ = self.backward(critic, "critic", h1, h2, torch.full((k, b, 1), -1.0 / b), tag="critic.")
-        # d loss / d a_j needs only agent j's action columns of the first layer.
-        d_sample = torch.bmm(d1, new["critic.W1a"].view(k, -1, m, a)[torch.arange(k), :, idx])
+        # d loss / d a_j needs only agent j's action columns of the first layer, gathered as (k, A, H)
+        # and used transposed, as every weight here: MKL rounds a batched (B x H) @ (H x A) with
+        # contiguous (H, A) matrices differently in other company at most B (tests/test_marl.py).
+        w_mine = new["critic.W1a"].view(k, -1, m, a).permute(0, 2, 3, 1)[torch.arange(k), idx].contiguous()
+        d_sample = torch.bmm(d1, w_mine.transpose(1, 2))
         d_logits = sample * (d_sample - (sample * d_sample).sum(-1, keepdim=True))  # through the softmax
         d_logits.add_(logits, alpha=2.0 * cfg.policy_reg / (b * a))
         d1, d2 = self.backward(actor, "actor", a1, a2, d_logits, tag="actor.")
