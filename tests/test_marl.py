@@ -177,3 +177,26 @@ def test_grouping_invariance_holds_for_odd_batch_sizes(name, policy):
         together = layout.pack(update(state, batch, list(range(m))), list(range(m)))
         for j in range(m):
             assert np.array_equal(together[j], layout.pack(update(state, batch, [j]), [j])[0]), (b, j)
+
+
+def test_update_does_not_depend_on_the_thread_count():
+    """Study workers use one thread, `simcode run` torch's default: both must train alike."""
+    from simcode.marl.bench import random_batch
+    from simcode.marl.maddpg import Update
+
+    cfg = MaddpgConfig()
+    layout = Layout(describe(EnvConfig.model_validate({"scenario": "simple_spread", "n_agents": 4}), cfg))
+    state = layout.initial_state(generator(0, "networks"))
+    everyone = list(range(layout.n_agents))
+    before = torch.get_num_threads()
+    try:
+        for b in (64, 1024):
+            batch = random_batch(layout, b, generator(b, "minibatches"))
+            results = []
+            for threads in (1, 2, 4):
+                torch.set_num_threads(threads)
+                results.append(layout.pack(Update(layout, cfg)(state, batch, everyone), everyone))
+            for other in results[1:]:
+                assert all(np.array_equal(a, c) for a, c in zip(results[0], other)), b
+    finally:
+        torch.set_num_threads(before)
