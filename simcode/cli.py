@@ -196,13 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("simcode: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
+    except Exception as exc:  # click's usage errors
+        # By class name: typer >= 0.2x raises its own vendored copies of click's exceptions.
+        kinds = {cls.__name__ for cls in type(exc).__mro__}
+        if "UsageError" in kinds:
             print(f"simcode: {exc.format_message()}", file=sys.stderr)
             return 2
-        if isinstance(exc, click.exceptions.ClickException):
+        if "ClickException" in kinds:
             exc.show()
             return exc.exit_code
         raise

@@ -52,6 +52,22 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+def test_usage_errors_are_one_line_exit_2(capsys):
+    """Unknown options, out-of-range and mistyped values, missing arguments: no traceback."""
+    cases = [
+        ["run", SPREAD3, "--nope"],
+        ["run", SPREAD3, "--threads", "-1"],
+        ["bench", "updates", "--agents", "0"],
+        ["study"],
+        ["codes", "show", "mds", "--agents", "x", "--learners", "3"],
+    ]
+    for args in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("simcode: "), (args, err)
+
+
 def test_codes_show_prints_load_tolerance_and_conditioning(capsys):
     assert main(["codes", "show", "mds", "--agents", "15", "--learners", "20"]) == 0
     out = capsys.readouterr().out
