@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from simcode.config import EnvConfig, MaddpgConfig
-from simcode.marl.bench import LoopAgent, loop_update, random_batch
+from simcode.marl.bench import LoopAgent, loop_update_from_batch, make_loop_agents, random_batch
 from simcode.marl.envs import describe
-from simcode.marl.maddpg import Update, update_noise
+from simcode.marl.maddpg import Update
 from simcode.marl.state import Layout, net_names
 from simcode.seeding import generator
 
@@ -31,14 +31,9 @@ def _as_params(state: dict, net: str, j: int, layout: Layout, prefix: str = "") 
     return [torch.cat([w_obs, w_act], 1), p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]]
 
 
-ITER = 3
-
-
 def loop_agents(state: dict, layout: Layout, cfg: MaddpgConfig) -> list[LoopAgent]:
-    s = layout.shapes
-    with torch.random.fork_rng():
-        agents = [LoopAgent(d, s.critic_in(j), s.act_dims[j], cfg, local=s.local_critic[j])
-                  for j, d in enumerate(s.obs_dims)]
+    """The baseline's agents holding `state`: networks, targets and Adam moments."""
+    agents = make_loop_agents(layout.shapes, cfg)
     for j, agent in enumerate(agents):
         step = float(state["step"][j, 0])
         for net, opt in (("actor", agent.actor_opt), ("critic", agent.critic_opt)):
@@ -63,22 +58,17 @@ def test_batched_update_equals_per_agent_autograd_loop(env, policy):
     shapes = describe(EnvConfig.model_validate(env), cfg)
     layout = Layout(shapes)
     update = Update(layout, cfg)
-    m, a, b = shapes.n_agents, shapes.act_dims[0], cfg.batch_size
+    m, b = shapes.n_agents, cfg.batch_size
     state = layout.initial_state(generator(1, "networks"))
     rng = generator(1, "minibatches")
-    offs = [0, *torch.cumsum(torch.tensor(shapes.obs_dims), 0).tolist()]
     worst = {}
-    for it in range(ITER):  # the later iterations start from non-zero Adam moments
+    for it in range(3):  # the later iterations start from non-zero Adam moments
         data = random_batch(layout, b, rng)
         data.iteration = it
         new = update(state, data, list(range(m)))
         for j in range(m):
             agents = loop_agents(state, layout, cfg)
-            obs_n = [data.obs[j][:, offs[i]:offs[i + 1]] for i in range(m)]
-            next_n = [data.next_obs[j][:, offs[i]:offs[i + 1]] for i in range(m)]
-            act_n = [data.act[j][:, i * a:(i + 1) * a] for i in range(m)]
-            noise = update_noise(data.seed, data.iteration, j, (m + 1, b, a))
-            loop_update(agents, j, obs_n, act_n, data.rew[j], next_n, data.done[j], cfg, noise)
+            loop_update_from_batch(agents, j, data, shapes, cfg)
             for net, opt in (("actor", agents[j].actor_opt), ("critic", agents[j].critic_opt)):
                 module, target = _modules(agents[j], net)
                 for kind, got, ref in (

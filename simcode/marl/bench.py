@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from simcode.config import EnvConfig, MaddpgConfig
-from simcode.marl.envs import describe
+from simcode.marl.envs import Shapes, describe
 from simcode.marl.maddpg import Batch, Update, gumbel_softmax, update_noise
 from simcode.marl.state import Layout
 from simcode.seeding import generator
@@ -98,6 +98,24 @@ def loop_update(agents: list[LoopAgent], j: int, obs_n, act_n, rew, next_obs_n, 
                 tp.mul_(1 - cfg.tau).add_(cfg.tau * p)
 
 
+def make_loop_agents(shapes: Shapes, cfg: MaddpgConfig) -> list[LoopAgent]:
+    """The baseline's agents (nn.Module's default init draws from the global generator: restored)."""
+    with torch.random.fork_rng():
+        return [LoopAgent(d, shapes.critic_in(j), shapes.act_dims[j], cfg, local=shapes.local_critic[j])
+                for j, d in enumerate(shapes.obs_dims)]
+
+
+def loop_update_from_batch(agents: list[LoopAgent], j: int, data: Batch, shapes: Shapes, cfg: MaddpgConfig):
+    """`loop_update` of agent j on its minibatch in `data`, split per agent, with the batched update's noise."""
+    m, a = shapes.n_agents, shapes.act_dims[0]
+    offs = np.cumsum((0,) + shapes.obs_dims)
+    obs_n = [data.obs[j][:, offs[i]:offs[i + 1]] for i in range(m)]
+    next_n = [data.next_obs[j][:, offs[i]:offs[i + 1]] for i in range(m)]
+    act_n = [data.act[j][:, i * a:(i + 1) * a] for i in range(m)]
+    noise = update_noise(data.seed, data.iteration, j, (m + 1, data.obs.shape[1], a))
+    loop_update(agents, j, obs_n, act_n, data.rew[j], next_n, data.done[j], cfg, noise)
+
+
 def _clip_each(net: nn.Module, max_norm: float) -> None:
     """The reference clips each gradient tensor on its own (tf.clip_by_norm per variable)."""
     for p in net.parameters():
@@ -129,18 +147,11 @@ def bench_updates(agents: int, batch: int = 1024, repeats: int = 5) -> dict:
         batched_all()
     peak = _proc_status_mb("VmHWM")
 
-    with torch.random.fork_rng():  # nn.Module's default init draws from the global generator: restore it
-        loop = [LoopAgent(d, shapes.critic_in(j), shapes.act_dims[j], cfg) for j, d in enumerate(shapes.obs_dims)]
-    offs = np.cumsum((0,) + shapes.obs_dims)
-    a = shapes.act_dims[0]
+    loop = make_loop_agents(shapes, cfg)
 
     def loop_all():
         for j in everyone:
-            obs_n = [data.obs[j][:, offs[i]:offs[i + 1]] for i in everyone]
-            next_n = [data.next_obs[j][:, offs[i]:offs[i + 1]] for i in everyone]
-            act_n = [data.act[j][:, i * a:(i + 1) * a] for i in everyone]
-            noise = update_noise(data.seed, data.iteration, j, (agents + 1, batch, a))
-            loop_update(loop, j, obs_n, act_n, data.rew[j], next_n, data.done[j], cfg, noise)
+            loop_update_from_batch(loop, j, data, shapes, cfg)
 
     for _ in range(2):
         loop_all()
