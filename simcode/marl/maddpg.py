@@ -58,7 +58,7 @@ class Batch:
 
 
 class Scratch:
-    """Intermediate tensors kept between calls, by name and shape.
+    """Intermediate float32 tensors kept between calls, by name and shape.
 
     A fresh multi-megabyte tensor costs a page fault per 4 KiB page on first touch, which at batch
     1024 took longer than the matmul writing it. One `Update` owns one Scratch: not for concurrent
@@ -68,11 +68,11 @@ class Scratch:
     def __init__(self) -> None:
         self._tensors: dict[tuple, torch.Tensor] = {}
 
-    def __call__(self, name: str, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        key = (name, shape, dtype)
+    def __call__(self, name: str, *shape: int) -> torch.Tensor:
+        key = (name, shape)
         t = self._tensors.get(key)
         if t is None:
-            t = self._tensors[key] = torch.empty(shape, dtype=dtype)
+            t = self._tensors[key] = torch.empty(shape)
         return t
 
 
