@@ -1,4 +1,4 @@
-"""Simulator benchmarks (issue 4). Run: python benchmarks/bench_sim.py [--quick]
+"""Simulator benchmarks. Run: python benchmarks/bench_sim.py [--quick]
 
 1. Host-time overhead of `simcode run` (uncoded, no stragglers) over `simcode train` for the same
    iterations: the clock, encoding, decoding and the per-iteration decode check (goal <= 1.05x).

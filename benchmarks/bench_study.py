@@ -1,4 +1,4 @@
-"""Study benchmark (issue 5). Run: python benchmarks/bench_study.py
+"""Study benchmark. Run: python benchmarks/bench_study.py
 
 Host time of the quick straggler sweep (every scheme x every k x 3 seeds, sharing one real
 training per seed) against one single run of the same iterations. Goal: the sweep's runs cost at

@@ -8,9 +8,9 @@ Parameters are checked here, once, so that a scenario with a bad value fails bef
 with a `BadInput` that names the parameter and says what is allowed. A model declares its parameters
 in `PARAMS` (name -> default, or `REQUIRED`) and receives them, already complete, in `_configure`.
 
-Randomness comes only from the generator passed to `sample`, and every model draws the same amount
-from it whatever its state (a failed learner still consumes its uniform), so two runs with the same
-seed and delay config see the same draws, whichever coding scheme they compare.
+Randomness comes only from the generator passed to `sample`, and what a model draws depends only on
+its own parameters and the iterations so far, never on the coding scheme or the network, so two runs
+with the same seed and delay config see the same delays, whichever schemes they compare.
 """
 
 from __future__ import annotations

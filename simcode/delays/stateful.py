@@ -5,8 +5,10 @@ die. Against such stragglers a code that survives "any k random stragglers" may 
 i.i.d. models suggest, which is why these exist. State lives in the model between `sample` calls and
 is cleared by `reset` (the simulator calls it at the start of every run).
 
-Every `sample` draws the same amount from the generator whatever the state (e.g. a learner that
-already failed still consumes its uniform), so runs with the same seed see the same draws.
+Runs with the same seed and delay config see the same delays whatever else differs (the scheme,
+the network). Within a run, `failure` and `markov` draw the same amount per `sample` whatever the
+state (a learner that already failed still consumes its uniform); `persistent` with `k` draws its
+slow learners once, at the first `sample` after `reset`, and nothing after.
 """
 
 from __future__ import annotations
