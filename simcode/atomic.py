@@ -1,4 +1,8 @@
-"""Atomic writes: a reader sees the old content or the new, never half of either."""
+"""Atomic writes: a reader sees the old content or the new, never half of either.
+
+Files and directories are created with the permissions the process umask allows (as `open` and
+`mkdir` would), not the owner-only ones `tempfile` uses for its temporaries.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +10,53 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+
+def current_umask() -> int:
+    """The process umask. Linux shows it in /proc; elsewhere reading it means setting it for a
+    moment, which is why /proc comes first."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """A temporary sibling of `path` to write; it replaces `path` when the block succeeds and is
     removed when it fails. It keeps `path`'s suffix, so writers that infer a format (savefig, savez)
-    write the right one."""
+    write the right one. A process killed mid-write leaves it: see `remove_partial_files`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
+
+
+def remove_partial_files(directory: str | Path, names: Iterable[str]) -> None:
+    """Remove the temporaries `replacing` left in `directory`, when a process was killed while
+    writing one of `names` (file names such as 'curve.csv', or globs such as 'iter-*.pkl')."""
+    directory = Path(directory)
+    for name in names:
+        pattern = Path(name)
+        for leftover in directory.glob(f".{pattern.stem}.*{pattern.suffix}"):
+            if leftover.is_file() and not leftover.is_symlink():
+                leftover.unlink()
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -41,16 +70,45 @@ def staging_dir(final: str | Path) -> Path:
     """A fresh sibling directory to fill before `publish_dir` moves it into place."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        os.chmod(staged, 0o777 & ~current_umask())
+    except BaseException:
+        staged.rmdir()
+        raise
+    return staged
 
 
 def publish_dir(staged: Path, final: str | Path) -> None:
-    """Move a filled staging directory to `final`, replacing an older one."""
+    """Move a filled staging directory to `final`, replacing an older one (the caller has checked
+    that what is there may be replaced). If the move fails, the older one is put back."""
     final = Path(final)
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
-        os.replace(final, old / "x")
+    if not final.exists():
         os.replace(staged, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
+    os.replace(final, old / "x")
+    try:
         os.replace(staged, final)
+    except BaseException:
+        os.replace(old / "x", final)  # if this fails too, the older one stays in `old`, not deleted
+        old.rmdir()
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def building_dir(final: str | Path, before_publish=None) -> Iterator[Path]:
+    """A staging directory to fill; it replaces `final` when the block succeeds and is removed,
+    with whatever was written in it, when anything fails. `before_publish()` runs just before the
+    move (a last check of what is at `final`)."""
+    staged = staging_dir(final)
+    try:
+        yield staged
+        if before_publish is not None:
+            before_publish()
+        publish_dir(staged, final)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+

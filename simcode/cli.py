@@ -6,6 +6,7 @@ allowed; nothing written), 1 anything else.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -55,6 +56,13 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def _given_path(value: str) -> Path:
+    """An --out or --render value; an empty one would otherwise mean the current directory."""
+    if not value:
+        raise typer.BadParameter("an empty path; allowed: a path to a new file or directory, or one simcode wrote")
+    return Path(value)
+
+
 def _scenario(path: Path, set_: list[str] | None):
     from simcode.config import load_scenario, parse_set
 
@@ -65,7 +73,8 @@ def _scenario(path: Path, set_: list[str] | None):
 def run(
     scenario: Path = typer.Argument(..., help="Scenario YAML, e.g. scenarios/spread3.yaml."),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP, metavar="KEY=VALUE"),
-    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/<scenario>-<code>)."),
+    out: Path | None = typer.Option(None, "--out", parser=_given_path, metavar="DIR",
+                                    help="Run directory (default runs/<scenario>-<code>)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     threads: int = typer.Option(0, "--threads", min=0, help=THREADS_HELP),
 ) -> None:
@@ -75,7 +84,10 @@ def run(
     sc = _scenario(scenario, set_)
     _set_threads(threads)
     out = out or default_run_dir(scenario, sc)
-    summary = run_to_dir(sc, out, progress=progress)
+    try:
+        summary = run_to_dir(sc, out, progress=progress)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None  # run_to_dir has said that nothing was written
     print_summary(summary, out)
 
 
@@ -83,7 +95,8 @@ def run(
 def train(
     scenario: Path = typer.Argument(..., help="Scenario YAML; only env, maddpg, run and seed are used."),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP, metavar="KEY=VALUE"),
-    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/train-<scenario>)."),
+    out: Path | None = typer.Option(None, "--out", parser=_given_path, metavar="DIR",
+                                    help="Run directory (default runs/train-<scenario>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     threads: int = typer.Option(0, "--threads", min=0, help=THREADS_HELP),
@@ -94,7 +107,10 @@ def train(
     sc = _scenario(scenario, set_)
     _set_threads(threads)
     out = out or Path("runs") / f"train-{scenario.stem}"
-    summary = train_fn(sc, out, resume=resume, progress=progress)
+    try:
+        summary = train_fn(sc, out, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None  # train has said which checkpoint is kept and how to resume
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -102,7 +118,8 @@ def train(
 def study(
     name_or_file: str = typer.Argument(..., help="A study name (studies/NAME.yaml) or a YAML file."),
     quick: bool = typer.Option(False, "--quick", help="Shrink iterations for a first look (and CI)."),
-    out: Path | None = typer.Option(None, "--out", help="Study directory (default runs/study-<name>)."),
+    out: Path | None = typer.Option(None, "--out", parser=_given_path, metavar="DIR",
+                                    help="Study directory (default runs/study-<name>)."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Local worker processes."),
     executor: str = typer.Option("local", "--executor", help="local, ray or dask."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -149,7 +166,8 @@ def codes_list() -> None:
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A directory written by `simcode train` or `simcode run`."),
     episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes to average over."),
-    render: Path | None = typer.Option(None, "--render", help="Write one episode as a GIF."),
+    render: Path | None = typer.Option(None, "--render", parser=_given_path, metavar="FILE.gif",
+                                       help="Write one episode as a GIF."),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation episodes."),
 ) -> None:
     """Evaluate a saved policy: mean episode reward and the scenario's benchmark data."""
@@ -175,6 +193,19 @@ def bench_updates(
         typer.echo(json.dumps(result))
 
 
+# A path the user gave that cannot name a file at all (a component is a file, or it is too long).
+USER_PATH_ERRORS = {errno.ENOTDIR, errno.ENAMETOOLONG}
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """'<path>: <reason>' for a failed file operation, without the traceback."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    paths = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
+    return f"{paths}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning BadInput into one line and exit status 2."""
     try:
@@ -188,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     except SimulationError as exc:
         print(f"simcode: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"simcode: {_describe_os_error(exc)}", file=sys.stderr)
+        return 2 if exc.errno in USER_PATH_ERRORS else 1
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

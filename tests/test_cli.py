@@ -25,7 +25,7 @@ def test_run_writes_the_run_directory(tmp_path, capsys):
     code = main(["run", SPREAD3, "--set", "run.workload=timing", "--set", "run.iterations=30",
                  "--out", str(out), "--no-progress"])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["scenario.yaml", "summary.json", "trace.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".simcode", "scenario.yaml", "summary.json", "trace.csv"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iterations"] == 30 and summary["scheme"] == "mds"
     assert "iteration  mean" in capsys.readouterr().out

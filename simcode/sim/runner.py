@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 import simcode
-from simcode import atomic
+from simcode import atomic, outputs
 from simcode.codes import make_code
 from simcode.config import Scenario
 from simcode.delays import make_delay
@@ -128,22 +128,30 @@ def summarize(scenario: Scenario, cluster: Cluster, trace: pd.DataFrame, host_se
 
 
 def write_run(out: Path, result: RunResult) -> None:
-    """Write the run directory at once: it appears complete or not at all."""
-    staged = atomic.staging_dir(out)
-    (staged / "scenario.yaml").write_text(result.scenario.to_yaml())
-    columns = TRACE_COLUMNS + [c for c in result.trace.columns if c not in TRACE_COLUMNS]
-    result.trace[columns].to_csv(staged / "trace.csv", index=False)
-    (staged / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
-    if result.final_states is not None:  # so that `simcode evaluate RUN_DIR` can load the policy
-        from simcode.marl.evaluate import write_policy
+    """Write the run directory at once: it appears complete or not at all. It replaces only a run
+    directory simcode wrote (or an empty one); a failure leaves no staging directory behind."""
+    outputs.claim(out, "run")
+    with atomic.building_dir(out, before_publish=lambda: outputs.claim(out, "run")) as staged:
+        (staged / "scenario.yaml").write_text(result.scenario.to_yaml())
+        columns = TRACE_COLUMNS + [c for c in result.trace.columns if c not in TRACE_COLUMNS]
+        result.trace[columns].to_csv(staged / "trace.csv", index=False)
+        (staged / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+        if result.final_states is not None:  # so that `simcode evaluate RUN_DIR` can load the policy
+            from simcode.marl.evaluate import write_policy
 
-        write_policy(staged, result.scenario, result.final_states, result.summary["iterations"])
-    atomic.publish_dir(staged, out)
+            write_policy(staged, result.scenario, result.final_states, result.summary["iterations"])
+        outputs.mark(staged, "run")
 
 
 def run_to_dir(scenario: Scenario, out: Path, progress: bool = True) -> dict:
-    result = simulate(scenario, progress=progress)
-    write_run(Path(out), result)
+    out = Path(out)
+    outputs.claim(out, "run")  # refuse a path that is not simcode's now, not after the whole run
+    try:
+        result = simulate(scenario, progress=progress)
+        write_run(out, result)
+    except KeyboardInterrupt:
+        print(f"interrupted: nothing written, {out} is as it was", file=sys.stderr)
+        raise
     if result.summary["decode_warning"]:
         print(f"simcode: warning: decode error {result.summary['max_decode_error']:.3g} exceeds "
               f"{DECODE_WARNING:g}: {scenario.code.name} does not reproduce centralized training here",

@@ -1,0 +1,148 @@
+"""What simcode may write over: its own run, training and study directories, and nothing else.
+
+Every run, training and study directory simcode creates holds a marker file, `.simcode`, naming
+its kind (run, train or study) and the version that wrote it. An existing path is replaced (a
+run) or written into (a training, a study) only when it carries the marker of the same kind; an
+empty directory may be used too. Anything else at the path (a regular file, a directory simcode
+did not write or of another kind, a path under a regular file) is bad input: the command stops
+before it creates or deletes anything and says what is there.
+
+Directories written before the marker existed are accepted when their contents show they are
+simcode's and hold nothing else, so that no file of the user's can be lost with them:
+- a run: scenario.yaml, trace.csv and summary.json, and possibly policy.npz;
+- a training: checkpoints/ with at least one iter-*.pkl, and the files `train` writes;
+- a study: runs/ holding only run directories, and results.csv, report.md, plots/.
+(Temporaries a killed simcode left next to those files are accepted as well.)
+
+Trainings and studies hold an exclusive lock (fcntl.flock on `.simcode.lock` in their directory)
+while they write, so that a second process on the same directory is refused instead of racing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import simcode
+from simcode import atomic
+from simcode.errors import BadInput
+
+MARKER = ".simcode"
+LOCK = ".simcode.lock"
+KINDS = ("run", "train", "study")
+
+# Older simcode's directories: the entries each must have, and the others it may have.
+_OLDER_LAYOUTS = {
+    "run": ({"scenario.yaml", "trace.csv", "summary.json"}, {"policy.npz"}),
+    "train": ({"checkpoints"}, {"scenario.yaml", "policy.npz", "curve.csv", "curve.png", "summary.json"}),
+    "study": ({"runs"}, {"results.csv", "report.md", "plots"}),
+}
+
+
+def mark(directory: Path, kind: str) -> None:
+    """Say that `directory` is simcode's `kind` directory."""
+    record = {"kind": kind, "simcode_version": simcode.__version__}
+    atomic.write_text(Path(directory) / MARKER, json.dumps(record) + "\n")
+
+
+def marked_kind(directory: Path) -> str | None:
+    """The kind in `directory`'s marker; None when there is no readable marker."""
+    try:
+        kind = json.loads((Path(directory) / MARKER).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if kind in KINDS else None
+
+
+def _is_partial_of(name: str, known: set[str]) -> bool:
+    """Whether `name` is a temporary `atomic.replacing` makes for one of the `known` files."""
+    return any(name.startswith(f".{Path(k).stem}.") and name.endswith(Path(k).suffix) for k in known)
+
+
+def _older_kind(directory: Path) -> str | None:
+    """The kind of a directory an older simcode wrote (no marker), judged by its contents."""
+    entries = {entry.name for entry in directory.iterdir()}
+    for kind, (required, optional) in _OLDER_LAYOUTS.items():
+        known = required | optional
+        if not required <= entries or not all(e in known or _is_partial_of(e, known) for e in entries):
+            continue
+        if kind == "train" and not any((directory / "checkpoints").glob("iter-*.pkl")):
+            continue
+        if kind == "study" and not all(run.is_dir() and run.name.lstrip(".").startswith("run-")
+                                       for run in (directory / "runs").iterdir()):
+            continue
+        return kind
+    return None
+
+
+def kind_of(directory: Path) -> str | None:
+    """'run', 'train' or 'study' for a directory simcode wrote; None for anything else."""
+    return marked_kind(directory) or _older_kind(directory)
+
+
+def _allowed(kind: str) -> str:
+    return f"allowed: a new path, an empty directory, or a {kind} directory simcode wrote"
+
+
+def _check_parents(path: Path, key: str) -> None:
+    """A path under a regular file can never be created: say which file is in the way."""
+    for parent in path.absolute().parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise BadInput(key, f"{path} cannot be created: {parent} is a file, not a directory; "
+                                    "allowed: a path whose parents are directories")
+            return
+
+
+def claim(path: Path, kind: str, key: str = "--out") -> str:
+    """Check that simcode may write its `kind` directory at `path`, without touching anything.
+
+    Returns 'new' (nothing there), 'empty' (an empty directory) or 'own' (a `kind` directory
+    simcode wrote); raises BadInput for anything else."""
+    path = Path(path)
+    if str(path) == "":
+        raise BadInput(key, f"an empty path; {_allowed(kind)}")
+    _check_parents(path, key)
+    here = Path.cwd().resolve()
+    if kind == "run" and (path.resolve() == here or path.resolve() in here.parents):
+        raise BadInput(key, f"{path} is the current directory or holds it, and a run replaces its "
+                            "directory; allowed: a path outside the current directory")
+    if not os.path.lexists(path):
+        return "new"
+    if not path.is_dir() or path.is_symlink():
+        what = "a symbolic link" if path.is_symlink() else "a file"
+        raise BadInput(key, f"{path} is {what}, not a simcode {kind} directory; {_allowed(kind)}")
+    entries = sorted(entry.name for entry in path.iterdir())
+    if not entries:
+        return "empty"
+    found = kind_of(path)
+    if found == kind:
+        return "own"
+    if found is not None:
+        raise BadInput(key, f"{path} is a simcode {found} directory, not a {kind} directory; {_allowed(kind)}")
+    others = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+    raise BadInput(key, f"{path} is a directory simcode did not write (it holds {entries[0]!r}{others}); "
+                        f"{_allowed(kind)}, so choose another {key} or empty it")
+
+
+@contextlib.contextmanager
+def exclusive(directory: Path, what: str, key: str = "--out") -> Iterator[None]:
+    """Hold an exclusive lock on `directory` for the block; another simcode process holding it is
+    bad input naming that process. The lock goes with the process, even when it is killed."""
+    fd = os.open(Path(directory) / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise BadInput(key, f"{directory} is in use by another simcode {what} (pid {holder}); "
+                                f"allowed: wait for it to finish, or another {key}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
