@@ -70,8 +70,8 @@ def test_shared_training_gives_each_clock_what_it_would_get_alone():
 
 
 def test_ill_conditioned_decode_warns_in_the_summary():
-    sc = small("mds_vandermonde", n_learners=14, env={"scenario": "simple_spread", "n_agents": 12},
-               delay={"name": "fixed_k", "k": 2, "delay": 0.25})
+    sc = small("mds_vandermonde", n_learners=13, env={"scenario": "simple_spread", "n_agents": 12},
+               delay={"name": "fixed_k", "k": 1, "delay": 0.25})
     sc = sc.model_copy(update={"run": sc.run.model_copy(update={"iterations": 2})})
     with pytest.warns(RuntimeWarning):
         summary = simulate(sc).summary

@@ -1,7 +1,8 @@
 """Random sparse code: cheap learners (about p * M agents each) at the price of a weaker guarantee.
 
-Each entry is nonzero with probability `p`, its value drawn from N(0, 1), all from the seeded "code"
-stream. The whole N x M matrix must have rank M; draws are repeated (same stream) up to
+Each entry is nonzero with probability `p` (default 0.8, the seed's density), its value drawn from
+N(0, 1), all from the seeded "code" stream (the seed draws the same distribution from numpy's global
+generator seeded with 30; the matrices differ, the ensemble is the same). The whole N x M matrix must have rank M; draws are repeated (same stream) up to
 MAX_ATTEMPTS times, then the parameters are rejected. A learner may draw an all-zero row: it is then
 idle (load 0), which the load vector shows. A received set decodes when its rows have numerical rank
 M (SVD, singular values above 1e-10 of the largest).
@@ -34,7 +35,7 @@ class RandomSparse(Code):
     name = "random_sparse"
     PARAMS = ("p",)
 
-    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, p: float = 0.5):
+    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, p: float = 0.8):
         super().__init__(n_agents, n_learners, seed)
         self.p = check_number("p", p, "(0, 1]")
         if not 0 < self.p <= 1:

@@ -1,10 +1,15 @@
-"""Replication: the simplest redundancy, each agent's update computed by `replicas` learners.
+"""Replication: the simplest redundancy, each agent's update computed by several learners.
 
-Placement: the M * replicas copies, agent by agent, are dealt round-robin over the learners (copy
-c goes to learner c mod N). An agent's copies are consecutive, so with replicas <= N no learner holds
-one agent twice, and learner loads differ by at most one. When M * replicas < N the last
-N - M * replicas learners get nothing to do (load 0): they are idle, not wrong, and `show` lists
-their load. Decoding is copying one received result per agent, so it is exact.
+Default placement (the seed's, coding_framework/ReplicationBased.py): learner i computes agent
+i mod M alone. Learners 0..M-1 are the identity, and the extra learners copy agents 0, 1, ... in
+turn (for N < 2M exactly the seed's rows: agents 0..N-M-1 get a second copy), so every learner
+works and loads are all 1. Agents get floor(N/M) or ceil(N/M) copies; the worst case survives
+floor(N/M) - 1 stragglers, and every extra copy still shortens the average wait.
+
+With an explicit `replicas` r, each agent is computed by exactly r learners instead: the M * r
+copies, agent by agent, are dealt round-robin (copy c goes to learner c mod N), so loads differ by
+at most one, and when M * r < N the last learners are idle (load 0, which `show` lists).
+Decoding is copying one received result per agent, so it is exact.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from simcode.errors import BadInput
 
 
 class Replication(Code):
-    """Each agent on `replicas` learners (default floor(N/M)), round-robin; survives replicas - 1."""
+    """Learner i computes agent i mod M (the seed's), or each agent on `replicas` learners; exact copies."""
 
     name = "replication"
     PARAMS = ("replicas",)
@@ -24,15 +29,17 @@ class Replication(Code):
     def __init__(self, n_agents: int, n_learners: int, seed: int = 0, replicas: int | None = None):
         super().__init__(n_agents, n_learners, seed)
         m, n = self.n_agents, self.n_learners
-        if replicas is None:
-            replicas = n // m
-        self.replicas = check_count("replicas", replicas)
-        if self.replicas > n:
-            raise BadInput("replicas", f"{self.replicas} copies need as many distinct learners; "
-                           f"allowed: 1 <= replicas <= n_learners ({n})")
         matrix = np.zeros((n, m))
-        for copy in range(m * self.replicas):
-            matrix[copy % n, copy // self.replicas] = 1.0
+        if replicas is None:  # the seed's: learner i computes agent i mod M
+            self.replicas = n // m  # the fewest copies any agent has
+            matrix[np.arange(n), np.arange(n) % m] = 1.0
+        else:
+            self.replicas = check_count("replicas", replicas)
+            if self.replicas > n:
+                raise BadInput("replicas", f"{self.replicas} copies need as many distinct learners; "
+                               f"allowed: 1 <= replicas <= n_learners ({n})")
+            for copy in range(m * self.replicas):
+                matrix[copy % n, copy // self.replicas] = 1.0
         self._set_matrix(matrix)
 
     def _decodable(self, rows: tuple[int, ...]) -> bool:
