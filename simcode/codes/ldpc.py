@@ -107,7 +107,8 @@ class LDPC(Code):
         self.parity_checks = h
         info = [c for c in range(n) if c not in set(pivots)]
         self._set_matrix(np.vstack([np.eye(m), reduced_h[:, info].astype(np.float64)]))
-        self._support = [int(sum(1 << j for j in np.flatnonzero(row))) for row in self.matrix]
+        # Python ints, not numpy's: a support is an M-bit mask, and int64 shifts overflow from bit 63.
+        self._support = [sum(1 << int(j) for j in np.flatnonzero(row)) for row in self.matrix]
 
     def _row_weights(self, n: int, checks: int, dc: int | None) -> np.ndarray:
         if dc is None:
