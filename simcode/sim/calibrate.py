@@ -1,0 +1,220 @@
+"""`simcode calibrate`: measure this machine running simcode's own code, fit a cost profile.
+
+What is timed is what the simulated clock charges for: the batched MADDPG update (all agents of a
+learner in one call) at several M, environment steps with every agent acting (the Trainer's own
+loop on mpe2) at several M per scenario, the real decoders, the rank check the seed runs after every
+arrival, and pickling plus a loopback socket for the bytes a message carries. Every point is the
+median of a few repeats; the fits and their residuals are printed, and the profile is written with
+its provenance (machine, date, versions), so a scenario that names it is reproducible anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import pickle
+import platform
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from simcode.sim.profile import Profile, fit_linear
+
+# (scenario, env keys per point, M of each point): M spans the paper's 3 to 15 agents where the
+# scenario can scale; simple_push has one size.
+ENV_POINTS = {
+    "simple_spread": [{"n_agents": m} for m in (3, 6, 10, 15)],
+    "simple_tag": [{"n_adversaries": a, "n_good": 1} for a in (3, 7, 11)],
+    "simple_adversary": [{"n_agents": n} for n in (2, 5, 9)],
+    "simple_push": [{}],
+}
+UPDATE_AGENTS = (3, 6, 10, 15)
+
+
+def median_seconds(work: Callable[[], object], repeats: int) -> float:
+    work()  # the first call pays for fresh memory pages and lazy set-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def measure_updates(batch: int, repeats: int) -> list[dict]:
+    """Seconds per agent update of the batched update over all M agents, and its GFLOP per agent."""
+    from simcode.config import EnvConfig, MaddpgConfig
+    from simcode.marl.bench import random_batch
+    from simcode.marl.envs import describe
+    from simcode.marl.maddpg import Update
+    from simcode.marl.state import Layout
+    from simcode.seeding import generator
+
+    points = []
+    for m in UPDATE_AGENTS:
+        cfg = MaddpgConfig(batch_size=batch)
+        shapes = describe(EnvConfig(scenario="simple_spread", n_agents=m), cfg)
+        layout = Layout(shapes)
+        update = Update(layout, cfg)
+        state = layout.initial_state(generator(0, "networks"))
+        data = random_batch(layout, batch, generator(0, "minibatches"))
+        seconds = median_seconds(lambda: update(state, data, list(range(m))), repeats) / m
+        points.append({"agents": m, "gflop": shapes.update_flops[0] / 1e9, "seconds": seconds})
+    return points
+
+
+def measure_env_steps(steps: int) -> list[dict]:
+    """Seconds per environment step with every agent acting, for each scenario and size."""
+    from simcode.config import Scenario
+    from simcode.marl.trainer import Trainer
+
+    points = []
+    for scenario, sizes in ENV_POINTS.items():
+        for env_keys in sizes:
+            sc = Scenario.model_validate({
+                "env": {"scenario": scenario, **env_keys},
+                "maddpg": {"batch_size": 32, "buffer_size": 4 * steps, "learning_starts": 0,
+                           "steps_per_iteration": steps}})
+            trainer = Trainer(sc)
+            seconds = median_seconds(trainer.collect, 3) / steps
+            points.append({"scenario": scenario, "agents": sc.n_agents, "seconds": seconds})
+    return points
+
+
+def measure_decodes(repeats: int) -> list[dict]:
+    """Seconds of `mds` decodes that copy M - s agents and solve s from the parity rows received."""
+    from simcode.codes import make_code
+
+    rng = np.random.default_rng(0)
+    points = []
+    for m in (3, 10, 15):
+        n = m + 4
+        code = make_code("mds", n_agents=m, n_learners=n, seed=0)
+        for values in (20_000, 100_000):
+            theta = rng.standard_normal((m, values))
+            coded = {i: code.matrix[i] @ theta for i in range(n)}
+            for stragglers in (1, 2, 4):
+                received = {i: coded[i] for i in range(stragglers, n)}  # the first s systematic rows late
+                seconds = median_seconds(lambda received=received: code.decode(received), repeats)
+                points.append({"agents": m, "copied": m - stragglers, "solved": stragglers,
+                               "rows_used": n - m, "values": values, "seconds": seconds})
+    return points
+
+
+def measure_rank_checks(repeats: int) -> list[dict]:
+    rng = np.random.default_rng(1)
+    points = []
+    for m in (3, 10, 15, 30):
+        for rows in (m, m + 5):
+            matrix = rng.standard_normal((rows, m))
+            seconds = median_seconds(lambda matrix=matrix: np.linalg.matrix_rank(matrix), 10 * repeats)
+            points.append({"agents": m, "rows": rows, "seconds": seconds})
+    return points
+
+
+def measure_serialize(repeats: int) -> list[dict]:
+    """Seconds to pickle a float64 array and push it through a loopback socket to a reader."""
+    points = []
+    for nbytes in (80_000, 800_000, 8_000_000, 32_000_000):
+        payload = np.zeros(nbytes // 8)
+        sender, receiver = socket.socketpair()
+        try:
+            points.append({"bytes": nbytes, "seconds": median_seconds(
+                lambda payload=payload, s=sender, r=receiver: _send_through(payload, s, r), repeats)})
+        finally:
+            sender.close()
+            receiver.close()
+    return points
+
+
+def _send_through(payload: np.ndarray, sender: socket.socket, receiver: socket.socket) -> None:
+    message = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    reader = threading.Thread(target=_read_exactly, args=(receiver, len(message)))
+    reader.start()
+    sender.sendall(message)
+    reader.join()
+
+
+def _read_exactly(receiver: socket.socket, nbytes: int) -> None:
+    buffer = bytearray(nbytes)
+    view = memoryview(buffer)
+    while nbytes:
+        got = receiver.recv_into(view, nbytes)
+        view, nbytes = view[got:], nbytes - got
+    pickle.loads(buffer)
+
+
+def fit_profile(updates, env_steps, decodes, rank_checks, serialize) -> tuple[Profile, list[str]]:
+    """The profile fitted to the measurements, and the lines of a report (each point, fit, residual)."""
+    lines: list[str] = []
+    fitted: dict = {"env_step": {}, "residuals": {}}
+
+    def fit(name, points, features, names):
+        x = np.array([features(p) for p in points], dtype=float)
+        y = np.array([p["seconds"] for p in points])
+        coef, residual = fit_linear(x, y)
+        fitted["residuals"][name] = round(residual, 4)
+        lines.append(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in zip(names, coef))
+                     + f"   (relative RMS residual {residual:.1%})")
+        for p, predicted in zip(points, x @ coef):
+            label = " ".join(f"{k}={v:g}" for k, v in p.items() if k not in ("seconds", "scenario"))
+            lines.append(f"    {label:44s} measured {p['seconds'] * 1e3:9.4f} ms  fit {predicted * 1e3:9.4f} ms"
+                         f"  ({predicted / p['seconds'] - 1:+.1%})")
+        return dict(zip(names, (float(c) for c in coef)))
+
+    fitted["update"] = fit("update (per agent)", updates, lambda p: (1.0, p["gflop"]), ("intercept", "per_gflop"))
+    for scenario in ENV_POINTS:
+        points = [p for p in env_steps if p["scenario"] == scenario]
+        if len(points) >= 3:
+            fitted["env_step"][scenario] = fit(f"env_step {scenario}", points,
+                                               lambda p: (1.0, p["agents"], p["agents"] ** 2), ("c0", "c1", "c2"))
+        else:  # one size: a constant
+            fitted["env_step"][scenario] = {**fit(f"env_step {scenario}", points, lambda p: (1.0,), ("c0",)),
+                                            "c1": 0.0, "c2": 0.0}
+    fitted["decode"] = fit("decode", decodes, lambda p: (1.0, p["copied"] * p["values"],
+                                                         p["solved"] * p["rows_used"] * p["values"]),
+                           ("intercept", "per_copied_value", "per_solved_value"))
+    fitted["rank_check"] = fit("rank_check", rank_checks, lambda p: (1.0, p["rows"] * p["agents"] ** 2),
+                               ("intercept", "per_row_agent2"))
+    serial = fit("serialize", serialize, lambda p: (1.0, p["bytes"]), ("per_message", "per_byte"))
+    fitted["serialize"] = {"per_message": serial["per_message"],
+                           "bytes_per_second": 1.0 / max(serial["per_byte"], 1e-15)}
+    return Profile.model_validate({**fitted, "provenance": provenance()}), lines
+
+
+def provenance() -> dict[str, str]:
+    import numpy
+    import torch
+
+    import simcode
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"command": "simcode calibrate", "date": datetime.date.today().isoformat(), "cpu": cpu,
+            "cores": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
+            "python": platform.python_version(), "simcode": simcode.__version__, "torch": torch.__version__,
+            "numpy": numpy.__version__, "system": f"{platform.system()} {platform.release()}"}
+
+
+def calibrate(batch: int = 1024, quick: bool = False, progress: Callable[[str], None] | None = None):
+    """Measure everything and fit: -> (profile, report lines)."""
+    say = progress or (lambda _phase: None)
+    repeats = 2 if quick else 5
+    say("updates")
+    updates = measure_updates(batch, repeats)
+    say("environment steps")
+    env_steps = measure_env_steps(50 if quick else 200)
+    say("decodes")
+    decodes = measure_decodes(repeats)
+    say("rank checks")
+    rank_checks = measure_rank_checks(repeats)
+    say("serialisation")
+    serialize = measure_serialize(repeats)
+    return fit_profile(updates, env_steps, decodes, rank_checks, serialize)

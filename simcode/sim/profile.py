@@ -1,0 +1,120 @@
+"""Cost profiles: the simulated seconds of each piece of work, fitted once on a real machine.
+
+`simcode calibrate` measures this machine running simcode's own code and writes a profile (YAML);
+a scenario names it (`cost: {model: profile, profile: FILE}`) and every run reads the numbers from
+it, so the simulated times are this machine's yet the same on any machine that runs the scenario.
+
+Each cost is a small linear model in features that the work's own sizes give:
+- update: one agent's MADDPG update, `intercept + per_gflop * GFLOP` (its floating-point work grows
+  with the centralized critic's input, so with M); a learner pays the sum over its row's agents.
+- env_step: one environment step with every agent acting, per scenario, `c0 + c1 M + c2 M^2`
+  (mpe2's physics loops over pairs of entities).
+- decode: copying agents that arrived alone costs `per_copied_value` per value; solving for the
+  others `per_solved_value` per (solved agent x row used x value), plus `intercept` when anything is
+  solved. A decode that only copies (uncoded, replication, systematic rows) costs nothing: the
+  decoded states are the received ones.
+- rank_check: the seed's check after every arrival, a rank of the received rows, `intercept +
+  per_row_agent2 * rows * M^2` (an SVD's work).
+- serialize: pickling a message and pushing it through a loopback socket, `per_message + bytes /
+  bytes_per_second`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simcode.errors import BadInput
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class UpdateCost(_Part):
+    intercept: float = Field(ge=0, description="seconds per agent update")
+    per_gflop: float = Field(ge=0, description="seconds per GFLOP of the update")
+
+    def seconds(self, gflop: float) -> float:
+        return self.intercept + self.per_gflop * gflop
+
+
+class EnvStepCost(_Part):
+    c0: float = Field(ge=0, description="seconds per step")
+    c1: float = Field(ge=0, description="seconds per step per agent")
+    c2: float = Field(ge=0, description="seconds per step per agent squared")
+
+    def seconds(self, n_agents: int) -> float:
+        return self.c0 + self.c1 * n_agents + self.c2 * n_agents**2
+
+
+class DecodeCost(_Part):
+    intercept: float = Field(ge=0, description="seconds per decode that solves")
+    per_copied_value: float = Field(ge=0, description="seconds per value copied from a unit row")
+    per_solved_value: float = Field(ge=0, description="seconds per solved agent x row used x value")
+
+    def seconds(self, copied: int, solved: int, rows_used: int, values: int) -> float:
+        if solved == 0:
+            return 0.0
+        return (self.intercept + self.per_copied_value * copied * values
+                + self.per_solved_value * solved * rows_used * values)
+
+
+class RankCheckCost(_Part):
+    intercept: float = Field(ge=0)
+    per_row_agent2: float = Field(ge=0, description="seconds per received row x M^2")
+
+    def seconds(self, rows: int, n_agents: int) -> float:
+        return self.intercept + self.per_row_agent2 * rows * n_agents**2
+
+
+class SerializeCost(_Part):
+    per_message: float = Field(ge=0, description="seconds per message")
+    bytes_per_second: float = Field(gt=0)
+
+    def seconds(self, nbytes: float) -> float:
+        return self.per_message + nbytes / self.bytes_per_second
+
+
+class Profile(_Part):
+    provenance: dict[str, str] = Field(default_factory=dict)
+    update: UpdateCost
+    env_step: dict[str, EnvStepCost]
+    decode: DecodeCost
+    rank_check: RankCheckCost
+    serialize: SerializeCost
+    residuals: dict[str, float] = Field(default_factory=dict, description="relative RMS residual of each fit")
+
+    def env_step_seconds(self, scenario: str, n_agents: int) -> float:
+        return self.env_step[scenario].seconds(n_agents)
+
+
+def load_profile(path: str | Path, key: str = "cost.profile") -> Profile:
+    """A profile from its YAML file, or BadInput naming the file and what is wrong."""
+    from simcode.config import read_yaml
+
+    data = read_yaml(path)
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise BadInput(key, f"{path}: {where}: {err['msg']}; allowed: a file written by `simcode calibrate`") from None
+
+
+def fit_linear(features: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, float]:
+    """Non-negative least-squares coefficients of seconds ~ features @ coef (every cost grows with its
+    feature), and the relative RMS residual.
+
+    Relative: each point is weighted by 1/seconds, so a fit across sizes that differ by orders of
+    magnitude is judged by its relative errors, not dominated by the largest points."""
+    from scipy.optimize import lsq_linear
+
+    features = np.asarray(features, dtype=float)
+    seconds = np.asarray(seconds, dtype=float)
+    weights = 1.0 / seconds
+    coef = lsq_linear(features * weights[:, None], np.ones_like(seconds), bounds=(0.0, np.inf)).x
+    relative = features @ coef / seconds - 1.0
+    return coef, float(np.sqrt(np.mean(relative**2)))
