@@ -20,7 +20,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 sweep: setup
-	$(BIN)/simcode study straggler_sweep --quick --out runs/study-straggler_sweep
+	$(BIN)/simcode study straggler_sweep --quick --out runs/study-straggler_sweep-quick
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

@@ -37,7 +37,9 @@ Start here:
   simcode train scenarios/spread3.yaml      centralized MADDPG, no simulator
 """
 
-app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+# -h everywhere, as --help (subcommands inherit the context settings).
+app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]})
 codes_app = typer.Typer(help="Inspect coding schemes: matrix, load, tolerance, conditioning.",
                         no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks of the real computation.", no_args_is_help=True)
@@ -45,8 +47,24 @@ app.add_typer(codes_app, name="codes")
 app.add_typer(bench_app, name="bench")
 
 SET_HELP = "Override any scenario key, e.g. --set code.name=ldpc --set delay.k=2 (repeatable)."
+TRAIN_SET_HELP = ("Override a scenario key training uses (env, maddpg, run, seed), e.g. --set maddpg.lr=0.001 "
+                  "--set run.iterations=500 (repeatable).")
 THREADS_HELP = ("Torch threads for the real computation (0: torch's default). On a busy machine 1 avoids "
                 "threads spinning against other work.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import simcode
+
+        typer.echo(f"simcode {simcode.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print simcode's version and exit.")) -> None:
+    pass
 
 
 def _set_threads(threads: int) -> None:
@@ -94,7 +112,7 @@ def run(
 @app.command()
 def train(
     scenario: Path = typer.Argument(..., help="Scenario YAML; only env, maddpg, run and seed are used."),
-    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP, metavar="KEY=VALUE"),
+    set_: list[str] | None = typer.Option(None, "--set", help=TRAIN_SET_HELP, metavar="KEY=VALUE"),
     out: Path | None = typer.Option(None, "--out", parser=_given_path, metavar="DIR",
                                     help="Run directory (default runs/train-<scenario>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
@@ -104,22 +122,29 @@ def train(
     """Centralized MADDPG with no simulator: learning curve (CSV, PNG) and checkpoints."""
     from simcode.marl.train import train as train_fn
 
+    from simcode.scenario_checks import check_memory
+
     sc = _scenario(scenario, set_)
+    check_memory(sc, str(scenario), training=True)  # training ignores run.workload: check its footprint
     _set_threads(threads)
     out = out or Path("runs") / f"train-{scenario.stem}"
     try:
         summary = train_fn(sc, out, resume=resume, progress=progress)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None  # train has said which checkpoint is kept and how to resume
+    typer.echo(f"training written to {Path(out).resolve()}", err=True)
     typer.echo(json.dumps(summary, indent=2))
 
 
 @app.command()
 def study(
     name_or_file: str = typer.Argument(..., help="A study name (studies/NAME.yaml) or a YAML file."),
-    quick: bool = typer.Option(False, "--quick", help="Shrink iterations for a first look (and CI)."),
+    quick: bool = typer.Option(False, "--quick", help="Shrink iterations for a first look (and CI); writes to "
+                                                      "runs/study-<name>-quick unless --out is given."),
     out: Path | None = typer.Option(None, "--out", parser=_given_path, metavar="DIR",
-                                    help="Study directory (default runs/study-<name>)."),
+                                    help="Study directory (default runs/study-<name>, or runs/study-<name>-quick "
+                                         "with --quick)."),
+
     jobs: int = typer.Option(1, "--jobs", min=1, help="Local worker processes."),
     executor: str = typer.Option("local", "--executor", help="local, ray or dask."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -139,27 +164,31 @@ def study(
 @codes_app.command("show")
 def codes_show(
     name: str = typer.Argument(..., help="Scheme name (see `simcode codes list`)."),
-    agents: int = typer.Option(..., "--agents", "-M", help="Number of agents M."),
-    learners: int = typer.Option(..., "--learners", "-N", help="Number of learners N."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the code construction."),
+    agents: int | None = typer.Option(None, "--agents", "-M", min=1, help="Number of agents M (required but "
+                                                                        "for centralized)."),
+    learners: int | None = typer.Option(None, "--learners", "-N", min=1, help="Number of learners N (required "
+                                                                              "but for centralized)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the code construction."),
     set_: list[str] | None = typer.Option(None, "--set", help="Scheme parameter, e.g. --set p=0.5.",
                                           metavar="KEY=VALUE"),
 ) -> None:
     """Matrix (or a summary), load per learner, tolerance and numerical conditioning of a scheme."""
-    from simcode.codes.show import render
+    from simcode.codes.show import CENTRALIZED, render
     from simcode.config import parse_set
 
-    typer.echo(render(name, n_agents=agents, n_learners=learners, seed=seed, params=parse_set(set_)))
+    for option, value in (("--agents", agents), ("--learners", learners)):
+        if value is None and name != CENTRALIZED[0]:
+            raise BadInput(option, "missing; allowed: a whole number >= 1")
+    typer.echo(render(name, n_agents=agents or 0, n_learners=learners or 0, seed=seed, params=parse_set(set_)))
 
 
 @codes_app.command("list")
 def codes_list() -> None:
-    """The registered coding schemes."""
-    from simcode.codes import CODES
+    """The coding schemes a scenario's code.name may name, and the centralized baseline."""
+    from simcode.codes.show import scheme_summaries
 
-    for name in sorted(CODES):
-        doc = (CODES[name].__doc__ or "").strip().splitlines()
-        typer.echo(f"{name:16s} {doc[0] if doc else ''}")
+    for name, summary in scheme_summaries():
+        typer.echo(f"{name:16s} {summary}")
 
 
 @app.command()
@@ -168,12 +197,17 @@ def evaluate(
     episodes: int = typer.Option(10, "--episodes", min=1, help="Episodes to average over."),
     render: Path | None = typer.Option(None, "--render", parser=_given_path, metavar="FILE.gif",
                                        help="Write one episode as a GIF."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the evaluation episodes."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the evaluation episodes."),
 ) -> None:
     """Evaluate a saved policy: mean episode reward and the scenario's benchmark data."""
     from simcode.marl.evaluate import evaluate as evaluate_fn
 
-    typer.echo(json.dumps(evaluate_fn(run_dir, episodes=episodes, render=render, seed=seed), indent=2))
+    report = evaluate_fn(run_dir, episodes=episodes, render=render, seed=seed)
+    typer.echo(f"evaluated the policy in {Path(run_dir).resolve()}", err=True)
+    if render is not None:
+        report["render"] = str(Path(render).resolve())
+        typer.echo(f"episode written to {report['render']}", err=True)
+    typer.echo(json.dumps(report, indent=2))
 
 
 @bench_app.command("updates")
@@ -184,6 +218,12 @@ def bench_updates(
     as_json: bool = typer.Option(False, "--json", help="Last line: a JSON object with ms_per_agent_update."),
 ) -> None:
     """Time batched MADDPG updates against a per-agent PyTorch loop."""
+    from simcode.codes.show import count
+    from simcode.config import MaddpgConfig
+    from simcode.memory import bench_parts, check_fits
+
+    # Before anything is built: the agents' sizes alone can exceed any machine.
+    check_fits(bench_parts(agents, batch, MaddpgConfig().hidden), f"a benchmark of {count(agents, 'agent')}")
     from simcode.marl.bench import bench_updates as bench_fn
     from simcode.marl.bench import format_report
 

@@ -8,6 +8,12 @@ by `simcode.codes.make_code` / `simcode.delays.make_delay` when the run is built
 
 `--set key=value` overrides reach every key: `maddpg.lr=0.001`, `code.name=ldpc`, `code.dv=2`.
 Values are parsed as YAML, so `delay.k=2` is an int and `cluster.timeout=null` is None.
+
+Numbers are strict: a boolean is not a number (`run.iterations: true` is an error, not 1), a whole
+float is taken for an integer (`maddpg.buffer_size: 1e6`), an integer for a float (`maddpg.lr: 1`),
+and nothing may be infinite or NaN. Every number has bounds; counts and sizes are further limited by
+an estimate of the memory they need (simcode.memory). Every mapping rejects unknown keys, and a key
+given twice in one mapping of a YAML file is an error.
 """
 
 from __future__ import annotations
@@ -16,12 +22,37 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from simcode.errors import BadInput
+from simcode.memory import short_number
+from simcode.yamlfiles import DuplicateKey, parse_yaml, read_yaml, resolve_scenario_path
+
+__all__ = ["Scenario", "load_scenario", "parse_set", "read_yaml", "scenario_from_dict"]
+
+
+def _whole_number(value: Any) -> Any:
+    """YAML reads `1e6` as a float: a whole float is the integer the user means."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Strict, so that a boolean is no number; a float field still takes an int, and no float may be
+# infinite or NaN.
+Int = Annotated[int, BeforeValidator(_whole_number), Field(strict=True)]
+Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+# Upper bounds: far beyond anything useful, low enough that no sum of simulated seconds or count
+# of floats overflows; the memory estimate (simcode.memory) is the real limit on sizes.
+MAX_COUNT = 10**6         # agents, learners, obstacles, hidden units
+MAX_SIZE = 10**9          # iterations, steps, transitions, minibatch rows
+MAX_SECONDS = 1e9         # any duration, in simulated seconds
+MAX_RATE = 1e18           # bytes or floating-point operations per second
+MAX_SEED = 2**63 - 1
 
 
 class _Section(BaseModel):
@@ -30,42 +61,43 @@ class _Section(BaseModel):
 
 class EnvConfig(_Section):
     scenario: Literal["simple_spread", "simple_tag", "simple_adversary", "simple_push"] = "simple_spread"
-    n_agents: int = Field(3, ge=1, description="simple_spread: agents; simple_adversary: good agents")
-    max_cycles: int = Field(25, ge=1)
-    n_adversaries: int = Field(3, ge=1, description="simple_tag: predators")
-    n_good: int = Field(1, ge=1, description="simple_tag: prey")
-    n_obstacles: int = Field(2, ge=0, description="simple_tag: obstacles")
-    local_ratio: float = Field(0.5, ge=0, le=1, description="simple_spread: weight of local reward")
+    n_agents: Int = Field(3, ge=1, le=MAX_COUNT, description="simple_spread: agents; simple_adversary: good agents")
+    max_cycles: Int = Field(25, ge=1, le=MAX_SIZE)
+    n_adversaries: Int = Field(3, ge=1, le=MAX_COUNT, description="simple_tag: predators")
+    n_good: Int = Field(1, ge=1, le=MAX_COUNT, description="simple_tag: prey")
+    n_obstacles: Int = Field(2, ge=0, le=MAX_COUNT, description="simple_tag: obstacles")
+    local_ratio: Float = Field(0.5, ge=0, le=1, description="simple_spread: weight of local reward")
 
 
 class MaddpgConfig(_Section):
-    lr: float = Field(0.01, gt=0)
-    gamma: float = Field(0.95, ge=0, le=1)
-    tau: float = Field(0.01, gt=0, le=1)
-    batch_size: int = Field(1024, ge=1)
-    hidden: int = Field(64, ge=1)
-    steps_per_iteration: int = Field(100, ge=1)
-    grad_clip: float = Field(0.5, gt=0)
-    policy_reg: float = Field(1e-3, ge=0)
-    buffer_size: int = Field(1_000_000, ge=1)
-    learning_starts: int | None = Field(
-        None, ge=0, description="transitions before training; default batch_size * max_cycles"
+    lr: Float = Field(0.01, gt=0, le=1)
+    gamma: Float = Field(0.95, ge=0, le=1)
+    tau: Float = Field(0.01, gt=0, le=1)
+    batch_size: Int = Field(1024, ge=1, le=MAX_SIZE)
+    hidden: Int = Field(64, ge=1, le=MAX_COUNT)
+    steps_per_iteration: Int = Field(100, ge=1, le=MAX_SIZE)
+    grad_clip: Float = Field(0.5, gt=0, le=1e6)
+    policy_reg: Float = Field(1e-3, ge=0, le=1e6)
+    buffer_size: Int = Field(1_000_000, ge=1, le=MAX_SIZE,
+                             description="transitions kept; at least batch_size, steps_per_iteration, learning_starts")
+    learning_starts: Int | None = Field(
+        None, ge=0, le=MAX_SIZE, description="transitions before training; default batch_size * max_cycles"
     )
     good_policy: Literal["maddpg", "ddpg"] = "maddpg"
     adv_policy: Literal["maddpg", "ddpg"] = "maddpg"
 
 
 class NetworkConfig(_Section):
-    latency: float = Field(0.0005, ge=0, description="seconds per message")
-    bandwidth: float = Field(1.25e9, gt=0, description="bytes per second")
+    latency: Float = Field(0.0005, ge=0, le=MAX_SECONDS, description="seconds per message")
+    bandwidth: Float = Field(1.25e9, gt=0, le=MAX_RATE, description="bytes per second")
 
 
 class ClusterConfig(_Section):
-    n_learners: int = Field(5, ge=1)
+    n_learners: Int = Field(5, ge=1, le=MAX_COUNT)
     network: NetworkConfig = NetworkConfig()
     on_decode: Literal["cancel", "let_finish"] = "cancel"
-    timeout: float | None = Field(
-        None, gt=0, description="seconds after which missing work is re-sent to learners that answered"
+    timeout: Float | None = Field(
+        None, gt=0, le=MAX_SECONDS, description="seconds after which missing work is re-sent to learners that answered"
     )
 
 
@@ -92,21 +124,22 @@ class DelayConfig(BaseModel):
 
 class CostConfig(_Section):
     model: Literal["fixed", "flops", "measured"] = "fixed"
-    update: float = Field(0.01, ge=0, description="fixed: seconds per agent update")
-    env_step: float = Field(0.0005, ge=0, description="fixed/flops: seconds per environment step")
-    decode: float = Field(1e-9, ge=0, description="seconds per decoded value (fixed and flops)")
-    flops_rate: float = Field(5e9, gt=0, description="flops: floating-point operations per second")
+    update: Float = Field(0.01, ge=0, le=MAX_SECONDS, description="fixed: seconds per agent update")
+    env_step: Float = Field(0.0005, ge=0, le=MAX_SECONDS, description="fixed/flops: seconds per environment step")
+    decode: Float = Field(1e-9, ge=0, le=1, description="seconds per decoded value (fixed and flops)")
+    flops_rate: Float = Field(5e9, gt=0, le=MAX_RATE, description="flops: floating-point operations per second")
 
 
 class RunConfig(_Section):
-    iterations: int = Field(200, ge=1)
+    iterations: Int = Field(200, ge=1, le=MAX_SIZE)
     workload: Literal["maddpg", "timing"] = "maddpg"
-    checkpoint_every: int = Field(0, ge=0, description="train: iterations between checkpoints (0: only at the end)")
-    log_every: int = Field(1, ge=1)
+    checkpoint_every: Int = Field(0, ge=0, le=MAX_SIZE,
+                                  description="train: iterations between checkpoints (0: only at the end)")
+    log_every: Int = Field(1, ge=1, le=MAX_SIZE)
 
 
 class Scenario(_Section):
-    seed: int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0, le=MAX_SEED)
     env: EnvConfig = EnvConfig()
     maddpg: MaddpgConfig = MaddpgConfig()
     cluster: ClusterConfig = ClusterConfig()
@@ -145,27 +178,8 @@ class Scenario(_Section):
 
 # --------------------------------------------------------------------------- loading
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from `path`, or BadInput naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput("", "file not found", file=str(path))
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise BadInput("", f"{where}malformed YAML ({problem})", file=str(path)) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise BadInput("", f"expected a mapping of keys, got {type(data).__name__}", file=str(path))
-    return data
-
-
 def parse_set(items: list[str] | None) -> dict[str, Any]:
-    """`["a.b=1", "c=x"]` -> {"a.b": 1, "c": "x"}; values parsed as YAML scalars/lists."""
+    """`["a.b=1", "c=x"]` -> {"a.b": 1, "c": "x"}; values parsed as YAML scalars/lists (`1e6` is a number)."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
@@ -175,7 +189,9 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         if not key:
             raise BadInput("--set", f"{item!r} has an empty key")
         try:
-            out[key] = yaml.safe_load(text) if text.strip() else ""
+            out[key] = parse_yaml(text) if text.strip() else ""
+        except DuplicateKey as exc:
+            raise BadInput("--set", f"{key}: {exc.problem}") from None
         except yaml.YAMLError:
             out[key] = text
     return out
@@ -215,23 +231,89 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return data
 
 
-def _allowed_keys(model: type[BaseModel]) -> str:
-    return ", ".join(model.model_fields)
+def _section_keys(model: type[BaseModel], data: dict[str, Any], path: str) -> list[str] | None:
+    """The keys allowed in the section at `path` (a scheme's or delay model's depend on its name);
+    None when its name is unknown (reported by validate_scenario)."""
+    if model is CodeConfig or model is DelayConfig:
+        from simcode.codes import CODES
+        from simcode.delays import DELAYS
+
+        section = model.model_fields["name"].default
+        name = get_dotted(data, f"{path}.name", section)
+        registry: dict = CODES if model is CodeConfig else DELAYS
+        if model is CodeConfig and name == "centralized":
+            return ["name"]
+        if name not in registry:
+            return None
+        return list(model.model_fields) + list(registry[name].PARAMS)
+    return list(model.model_fields)
 
 
-def _pydantic_to_bad_input(exc: ValidationError, file: str | None) -> BadInput:
+def unknown_key(key: str, data: dict[str, Any]) -> str | None:
+    """Why dotted `key` is not a key of the scenario `data` describes ('unknown key; allowed: ...'),
+    or None when it is one."""
+    model: type[BaseModel] = Scenario
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        path = ".".join(parts[:depth])
+        allowed = _section_keys(model, data, path)
+        if allowed is None:
+            return None
+        if part not in allowed:
+            where = f" in {path}" if path else ""
+            return f"unknown key{where}; allowed: {', '.join(allowed)}"
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None if depth == len(parts) - 1 else f"{'.'.join(parts[:depth + 1])} has no sub-keys"
+        model = annotation
+    return None
+
+
+def _field_at(loc: tuple) -> Any:
+    """The pydantic FieldInfo at an error location, or None."""
+    model: Any = Scenario
+    field = None
+    for part in loc:
+        fields = getattr(model, "model_fields", {})
+        if str(part) not in fields:
+            return field
+        field = fields[str(part)]
+        model = field.annotation
+    return field
+
+
+def _allowed_range(field: Any) -> str:
+    """'a whole number >= 1 and <= 1000000' from a field's type and bounds."""
+    whole = field is not None and "int" in str(field.annotation)
+    bounds = []
+    for item in getattr(field, "metadata", []):
+        for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            if getattr(item, attr, None) is not None:
+                bounds.append(f"{sign} {short_number(getattr(item, attr))}")
+    kind = "a whole number" if whole else "a finite number"
+    return f"{kind} {' and '.join(bounds)}".strip()
+
+
+NUMBER_ERRORS = {"int_type": "is not a whole number", "int_parsing": "is not a whole number",
+                 "int_from_float": "is not a whole number", "float_type": "is not a number",
+                 "float_parsing": "is not a number", "finite_number": "is not finite",
+                 "greater_than": "is out of range", "greater_than_equal": "is out of range",
+                 "less_than": "is out of range", "less_than_equal": "is out of range"}
+
+
+def _pydantic_to_bad_input(exc: ValidationError, file: str | None, data: dict[str, Any]) -> BadInput:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
-        parent = err["loc"][:-1]
-        model: type[BaseModel] = Scenario
-        for part in parent:
-            model = model.model_fields[str(part)].annotation  # type: ignore[assignment]
-        return BadInput(loc, f"unknown key; allowed: {_allowed_keys(model)}", file)
+        return BadInput(loc, unknown_key(loc, data) or "unknown key", file)
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         return BadInput(loc, f"{err['input']!r} is not allowed; allowed: {expected}", file)
+    if kind in NUMBER_ERRORS:
+        return BadInput(loc, f"{err['input']!r} {NUMBER_ERRORS[kind]}; allowed: "
+                             f"{_allowed_range(_field_at(err['loc']))}", file)
     return BadInput(loc, f"{err['msg']} (got {err.get('input')!r})", file)
 
 
@@ -239,13 +321,17 @@ def scenario_from_dict(data: dict[str, Any], file: str | None = None) -> Scenari
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise _pydantic_to_bad_input(exc, file) from None
+        raise _pydantic_to_bad_input(exc, file, data) from None
+    from simcode.scenario_checks import validate_scenario  # it imports the leaves: only when needed
+
     validate_scenario(scenario, file)
     return scenario
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read a scenario file, apply `--set` overrides and validate everything, or raise BadInput."""
+    """Read a scenario file (or the shipped scenario it names), apply `--set` overrides and validate
+    everything, or raise BadInput."""
+    path = resolve_scenario_path(path)
     data = apply_overrides(read_yaml(path), overrides or {})
     trace_file = get_dotted(data, "delay.file")
     if isinstance(trace_file, str) and not Path(trace_file).is_absolute():
@@ -253,35 +339,6 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         if beside.exists():  # a measured-delay file named relative to the scenario that uses it
             set_dotted(data, "delay.file", str(beside.resolve()))
     return scenario_from_dict(data, str(path))
-
-
-def validate_scenario(scenario: Scenario, file: str | None = None) -> None:
-    """Cross-section checks: the scheme and delay model exist and accept their parameters."""
-    # Imported here: config sits below the leaves, and only this check needs them.
-    from simcode.codes import CODES, make_code
-    from simcode.delays import DELAYS, make_delay
-
-    if scenario.cost.model == "measured" and scenario.run.workload != "maddpg":
-        raise BadInput("cost.model", "measured times real computation; allowed with run.workload: maddpg", file)
-    m = scenario.n_agents
-    n = scenario.cluster.n_learners
-    code = scenario.code
-    if code.name != "centralized":
-        if code.name not in CODES:
-            allowed = ", ".join(sorted(CODES) + ["centralized"])
-            raise BadInput("code.name", f"unknown scheme {code.name!r}; allowed: {allowed}", file)
-        try:
-            make_code(code.name, n_agents=m, n_learners=n, seed=scenario.seed, **code.params())
-        except BadInput as exc:
-            raise exc.within("code", file) from None
-    delay = scenario.delay
-    if delay.name not in DELAYS:
-        allowed = ", ".join(sorted(DELAYS))
-        raise BadInput("delay.name", f"unknown delay model {delay.name!r}; allowed: {allowed}", file)
-    try:
-        make_delay(delay.name, n_learners=n, mode=delay.mode, **delay.params())
-    except BadInput as exc:
-        raise exc.within("delay", file) from None
 
 
 def n_agents_of(env: EnvConfig) -> int:

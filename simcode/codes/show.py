@@ -14,12 +14,27 @@ import numpy as np
 
 from simcode.codes import CODES, make_code
 from simcode.codes.base import ACCURACY
+from simcode.memory import FLOAT64, check_fits, code_bytes
 from simcode.seeding import generator
 
 MAX_PRINTED_ENTRIES = 400
 SAMPLED_SETS = 200
 PROBE_SETS = 50
 PROBE_SIZE = 1000
+# Not a code: the baseline a scenario names with `code.name: centralized`.
+CENTRALIZED = ("centralized", "No learners: the controller computes every agent's update itself "
+               "(the baseline; nothing to decode, no straggler to wait for).")
+
+
+def scheme_summaries() -> list[tuple[str, str]]:
+    """(name, one-line summary) of every scheme a scenario may name, centralized included."""
+    rows = [(name, ((CODES[name].__doc__ or "").strip().splitlines() or [""])[0]) for name in CODES]
+    return sorted(rows + [CENTRALIZED])
+
+
+def count(n: int, noun: str) -> str:
+    """'1 straggler', '2 stragglers'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _format_matrix(matrix: np.ndarray) -> str:
@@ -37,6 +52,12 @@ def _relative_error(decoded: np.ndarray, theta: np.ndarray) -> float:
 
 def render(name: str, n_agents: int, n_learners: int, seed: int = 0, params: dict | None = None) -> str:
     """Plain-text description of scheme `name` for M agents on N learners (BadInput on bad input)."""
+    if name == CENTRALIZED[0]:
+        return f"scheme: {name} - {CENTRALIZED[1]}"
+    # The code, the random results the probe decodes and the decoded states: checked before building.
+    probe = FLOAT64 * PROBE_SIZE * (2 * n_agents + n_learners)
+    check_fits([("--agents, --learners", "this code and its probe", code_bytes(n_agents, n_learners) + probe)],
+               "building this code")
     code = make_code(name, n_agents=n_agents, n_learners=n_learners, seed=seed, **(params or {}))
     m, n = code.n_agents, code.n_learners
     summary = (CODES[name].__doc__ or "").strip().splitlines()[0]
@@ -52,7 +73,7 @@ def render(name: str, n_agents: int, n_learners: int, seed: int = 0, params: dic
     lines.append(f"load per learner: {' '.join(str(v) for v in nonzeros)} (total {nonzeros.sum()}, "
                  f"idle learners {int(np.sum(nonzeros == 0))})")
     exact = "exact" if code.tolerance_exact else "lower bound (enumeration budget reached)"
-    lines.append(f"tolerance: {code.tolerance} straggler(s) in the worst case ({exact})")
+    lines.append(f"tolerance: {count(code.tolerance, 'straggler')} in the worst case ({exact})")
 
     rng = generator(seed, "evaluation")
     size = n - code.tolerance

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,20 +40,49 @@ def _load_trainer(run_dir: Path):
     from simcode.marl.trainer import Trainer
 
     allowed = "allowed: a directory written by simcode train or simcode run"
+    if run_dir.is_file():
+        raise BadInput("run_dir", f"{run_dir} is a file, not a run directory; {allowed}")
     if not run_dir.is_dir():
         raise BadInput("run_dir", f"{run_dir} not found; {allowed}")
     policy = run_dir / POLICY_FILE
     if policy.is_file():
-        with np.load(policy) as data:
-            scenario = Scenario.model_validate(json.loads(str(data["scenario"])))
-            trainer = Trainer(scenario)
-            trainer.install([data[f"state_{j}"] for j in range(trainer.n_agents)])
-            trainer.iteration = int(data["iteration"])
-        return trainer
+        return _load_policy(policy)
     found = sorted((run_dir / "checkpoints").glob("iter-*.pkl"))
     if not found:
         raise BadInput("run_dir", f"{run_dir} has no {POLICY_FILE} or checkpoint; {allowed}")
     return Trainer.load(found[-1])
+
+
+POLICY_ALLOWED = "allowed: the policy.npz written by simcode train or simcode run"
+# What numpy raises on a file that is not a readable .npz (garbage, truncated, a pickle).
+NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def _load_policy(path: Path):
+    """A trainer holding the policy in `path`, or BadInput naming the file and what is wrong."""
+    from simcode.marl.trainer import Trainer, check_states
+
+    try:
+        with np.load(path) as data:  # no pickles: allow_pickle stays False
+            arrays = {name: data[name] for name in data.files}
+        text, iteration = str(arrays["scenario"]), int(arrays["iteration"])
+    except (*NPZ_ERRORS, AttributeError, TypeError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:160]
+        raise BadInput("", f"not a policy simcode can read (truncated or corrupt: {reason}); {POLICY_ALLOWED}",
+                       str(path)) from None
+    try:
+        scenario = Scenario.model_validate(json.loads(text))
+    except ValueError:  # JSON or pydantic
+        raise BadInput("scenario", f"not a scenario simcode wrote; {POLICY_ALLOWED}", str(path)) from None
+    trainer = Trainer(scenario)
+    states = [arrays.get(f"state_{j}") for j in range(trainer.n_agents)]
+    if any(state is None for state in states):
+        raise BadInput("state_*", f"{sum(s is not None for s in states)} agent states; allowed: "
+                                  f"{trainer.n_agents}, one per agent of its scenario", str(path))
+    check_states(states, trainer.state_sizes, path, key="state")
+    trainer.install([np.asarray(state, dtype=np.float32) for state in states])
+    trainer.iteration = iteration
+    return trainer
 
 
 def _benchmark(env, scenario_name: str) -> dict:

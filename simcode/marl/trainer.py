@@ -25,6 +25,7 @@ import torch
 
 from simcode import atomic
 from simcode.config import Scenario
+from simcode.errors import BadInput
 from simcode.marl.buffer import ReplayBuffer
 from simcode.marl.envs import describe, make_env
 from simcode.marl.maddpg import Batch, Update
@@ -172,22 +173,72 @@ class Trainer:
 
     @classmethod
     def load(cls, path: str | Path) -> Trainer:
+        """The trainer a checkpoint holds, or BadInput naming the file when it is not one simcode can
+        read (truncated, corrupt, another version, or shapes that do not match its own scenario).
+        A checkpoint is a pickle: like any pickle, load only files you trust."""
+        data = read_checkpoint(path)
+        try:
+            trainer = cls(Scenario.model_validate(data["scenario"]))
+            check_states(data["states"], trainer.state_sizes, path)
+            trainer.state = trainer.layout.unpack(data["states"])
+            trainer.buffer = ReplayBuffer.from_state_dict(data["buffer"])
+            trainer.iteration, trainer.env_steps = int(data["iteration"]), int(data["env_steps"])
+            trainer.episodes, trainer.episode_log = int(data["episodes"]), list(data["episode_log"])
+            for name, st in data["rngs"].items():
+                getattr(trainer, name).bit_generator.state = st
+            ep = data["episode"]
+            obs, _ = trainer.env.reset(seed=ep["seed"])
+            for actions in ep["actions"]:
+                obs, *_ = trainer.env.step(dict(zip(trainer.agent_names, actions)))
+            trainer.episode_seed, trainer.episode_actions = ep["seed"], list(ep["actions"])
+            trainer.episode_rewards = np.array(ep["rewards"], dtype=np.float64)
+            trainer.obs = trainer._joint(obs)
+            replayed = np.array_equal(trainer.obs, ep["obs"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise BadInput("", f"not a checkpoint simcode can restore ({_reason(exc)}); {CHECKPOINT_ALLOWED}",
+                           str(path)) from None
+        if not replayed:
+            raise BadInput("", "replaying the checkpoint's current episode did not reproduce its observation "
+                               f"(written by another environment version?); {CHECKPOINT_ALLOWED}", str(path))
+        return trainer
+
+
+CHECKPOINT_ALLOWED = "allowed: a checkpoint written by simcode train"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:160] if text else type(exc).__name__
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's mapping, or BadInput naming the file when it cannot be unpickled."""
+    try:
         with open(path, "rb") as f:
             data = pickle.load(f)
-        trainer = cls(Scenario.model_validate(data["scenario"]))
-        trainer.state = trainer.layout.unpack(data["states"])
-        trainer.buffer = ReplayBuffer.from_state_dict(data["buffer"])
-        trainer.iteration, trainer.env_steps = data["iteration"], data["env_steps"]
-        trainer.episodes, trainer.episode_log = data["episodes"], data["episode_log"]
-        for name, st in data["rngs"].items():
-            getattr(trainer, name).bit_generator.state = st
-        ep = data["episode"]
-        obs, _ = trainer.env.reset(seed=ep["seed"])
-        for actions in ep["actions"]:
-            obs, *_ = trainer.env.step(dict(zip(trainer.agent_names, actions)))
-        trainer.episode_seed, trainer.episode_actions = ep["seed"], list(ep["actions"])
-        trainer.episode_rewards = ep["rewards"].copy()
-        trainer.obs = trainer._joint(obs)
-        if not np.array_equal(trainer.obs, ep["obs"]):
-            raise RuntimeError(f"{path}: replaying the current episode did not reproduce its observation")
-        return trainer
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
+            IndexError, MemoryError) as exc:
+        raise BadInput("", f"not a checkpoint simcode can read (truncated or corrupt: {_reason(exc)}); "
+                           f"{CHECKPOINT_ALLOWED}", str(path)) from None
+    if not isinstance(data, dict) or "version" not in data:
+        raise BadInput("", f"not a checkpoint simcode wrote (no version); {CHECKPOINT_ALLOWED}", str(path))
+    if data["version"] != CHECKPOINT_VERSION:
+        raise BadInput("", f"checkpoint version {data['version']!r}; allowed: version {CHECKPOINT_VERSION}, "
+                           "written by this simcode", str(path))
+    return data
+
+
+def check_states(states, sizes: list[int], path: str | Path, key: str = "states") -> None:
+    """BadInput unless `states` are one finite 1-D array per agent with the scenario's state sizes."""
+    if len(states) != len(sizes):
+        raise BadInput(key, f"{len(states)} agent states; allowed: {len(sizes)}, one per agent of the scenario",
+                       str(path))
+    for j, (state, size) in enumerate(zip(states, sizes)):
+        shape = tuple(np.shape(state))
+        if shape != (size,):
+            raise BadInput(f"{key}[{j}]", f"shape {shape}; allowed: ({size},), agent {j}'s state in this scenario",
+                           str(path))
+        if np.asarray(state).dtype.kind != "f":
+            raise BadInput(f"{key}[{j}]", f"dtype {np.asarray(state).dtype}; allowed: floating point", str(path))
+        if not np.all(np.isfinite(state)):
+            raise BadInput(f"{key}[{j}]", "holds infinite or NaN values; allowed: finite parameters", str(path))

@@ -164,11 +164,17 @@ def default_run_dir(path: Path, scenario: Scenario) -> Path:
 
 
 def print_summary(summary: dict, out: Path) -> None:
+    from simcode.codes.show import count
+
     err = summary["max_decode_error"]
+    if summary["tolerance"] is None:  # centralized: the controller computes every update itself
+        where = f"{count(summary['n_agents'], 'agent')} updated by the controller, no learners"
+    else:
+        where = (f"{count(summary['n_agents'], 'agent')} on {count(summary['n_learners'], 'learner')}, "
+                 f"tolerates {count(summary['tolerance'], 'straggler')}")
     lines = [
-        f"run written to {out}",
-        f"  scheme {summary['scheme']}: {summary['n_agents']} agents on {summary['n_learners']} learners, "
-        f"tolerates {summary['tolerance']} stragglers",
+        f"run written to {Path(out).resolve()}",
+        f"  scheme {summary['scheme']}: {where}",
         f"  iteration  mean {summary['mean_iteration']:.4f} s   p99 {summary['p99_iteration']:.4f} s",
         f"  simulated  {summary['sim_seconds']:.2f} s over {summary['iterations']} iterations "
         f"(host {summary['host_seconds']:.2f} s)",

@@ -29,11 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simcode.config import Scenario, apply_overrides, read_yaml, scenario_from_dict
+from simcode.config import Scenario, apply_overrides, read_yaml, scenario_from_dict, unknown_key
 from simcode.errors import BadInput
+from simcode.yamlfiles import YAML_SUFFIXES, shipped_names, shipped_path
 
 STUDY_KEYS = {"description", "base", "set", "axes", "exclude", "quick", "plots", "name"}
 PLOT_KINDS = {"line", "distribution", "reward_time", "bar"}
+PLOT_KEYS = {"kind", "x", "y", "hue", "where", "title", "file"}
+# The summary of a run (simcode.sim.runner.summarize): with the axis keys and run_id, the columns of
+# results.csv that plots may name. tests/test_study.py checks it against a real run's summary.
+SUMMARY_KEYS = ("iterations", "sim_seconds", "mean_iteration", "median_iteration", "p99_iteration",
+                "std_iteration", "host_seconds", "max_decode_error", "decode_warning", "warmup_seconds",
+                "final_reward", "scheme", "n_agents", "n_learners", "tolerance", "load_max", "resent",
+                "workload", "cost_model", "reproducible", "simcode_version", "scenario_hash")
 
 
 @dataclass
@@ -59,18 +67,26 @@ class Study:
 
 
 def resolve_study_path(name_or_file: str, studies_dir: Path | None = None) -> Path:
+    """A study file: the path given when it exists; a bare NAME is `studies/NAME.yaml` under the
+    current directory, then the shipped study of that name (so it works from any directory)."""
     path = Path(name_or_file)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise BadInput("", "study file not found", file=str(path))
+    if path.is_file():
         return path
+    if path.exists():
+        raise BadInput("", "is a directory, not a study file; allowed: a study NAME or a YAML file", file=str(path))
     studies_dir = studies_dir or Path("studies")
-    candidate = studies_dir / f"{name_or_file}.yaml"
-    if not candidate.is_file():
-        known = sorted(p.stem for p in studies_dir.glob("*.yaml")) if studies_dir.is_dir() else []
-        raise BadInput("study", f"no study named {name_or_file!r} in {studies_dir}/; "
-                                f"allowed: {', '.join(known) or 'a path to a study YAML file'}")
-    return candidate
+    local = studies_dir / f"{name_or_file}.yaml"
+    if path.suffix not in YAML_SUFFIXES and local.is_file():
+        return local
+    found = shipped_path(path, "studies")
+    if found is not None:
+        return found
+    if path.suffix in YAML_SUFFIXES:
+        raise BadInput("", "study file not found", file=str(path))
+    known = sorted(p.stem for p in studies_dir.glob("*.yaml")) if studies_dir.is_dir() else []
+    known = sorted(set(known) | set(shipped_names("studies")))
+    raise BadInput("study", f"no study named {name_or_file!r} in {studies_dir}/ or the shipped studies; "
+                            f"allowed: {', '.join(known) or 'a path to a study YAML file'}")
 
 
 def is_label(key: str) -> bool:
@@ -83,15 +99,18 @@ def _axis_values(name: str, values: Any, file: str) -> list[dict[str, Any]]:
     if not isinstance(values, list) or not values:
         raise BadInput(f"axes.{name}", "must be a non-empty list of values", file)
     if all(isinstance(v, dict) for v in values):
-        return [dict(v) for v in values]
+        return [{str(k): v for k, v in assignment.items()} for assignment in values]
     if any(isinstance(v, dict) for v in values):
         raise BadInput(f"axes.{name}", "mixes plain values and {key: value} mappings", file)
+    if is_label(name):
+        allowed = ", ".join(Scenario.model_fields)
+        raise BadInput(f"axes.{name}", f"not a key of the scenario (a plain axis must set one; labels go inside "
+                                       f"{{key: value}} mappings); allowed: dotted keys under {allowed}", file)
     return [{name: v} for v in values]
 
 
-def load_study(name_or_file: str, quick: bool = False, studies_dir: Path | None = None) -> Study:
-    """Read, expand and validate a study; every run's scenario is checked before anything runs."""
-    path = resolve_study_path(name_or_file, studies_dir)
+def _read_study(path: Path, quick: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The study file's mapping and its base scenario with `set` (and, quick, `quick`) applied."""
     file = str(path)
     data = read_yaml(path)
     unknown = set(data) - STUDY_KEYS
@@ -109,26 +128,61 @@ def load_study(name_or_file: str, quick: bool = False, studies_dir: Path | None 
     base = apply_overrides(base, data.get("set") or {})
     if quick:
         base = apply_overrides(base, data.get("quick") or {})
+    return data, base
 
-    axes = data.get("axes") or {}
-    if not isinstance(axes, dict):
-        raise BadInput("axes", "must be a mapping of axis name to a list of values", file)
-    axis_lists = [_axis_values(str(name), values, file) for name, values in axes.items()]
-    axis_keys = list(dict.fromkeys(k for axis in axis_lists for assignment in axis for k in assignment))
-    exclude = data.get("exclude") or []
-    if not isinstance(exclude, list) or not all(isinstance(e, dict) for e in exclude):
-        raise BadInput("exclude", "must be a list of {key: value} mappings", file)
 
-    runs: list[RunSpec] = []
+def _grid(axis_lists: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Every combination of the axes, as the axis keys and the values they take."""
+    combos = []
     for combo in itertools.product(*axis_lists) if axis_lists else [()]:
         values: dict[str, Any] = {}
         for assignment in combo:
             values.update(assignment)
-        if any(all(values.get(k) == v for k, v in rule.items()) for rule in exclude):
+        combos.append(values)
+    return combos
+
+
+def _excluded(exclude: Any, grid: list[dict[str, Any]], axis_keys: list[str], file: str) -> list[dict[str, Any]]:
+    """The grid without the combinations an `exclude` rule matches; a rule must name axis keys and
+    match some combination (otherwise it is a typo that silently excludes nothing)."""
+    if not isinstance(exclude, list) or not all(isinstance(e, dict) for e in exclude):
+        raise BadInput("exclude", "must be a list of {key: value} mappings", file)
+    for n, rule in enumerate(exclude):
+        for key in rule:
+            if key not in axis_keys:
+                raise BadInput(f"exclude[{n}].{key}", f"not an axis key of this study; allowed: {', '.join(axis_keys)}",
+                               file)
+        if not any(_matches(rule, values) for values in grid):
+            shown = ", ".join(f"{k}={v}" for k, v in rule.items())
+            raise BadInput(f"exclude[{n}]", f"matches no run ({shown} is not in the grid); allowed: values "
+                                            "the axes take", file)
+    return [values for values in grid if not any(_matches(rule, values) for rule in exclude)]
+
+
+def _matches(rule: dict[str, Any], values: dict[str, Any]) -> bool:
+    return all(k in values and values[k] == v for k, v in rule.items())
+
+
+def _check_axis_keys(grid: list[dict[str, Any]], base: dict[str, Any], axis_keys: list[str], file: str) -> None:
+    """An axis key that is a key of no run's scenario is a typo: say so, with what is allowed (a
+    key valid in only some runs, such as one scheme's parameter, is left to the per-run check)."""
+    for key in axis_keys:
+        if is_label(key):
             continue
-        overrides = {k: v for k, v in values.items() if not is_label(k)}
+        problems = [unknown_key(key, apply_overrides(base, _overrides(values))) for values in grid if key in values]
+        if problems and all(problems):
+            raise BadInput(key, f"{problems[0]} (an axis key must be a key of the scenario)", file)
+
+
+def _overrides(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if not is_label(k)}
+
+
+def _build_runs(grid: list[dict[str, Any]], base: dict[str, Any], file: str) -> list[RunSpec]:
+    runs: list[RunSpec] = []
+    for values in grid:
         try:
-            scenario = scenario_from_dict(apply_overrides(base, overrides), file)
+            scenario = scenario_from_dict(apply_overrides(base, _overrides(values)), file)
         except BadInput as exc:
             shown = ", ".join(f"{k}={v}" for k, v in values.items())
             raise BadInput(exc.key, f"{exc.message} (in the run {shown}; leave it out with `exclude`)",
@@ -136,11 +190,46 @@ def load_study(name_or_file: str, quick: bool = False, studies_dir: Path | None 
         runs.append(RunSpec(len(runs), values, scenario))
     if not runs:
         raise BadInput("axes", "the grid is empty (every combination excluded)", file)
+    return runs
 
-    plots = data.get("plots") or []
+
+def _check_plots(plots: Any, columns: list[str], file: str) -> None:
+    """Each plot: a known kind, known keys, and x/y/hue/where naming columns of results.csv."""
+    if not isinstance(plots, list):
+        raise BadInput("plots", "must be a list of {kind: ..., x: ...} mappings", file)
     for n, plot in enumerate(plots):
         if not isinstance(plot, dict) or plot.get("kind") not in PLOT_KINDS:
             raise BadInput(f"plots[{n}].kind", f"allowed: {', '.join(sorted(PLOT_KINDS))}", file)
+        for key in plot:
+            if key not in PLOT_KEYS:
+                raise BadInput(f"plots[{n}].{key}", f"unknown plot key; allowed: {', '.join(sorted(PLOT_KEYS))}", file)
+        if plot["kind"] in ("line", "bar") and "x" not in plot:
+            raise BadInput(f"plots[{n}].x", f"missing: a {plot['kind']} plot needs an x column", file)
+        where = plot.get("where") or {}
+        if not isinstance(where, dict):
+            raise BadInput(f"plots[{n}].where", "must be a mapping of column: value", file)
+        named = [(k, plot[k]) for k in ("x", "y", "hue") if k in plot] + [(f"where.{k}", k) for k in where]
+        for key, column in named:
+            if column not in columns:
+                raise BadInput(f"plots[{n}].{key}", f"{column!r} is not a column of results.csv; allowed: "
+                                                    f"{', '.join(columns)}", file)
+
+
+def load_study(name_or_file: str, quick: bool = False, studies_dir: Path | None = None) -> Study:
+    """Read, expand and validate a study; every run's scenario is checked before anything runs."""
+    path = resolve_study_path(name_or_file, studies_dir)
+    file = str(path)
+    data, base = _read_study(path, quick)
+    axes = data.get("axes") or {}
+    if not isinstance(axes, dict):
+        raise BadInput("axes", "must be a mapping of axis name to a list of values", file)
+    axis_lists = [_axis_values(str(name), values, file) for name, values in axes.items()]
+    axis_keys = list(dict.fromkeys(k for axis in axis_lists for assignment in axis for k in assignment))
+    grid = _grid(axis_lists)
+    _check_axis_keys(grid, base, axis_keys, file)
+    runs = _build_runs(_excluded(data.get("exclude") or [], grid, axis_keys, file), base, file)
+    plots = data.get("plots") or []
+    _check_plots(plots, ["run_id", *axis_keys, *SUMMARY_KEYS], file)
     return Study(name=str(data.get("name") or path.stem), path=path, description=str(data.get("description", "")),
                  runs=runs, axis_keys=axis_keys, plots=plots, quick=quick)
 

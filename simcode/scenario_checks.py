@@ -1,0 +1,80 @@
+"""Checks of a scenario that span sections or need the leaves: sizes that fit together and in memory
+(checked before anything is built), and a scheme and delay model that exist and accept their
+parameters. `simcode.config.scenario_from_dict` runs them on every scenario it builds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from simcode import memory
+from simcode.codes import CODES, make_code
+from simcode.codes.show import count
+from simcode.delays import DELAYS, make_delay
+from simcode.errors import BadInput
+
+if TYPE_CHECKING:
+    from simcode.config import Scenario
+
+
+def validate_scenario(scenario: Scenario, file: str | None = None) -> None:
+    """Cross-section checks: sizes that fit together and in memory (before anything is built), then
+    the scheme and delay model exist and accept their parameters."""
+    if scenario.cost.model == "measured" and scenario.run.workload != "maddpg":
+        raise BadInput("cost.model", "measured times real computation; allowed with run.workload: maddpg", file)
+    _check_buffer(scenario, file)
+    check_memory(scenario, file)
+    m = scenario.n_agents
+    n = scenario.cluster.n_learners
+    code = scenario.code
+    if code.name != "centralized":
+        if code.name not in CODES:
+            allowed = ", ".join(sorted(CODES) + ["centralized"])
+            raise BadInput("code.name", f"unknown scheme {code.name!r}; allowed: {allowed}", file)
+        _check_params("code", code.params(), {}, file)
+        try:
+            make_code(code.name, n_agents=m, n_learners=n, seed=scenario.seed, **code.params())
+        except BadInput as exc:
+            raise exc.within("code", file) from None
+    delay = scenario.delay
+    if delay.name not in DELAYS:
+        allowed = ", ".join(sorted(DELAYS))
+        raise BadInput("delay.name", f"unknown delay model {delay.name!r}; allowed: {allowed}", file)
+    _check_params("delay", delay.params(), DELAYS[delay.name].PARAMS, file)
+    try:
+        make_delay(delay.name, n_learners=n, mode=delay.mode, **delay.params())
+    except BadInput as exc:
+        raise exc.within("delay", file) from None
+
+
+def _check_params(section: str, params: dict[str, Any], defaults: dict[str, Any], file: str | None) -> None:
+    """A scheme's or delay model's own parameters: no boolean where the default is none, no
+    infinite or NaN number (their models check the rest)."""
+    for key, value in params.items():
+        if isinstance(value, bool) and not isinstance(defaults.get(key), bool):
+            raise BadInput(f"{section}.{key}", f"{value!r} is a boolean; allowed: a number or a name", file)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadInput(f"{section}.{key}", f"{value!r} is not finite; allowed: a finite number", file)
+
+
+def _check_buffer(scenario: Scenario, file: str | None) -> None:
+    """The replay buffer holds at least what one iteration uses: a minibatch, an iteration's steps,
+    the warm-up transitions."""
+    m = scenario.maddpg
+    needs = {"maddpg.batch_size": m.batch_size, "maddpg.steps_per_iteration": m.steps_per_iteration,
+             "maddpg.learning_starts": scenario.learning_starts}
+    key, largest = max(needs.items(), key=lambda item: item[1])
+    if m.buffer_size < largest:
+        raise BadInput("maddpg.buffer_size", f"{m.buffer_size} is smaller than {key} ({largest}); "
+                                             f"allowed: at least {largest}", file)
+
+
+def check_memory(scenario: Scenario, file: str | None = None, training: bool = False) -> None:
+    """BadInput when the run (or, with `training`, the centralized training) cannot fit in memory."""
+    agents = count(scenario.n_agents, "agent")
+    if training:
+        memory.check_fits(memory.training_parts(scenario), f"this training of {agents}", file)
+    else:
+        real = scenario.run.workload == "maddpg"
+        memory.check_fits(memory.simulation_parts(scenario, real), f"this run of {agents}", file)
