@@ -21,8 +21,3 @@ def seed_sequence(seed: int, purpose: str) -> np.random.SeedSequence:
 def generator(seed: int, purpose: str) -> np.random.Generator:
     """A numpy Generator for one purpose of one run."""
     return np.random.Generator(np.random.PCG64(seed_sequence(seed, purpose)))
-
-
-def int_seed(seed: int, purpose: str) -> int:
-    """A 63-bit integer seed for one purpose (for torch.Generator or an environment's reset)."""
-    return int(seed_sequence(seed, purpose).generate_state(2, np.uint64)[0] >> np.uint64(1))

@@ -8,7 +8,7 @@ import torch
 
 from simcode.config import EnvConfig, MaddpgConfig, Scenario
 from simcode.marl.envs import describe
-from simcode.marl.state import Layout
+from simcode.marl.state import Layout, net_names
 from simcode.marl.trainer import Trainer
 from simcode.seeding import generator
 
@@ -151,12 +151,12 @@ def test_grouping_invariance_holds_for_any_thread_count(threads):
 
 @pytest.mark.parametrize("name", ["spread", "tag"])
 def test_updates_split_into_memory_bounded_groups_equal_one_group(name, monkeypatch):
-    from simcode.marl import maddpg
+    from simcode.marl import fast
 
     trainer = trained_a_little(tiny(ENVS[name]), iterations=1)
     batch = trainer.sample()
     whole = trainer.compute_updates(batch)
-    monkeypatch.setattr(maddpg, "MAX_CHUNK_BYTES", 1)  # groups of two (and a lone one computed as a pair)
+    monkeypatch.setattr(fast, "MAX_CHUNK_BYTES", 1)  # groups of two (and a lone one computed as a pair)
     split = trainer.compute_updates(batch)
     assert all(np.array_equal(a, b) for a, b in zip(whole, split))
 
@@ -200,3 +200,31 @@ def test_update_does_not_depend_on_the_thread_count():
                 assert all(np.array_equal(a, c) for a, c in zip(results[0], other)), b
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("name", ["spread", "push"])  # push: observations of two sizes, padded
+def test_acting_computes_the_update_forward_pass(name):
+    """Trainer.act's numpy actor (greedy and sampled) equals the update's batched torch forward."""
+    from simcode.marl.fast import softmax
+    from simcode.marl.maddpg import params
+
+    trainer = Trainer(tiny(ENVS[name]))
+    rng = generator(7, "networks")
+    for n in net_names("actor"):  # random biases too (they start at zero): every term shows
+        trainer.state[n] = torch.from_numpy(rng.normal(0.0, 0.5, trainer.state[n].shape).astype(np.float32))
+    m, a = trainer.n_agents, trainer.shapes.act_dims[0]
+    for joint in rng.normal(0.0, 1.0, (5, trainer.shapes.obs_total)).astype(np.float32):
+        # The update's target actions: every agent's actor on its own part of one joint observation.
+        own = trainer.updater.own_obs.of_every_agent(torch.from_numpy(joint).view(1, 1, -1))[0].transpose(0, 1)
+        logits, _ = trainer.updater.nets.forward(params(trainer.state, "actor"), "actor", (own,), "test")
+        logits = logits.squeeze(1)  # (M, A)
+        torch.testing.assert_close(torch.from_numpy(trainer.actor_logits(joint)), logits, rtol=1e-5, atol=1e-5)
+        actions, soft = trainer.act(joint, None, greedy=True)
+        torch.testing.assert_close(torch.from_numpy(soft), softmax(logits), rtol=1e-5, atol=1e-6)
+        assert actions == softmax(logits).argmax(-1).tolist()
+        seed = int(rng.integers(2**31))
+        actions, soft = trainer.act(joint, np.random.default_rng(seed))
+        gumbel = np.random.default_rng(seed).gumbel(size=(m, a)).astype(np.float32)
+        sampled = softmax(logits + torch.from_numpy(gumbel))
+        torch.testing.assert_close(torch.from_numpy(soft), sampled, rtol=1e-5, atol=1e-6)
+        assert actions == sampled.argmax(-1).tolist()

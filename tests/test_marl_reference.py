@@ -1,5 +1,5 @@
-"""The batched update against the reference's way of writing it: one nn.Module actor and critic per
-agent, autograd and torch.optim.Adam (simcode.marl.bench.loop_update), on the same states and noise."""
+"""The batched update against its specification, simcode.marl.reference: one nn.Module actor and
+critic per agent, autograd and torch.optim.Adam, on the same states and noise."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import pytest
 import torch
 
 from simcode.config import EnvConfig, MaddpgConfig
-from simcode.marl.bench import LoopAgent, loop_update_from_batch, make_loop_agents, random_batch
+from simcode.marl.bench import random_batch
 from simcode.marl.envs import describe
 from simcode.marl.maddpg import Update
+from simcode.marl.reference import ReferenceAgent, make_reference_agents, reference_update_from_batch
 from simcode.marl.state import Layout, net_names
 from simcode.seeding import generator
 
 
-def _modules(agent: LoopAgent, net: str):
+def _modules(agent: ReferenceAgent, net: str):
     return (agent.actor, agent.target_actor) if net == "actor" else (agent.critic, agent.target_critic)
 
 
@@ -31,9 +32,9 @@ def _as_params(state: dict, net: str, j: int, layout: Layout, prefix: str = "") 
     return [torch.cat([w_obs, w_act], 1), p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]]
 
 
-def loop_agents(state: dict, layout: Layout, cfg: MaddpgConfig) -> list[LoopAgent]:
-    """The baseline's agents holding `state`: networks, targets and Adam moments."""
-    agents = make_loop_agents(layout.shapes, cfg)
+def reference_agents(state: dict, layout: Layout, cfg: MaddpgConfig) -> list[ReferenceAgent]:
+    """The reference's agents holding `state`: networks, targets and Adam moments."""
+    agents = make_reference_agents(layout.shapes, cfg)
     for j, agent in enumerate(agents):
         step = float(state["step"][j, 0])
         for net, opt in (("actor", agent.actor_opt), ("critic", agent.critic_opt)):
@@ -53,7 +54,7 @@ def loop_agents(state: dict, layout: Layout, cfg: MaddpgConfig) -> list[LoopAgen
 @pytest.mark.parametrize("env,policy", [({"scenario": "simple_spread", "n_agents": 3}, "maddpg"),
                                         ({"scenario": "simple_tag"}, "maddpg"),
                                         ({"scenario": "simple_push"}, "ddpg")])
-def test_batched_update_equals_per_agent_autograd_loop(env, policy):
+def test_batched_update_equals_the_reference_autograd_update(env, policy):
     cfg = MaddpgConfig(batch_size=64, hidden=32, good_policy=policy)
     shapes = describe(EnvConfig.model_validate(env), cfg)
     layout = Layout(shapes)
@@ -67,8 +68,8 @@ def test_batched_update_equals_per_agent_autograd_loop(env, policy):
         data.iteration = it
         new = update(state, data, list(range(m)))
         for j in range(m):
-            agents = loop_agents(state, layout, cfg)
-            loop_update_from_batch(agents, j, data, shapes, cfg)
+            agents = reference_agents(state, layout, cfg)
+            reference_update_from_batch(agents, j, data, shapes, cfg)
             for net, opt in (("actor", agents[j].actor_opt), ("critic", agents[j].critic_opt)):
                 module, target = _modules(agents[j], net)
                 for kind, got, ref in (

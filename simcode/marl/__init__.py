@@ -4,7 +4,7 @@ Knows nothing of coding or clocks. The simulator uses `Trainer` (trainer.py) and
 (envs.py); the command line uses `train`, `evaluate` and `bench`.
 """
 
-from simcode.marl.envs import Shapes, describe, make_env
+from simcode.marl.envs import MaddpgShapes, describe, make_env
 from simcode.marl.trainer import Trainer
 
-__all__ = ["Shapes", "Trainer", "describe", "make_env"]
+__all__ = ["MaddpgShapes", "Trainer", "describe", "make_env"]

@@ -45,8 +45,10 @@ def make_env(env_cfg: EnvConfig, render_mode: str | None = None, benchmark_data:
 
 
 @dataclass(frozen=True)
-class Shapes:
-    """Sizes of one MADDPG problem. Agent order is the environment's `possible_agents`."""
+class MaddpgShapes:
+    """Sizes of one MADDPG problem: each agent's observation and action, the networks' hidden width,
+    the minibatch. Agent order is the environment's `possible_agents`. (The simulator's
+    `sim.workload.Shapes` is what it derives from these: state sizes, message bytes, flops.)"""
 
     agent_names: tuple[str, ...]
     obs_dims: tuple[int, ...]
@@ -87,10 +89,6 @@ class Shapes:
         return [4 * (self.actor_params(j) + self.critic_params(j)) + 1 for j in range(self.n_agents)]
 
     @property
-    def state_nbytes(self) -> list[int]:
-        return [4 * n for n in self.state_sizes]
-
-    @property
     def batch_nbytes(self) -> list[int]:
         """One agent's minibatch message: all agents' obs, next obs and actions, its reward and done flag."""
         per_row = 2 * self.obs_total + self.act_total + 2
@@ -98,7 +96,7 @@ class Shapes:
 
     @property
     def update_flops(self) -> list[float]:
-        """Approximate floating-point operations of one agent update (as `maddpg.update` computes it)."""
+        """Approximate floating-point operations of one agent update (as `maddpg.Update` computes it)."""
         h, b, m = self.hidden, self.batch_size, self.n_agents
         actor_macs = max(self.obs_dims) * h + h * h + h * max(self.act_dims)
         out = []
@@ -114,13 +112,13 @@ class Shapes:
 
 
 @lru_cache(maxsize=64)
-def _describe(env_json: str, hidden: int, batch_size: int, good_policy: str, adv_policy: str) -> Shapes:
+def _describe(env_json: str, hidden: int, batch_size: int, good_policy: str, adv_policy: str) -> MaddpgShapes:
     env = make_env(EnvConfig.model_validate(json.loads(env_json)))
     names = tuple(env.possible_agents)
     world = env.unwrapped.world
     adversary = tuple(bool(getattr(a, "adversary", False)) for a in world.agents)
     local = tuple((adv_policy if adv else good_policy) == "ddpg" for adv in adversary)
-    shapes = Shapes(
+    shapes = MaddpgShapes(
         agent_names=names,
         obs_dims=tuple(int(env.observation_space(a).shape[0]) for a in names),
         act_dims=tuple(int(env.action_space(a).n) for a in names),
@@ -129,7 +127,7 @@ def _describe(env_json: str, hidden: int, batch_size: int, good_policy: str, adv
     return shapes  # not closed: env.close() quits pygame for every env in the process
 
 
-def describe(env_cfg: EnvConfig, maddpg_cfg: MaddpgConfig) -> Shapes:
+def describe(env_cfg: EnvConfig, maddpg_cfg: MaddpgConfig) -> MaddpgShapes:
     """Sizes of the problem (cached: one cheap environment construction per distinct config)."""
     return _describe(json.dumps(env_cfg.model_dump(mode="json"), sort_keys=True), maddpg_cfg.hidden,
                      maddpg_cfg.batch_size, maddpg_cfg.good_policy, maddpg_cfg.adv_policy)

@@ -14,26 +14,46 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from simcode.marl.envs import Shapes
+from simcode.marl.envs import MaddpgShapes
 
-ACTOR = ("W1", "b1", "W2", "b2", "W3", "b3")
-CRITIC = ("W1o", "W1a", "b1", "W2", "b2", "W3", "b3")  # W1 split: observation rows, action rows
+# Both networks are three dense layers, ReLU after the first two: per layer, its weight tensors (one
+# per input, each (out, in) as nn.Linear) and its bias. The critic's first layer reads the
+# observations and the actions: one layer of the reference, stored as two tensors. Every forward
+# pass (the update's, acting's) walks this list, and the flat state follows its order.
+LAYERS = {
+    "actor": ((("W1",), "b1"), (("W2",), "b2"), (("W3",), "b3")),
+    "critic": ((("W1o", "W1a"), "b1"), (("W2",), "b2"), (("W3",), "b3")),
+}
 PARTS = ("", "target_", "m_", "v_")  # parameters, target networks, Adam first and second moments
 
 
 def net_names(net: str) -> list[str]:
-    return [f"{net}.{p}" for p in (ACTOR if net == "actor" else CRITIC)]
+    """Tensor names of `net` in layer order: each layer's weights, then its bias."""
+    return [f"{net}.{name}" for weights, bias in LAYERS[net] for name in (*weights, bias)]
+
+
+def actor_logits_numpy(params: dict[str, np.ndarray], own_obs: np.ndarray) -> np.ndarray:
+    """Every agent's actor on one observation each: params["actor.W1"] (M, H, Dmax) etc., own_obs
+    (M, Dmax) padded -> logits (M, A). The update's batched torch forward (fast.StackedMLP) computes
+    the same layers; acting uses numpy because tiny torch matmuls cost a thread-pool entry each."""
+    *hidden_layers, (out_weights, out_bias) = LAYERS["actor"]
+    x = own_obs
+    for (weight,), bias in hidden_layers:
+        x = np.maximum(np.einsum("mhd,md->mh", params[f"actor.{weight}"], x) + params[f"actor.{bias}"], 0.0)
+    return np.einsum("mad,md->ma", params[f"actor.{out_weights[0]}"], x) + params[f"actor.{out_bias}"]
 
 
 @dataclass
 class Layout:
     """Stacked shapes, masks of real entries and the flat order of one MADDPG problem."""
 
-    shapes: Shapes
+    shapes: MaddpgShapes
     names: list[str] = field(init=False)
     param_shapes: dict[str, tuple[int, ...]] = field(init=False)
     real: dict[str, torch.Tensor] = field(init=False)  # name -> (M, numel) bool
     obs_offsets: list[int] = field(init=False)
+    own_obs_cols: torch.Tensor = field(init=False)  # (M, Dmax): agent i's columns in the joint obs
+    own_obs_mask: torch.Tensor = field(init=False)  # (M, Dmax): 1 on real columns, 0 on padding
 
     def __post_init__(self) -> None:
         s = self.shapes
@@ -41,6 +61,12 @@ class Layout:
         if any(d != a for d in s.act_dims):
             raise ValueError("all agents must have the same number of actions")
         self.obs_offsets = list(np.cumsum((0,) + s.obs_dims[:-1]))
+        # Padding reads column 0 and is masked to zero.
+        self.own_obs_cols = torch.zeros((m, self.obs_max), dtype=torch.long)
+        self.own_obs_mask = torch.zeros((m, self.obs_max))
+        for i, (off, d) in enumerate(zip(self.obs_offsets, s.obs_dims)):
+            self.own_obs_cols[i, :d] = torch.arange(off, off + d)
+            self.own_obs_mask[i, :d] = 1.0
         # Weights are (out, in), as nn.Linear: the fast layout for CPU matmuls with few outputs.
         base = {
             "actor.W1": (h, self.obs_max), "actor.b1": (h,), "actor.W2": (h, h), "actor.b2": (h,),

@@ -29,7 +29,7 @@ from simcode.errors import BadInput
 from simcode.marl.buffer import ReplayBuffer
 from simcode.marl.envs import describe, make_env
 from simcode.marl.maddpg import Batch, Update
-from simcode.marl.state import Layout
+from simcode.marl.state import Layout, actor_logits_numpy, net_names
 from simcode.seeding import generator
 
 CHECKPOINT_VERSION = 1
@@ -55,8 +55,8 @@ class Trainer:
         self.env_steps = 0
         self.episodes = 0
         self.episode_log: list[dict] = []  # one entry per finished episode
-        self._own_cols = self.updater.own_cols.numpy()
-        self._own_mask = self.updater.own_mask.numpy()
+        self._own_cols = self.layout.own_obs_cols.numpy()
+        self._own_mask = self.layout.own_obs_mask.numpy()
         self.env = make_env(scenario.env)
         self._new_episode()
 
@@ -72,17 +72,19 @@ class Trainer:
     def _joint(self, obs: dict) -> np.ndarray:
         return np.concatenate([np.asarray(obs[a], dtype=np.float32) for a in self.agent_names])
 
-    def act(self, joint_obs: np.ndarray, rng: np.random.Generator, greedy: bool = False):
-        """(env actions, soft actions (M, A)) of all agents for one joint observation.
+    def actor_logits(self, joint_obs: np.ndarray) -> np.ndarray:
+        """(M, A): every agent's actor on its own part of one joint observation.
 
         numpy, not torch: tiny batched torch matmuls enter a thread pool per call, which costs
         milliseconds per environment step when another process holds the second core.
         """
-        p = {n: self.state[f"actor.{n}"].numpy() for n in ("W1", "b1", "W2", "b2", "W3", "b3")}
-        x = joint_obs[self._own_cols] * self._own_mask  # (M, Dmax), padded
-        h = np.maximum(np.einsum("mhd,md->mh", p["W1"], x) + p["b1"], 0.0)
-        h = np.maximum(np.einsum("mhd,md->mh", p["W2"], h) + p["b2"], 0.0)
-        logits = np.einsum("mad,md->ma", p["W3"], h) + p["b3"]
+        actor = {n: self.state[n].numpy() for n in net_names("actor")}
+        return actor_logits_numpy(actor, joint_obs[self._own_cols] * self._own_mask)
+
+    def act(self, joint_obs: np.ndarray, rng: np.random.Generator, greedy: bool = False):
+        """(env actions, soft actions (M, A)) of all agents for one joint observation: softmax(logits +
+        Gumbel noise from `rng`, shape (M, A)) and its argmax; without noise when `greedy`."""
+        logits = self.actor_logits(joint_obs)
         if not greedy:
             logits = logits + rng.gumbel(size=logits.shape).astype(np.float32)
         soft = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -50,9 +50,9 @@ class Shapes:
 def shapes_of(scenario: Scenario) -> Shapes:
     from simcode.marl.envs import describe
 
-    d = describe(scenario.env, scenario.maddpg)
-    act_flops = [2.0 * d.actor_params(j) for j in range(d.n_agents)]  # one forward pass per step
-    return Shapes(list(d.state_sizes), list(d.batch_nbytes), list(d.update_flops), act_flops)
+    maddpg = describe(scenario.env, scenario.maddpg)  # marl's MaddpgShapes: the problem's own sizes
+    act_flops = [2.0 * maddpg.actor_params(j) for j in range(maddpg.n_agents)]  # one forward pass per step
+    return Shapes(list(maddpg.state_sizes), list(maddpg.batch_nbytes), list(maddpg.update_flops), act_flops)
 
 
 # A clock whose decoded states stay this close to the direct ones trains as the shared training

@@ -1,0 +1,218 @@
+"""Speed: how maddpg.py computes its math fast on a CPU, and keeps every agent's bits independent of
+which other agents share its batch. maddpg.py calls these by name; each trick is here, with its why.
+
+Speed:
+- No autograd: the backward pass (StackedMLP.backward) is written out, so it skips what autograd
+  would compute and throw away (the critic's one-output outer products, its gradient for every
+  action column when the actor needs one agent's five).
+- Scratch: intermediates go into tensors kept between calls. At batch 1024 the page faults of a
+  fresh multi-megabyte tensor's first touch cost more than the matmul that fills it.
+- The last layer is computed as W3 @ h2^T, (n, out, B): with few outputs it is twice as fast as
+  h2 @ W3^T. A one-output layer's backward is a broadcast multiply, not a matmul.
+- `softmax` by hand (torch.softmax is slow over 5 actions on CPU); `relu_backward` with aten's own
+  kernel (masked_fill_ is 30x slower).
+- Own observations as views when every agent's is the same size (OwnObservations).
+- Agents in memory-bounded groups of equal size (in_groups): a batched matmul splits a batch over
+  threads, and equal groups keep every thread busy.
+
+Bits (an agent's update must not depend on its company; tests/test_marl.py checks each):
+- Batched matmuls (bmm) give each matrix of a batch the same kernel, as long as every weight is
+  used as a transposed (out, in) matrix: MKL rounds a contiguous (in, out) operand differently in
+  other company at most batch sizes (own_action_grad gathers its weights so).
+- A lone agent is computed as a pair with itself: torch lets a batch of one use every thread, where
+  MKL may split a contraction and round differently.
+- Below SMALL_BATCH minibatch rows MKL rounds batched matmuls by their company: agents go one at a
+  time (each as a pair, as above).
+- Target actions are computed one minibatch at a time (StackedMLP.forward_each), so every matmul has
+  the same shape whatever the group's size.
+- Gradient norms are reduced one agent at a time (per_agent_norms): a batched reduction may sum in
+  a different order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from simcode.marl.state import LAYERS, Layout
+
+MAX_CHUNK_BYTES = 256 * 2**20  # agents are updated in groups whose scratch takes about this
+SMALL_BATCH = 4  # below this many minibatch rows each agent is updated alone
+
+
+class Scratch:
+    """Intermediate float32 tensors kept between calls, by key and shape (see the module's notes).
+
+    One `Update` owns one Scratch: not for concurrent use from several threads. A tensor stays valid
+    until the next request of its key.
+    """
+
+    def __init__(self) -> None:
+        self._tensors: dict[tuple, torch.Tensor] = {}
+
+    def __call__(self, key: str, *shape: int) -> torch.Tensor:
+        tensor = self._tensors.get((key, shape))
+        if tensor is None:
+            tensor = self._tensors[(key, shape)] = torch.empty(shape)
+        return tensor
+
+
+def softmax(x: torch.Tensor) -> torch.Tensor:
+    """softmax over the last axis (torch.softmax is slow over 5 actions on CPU)."""
+    e = torch.exp(x - x.amax(dim=-1, keepdim=True))
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """In place: grad *= (out > 0), where out = relu(z) (aten's own kernel: masked_fill_ is 30x slower)."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
+
+
+class StackedMLP:
+    """Forward and backward passes of a stack of networks (leading axis: one network per agent), by
+    the layer list of state.LAYERS, in scratch tensors named by a caller's key.
+
+    Math of layer l (input x_l, weights W_l (out, in), z_l = x_l W_l^T + b_l, x_{l+1} = relu(z_l)
+    except after the last): with d = dL/dz_l, dL/dW_l = d^T x_l, dL/db_l = sum over rows of d,
+    dL/dx_l = d W_l and dL/dz_{l-1} = dL/dx_l * (x_l > 0).
+    """
+
+    def __init__(self, scratch: Scratch):
+        self.scratch = scratch
+
+    def forward(self, p: dict[str, torch.Tensor], net: str, inputs: tuple[torch.Tensor, ...], key: str):
+        """(output (n, B, out), hidden layers after ReLU [h1, h2]); `inputs` (n, B, in) are one per
+        weight of the first layer (the critic's: observations, actions). Valid until the key's next use."""
+        *hidden_layers, ((out_weight,), out_bias) = LAYERS[net]
+        n, b = inputs[0].shape[:2]
+        hidden, x = [], inputs
+        for depth, (weights, bias) in enumerate(hidden_layers, 1):
+            h = self.scratch(f"{key}.h{depth}", n, b, p[f"{net}.{bias}"].shape[-1])
+            h.copy_(p[f"{net}.{bias}"].unsqueeze(1).expand_as(h))
+            # Last weight first (the critic's actions, then its observations): the order the
+            # project's results were fixed with; the same math.
+            for weight, x_part in reversed(list(zip(weights, x))):
+                h.baddbmm_(x_part, p[f"{net}.{weight}"].transpose(1, 2))
+            hidden.append(h.relu_())
+            x = (h,)
+        w_out = p[f"{net}.{out_weight}"]
+        out = self.scratch(f"{key}.out", n, w_out.shape[1], b)  # W3 @ h2^T: (n, out, B)
+        out.copy_(p[f"{net}.{out_bias}"].unsqueeze(-1).expand_as(out)).baddbmm_(w_out, x[0].transpose(1, 2))
+        return out.transpose(1, 2), hidden
+
+    def forward_each(self, p: dict[str, torch.Tensor], net: str, inputs: torch.Tensor, key: str) -> torch.Tensor:
+        """Outputs (k, n, B, out) of the same n networks on each of k minibatches `inputs` (k, n, B, in),
+        one minibatch at a time: every matmul then has one shape whatever k."""
+        outputs = None
+        for r, x in enumerate(inputs):
+            out, _ = self.forward(p, net, (x,), f"{key}.each")
+            if outputs is None:
+                outputs = self.scratch(f"{key}.outputs", len(inputs), *out.shape)
+            outputs[r] = out
+        return outputs
+
+    def backward(self, p: dict[str, torch.Tensor], net: str, hidden: list[torch.Tensor], d_out: torch.Tensor,
+                 key: str) -> list[torch.Tensor]:
+        """dL/dz of every hidden layer (first layer first), from d_out = dL/d output."""
+        layers = LAYERS[net]
+        d_pre = [None] * len(hidden)
+        d_next = d_out
+        for depth in range(len(hidden), 0, -1):
+            (weight,), _ = layers[depth]  # the layer reading hidden layer `depth`
+            w = p[f"{net}.{weight}"]
+            d = self.scratch(f"{key}.d{depth}", *hidden[depth - 1].shape)
+            if w.shape[1] == 1:  # one output: dL/dx is an outer product, cheaper as a broadcast multiply
+                torch.mul(d_next, w, out=d)
+            else:
+                torch.bmm(d_next, w, out=d)  # dL/dx_l = d W_l
+            d_pre[depth - 1] = d_next = relu_backward(d, hidden[depth - 1])  # * (x_l > 0)
+        return d_pre
+
+    def gradients(self, p: dict[str, torch.Tensor], net: str, inputs: tuple[torch.Tensor, ...],
+                  hidden: list[torch.Tensor], d_out: torch.Tensor, key: str) -> list[torch.Tensor]:
+        """dL/d(every tensor of `net`), in state.net_names order, from d_out = dL/d output."""
+        d_pre = self.backward(p, net, hidden, d_out, key) + [d_out]
+        layer_inputs = [inputs] + [(h,) for h in hidden]
+        grads = []
+        for xs, d in zip(layer_inputs, d_pre):
+            grads += [torch.bmm(d.transpose(1, 2), x) for x in xs]  # dL/dW_l = d^T x_l
+            grads.append(d.sum(1))  # dL/db_l
+        return grads
+
+
+class OwnObservations:
+    """Each agent's own columns of the joint observations, padded to the longest (padding zero)."""
+
+    def __init__(self, layout: Layout):
+        self.cols, self.mask = layout.own_obs_cols, layout.own_obs_mask
+        self.n_agents, self.width = layout.n_agents, layout.obs_max
+        self.same_size = len(set(layout.shapes.obs_dims)) == 1
+
+    def of_every_agent(self, obs: torch.Tensor) -> torch.Tensor:
+        """(k, B, S) joint observations -> (k, B, M, Dmax)."""
+        if self.same_size:
+            return obs.view(*obs.shape[:2], self.n_agents, -1)  # no padding: a view
+        return obs[:, :, self.cols] * self.mask
+
+    def of_rows(self, obs: torch.Tensor, agents: list[int]) -> torch.Tensor:
+        """(k, B, S) -> (k, B, Dmax): row r's own observation of agent agents[r]."""
+        d = self.width
+        if self.same_size and agents == list(range(agents[0], agents[0] + len(agents))):
+            # Row r's block starts d columns further on than row r - 1's: a strided view, no copy.
+            st = obs.stride()
+            return obs.as_strided((*obs.shape[:2], d), (st[0] + d * st[2], st[1], st[2]),
+                                  obs.storage_offset() + agents[0] * d * st[2])
+        idx = torch.tensor(agents)
+        cols = self.cols[idx].unsqueeze(1).expand(-1, obs.shape[1], -1)
+        return torch.gather(obs, 2, cols) * self.mask[idx].unsqueeze(1)
+
+
+def rows(agents: list[int]) -> slice | torch.Tensor:
+    """Index of `agents` on a leading agent axis: a run of consecutive agents is a view, not a copy."""
+    if agents == list(range(agents[0], agents[-1] + 1)):
+        return slice(agents[0], agents[-1] + 1)
+    return torch.tensor(agents, dtype=torch.long)
+
+
+def own_action_grad(d_first: torch.Tensor, w_act: torch.Tensor, agents: list[int], act_dim: int) -> torch.Tensor:
+    """d_first (k, B, H) @ (agent agents[r]'s action columns of w_act (k, H, M * A)) -> (k, B, A).
+
+    The columns are gathered as (k, A, H) and used transposed, as every weight here (see Bits)."""
+    k, hidden = w_act.shape[:2]
+    own = w_act.view(k, hidden, -1, act_dim).permute(0, 2, 3, 1)[torch.arange(k), torch.tensor(agents)]
+    return torch.bmm(d_first, own.contiguous().transpose(1, 2))
+
+
+def per_agent_norms(grads: list[torch.Tensor]) -> torch.Tensor:
+    """(k,): each agent's norm over `grads` (k, ...) taken together, one agent at a time (see Bits)."""
+    def norm(i: int) -> torch.Tensor:
+        norms = [torch.linalg.vector_norm(g[i]) for g in grads]
+        return norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms))
+
+    return torch.stack([norm(i) for i in range(grads[0].shape[0])])
+
+
+def scratch_bytes_per_agent(layout: Layout, batch_rows: int) -> int:
+    """About what one agent's update keeps in scratch: target and policy actions and their noise, the
+    hidden layers of three networks and their gradients, padded observations if sizes differ."""
+    s = layout.shapes
+    padded = 0 if len(set(s.obs_dims)) == 1 else 2 * s.n_agents * layout.obs_max
+    return 4 * batch_rows * (4 * s.act_total + 24 * s.hidden + padded)
+
+
+def in_groups(agents: list[int], batch_rows: int, bytes_per_agent: int,
+              update_group: Callable[[list[int]], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """`update_group` over `agents` in groups of equal size and bounded scratch, stacked in order."""
+    groups = -(-len(agents) // max(2, MAX_CHUNK_BYTES // bytes_per_agent))
+    size = 1 if batch_rows < SMALL_BATCH else -(-len(agents) // groups)
+    parts = []
+    for start in range(0, len(agents), size):
+        group = agents[start:start + size]
+        if len(group) == 1:  # a lone agent as a pair with itself (see Bits)
+            parts.append({n: t[:1] for n, t in update_group(group * 2).items()})
+        else:
+            parts.append(update_group(group))
+    if len(parts) == 1:
+        return parts[0]
+    return {n: torch.cat([part[n] for part in parts]) for n in parts[0]}
