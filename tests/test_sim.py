@@ -1,10 +1,13 @@
 """The clock model: reproducible traces, common random numbers, failures, cancel vs let_finish."""
 
+import re
+
 import numpy as np
 import pytest
 
 from simcode.config import scenario_from_dict
 from simcode.errors import SimulationError
+from simcode.sim.cluster import Cluster
 from simcode.sim.runner import simulate, write_run
 
 
@@ -81,3 +84,44 @@ def test_trace_and_summary_have_the_contract_columns():
         assert key in result.summary
     assert result.summary["iterations"] == 5
     assert np.allclose(result.trace["duration"], result.trace["t_end"] - result.trace["t_start"])
+
+
+@pytest.mark.parametrize("code, n", [("mds", 5), ("uncoded", 3), ("replication", 6)])
+@pytest.mark.parametrize("p_fail", [0.2, 0.5, 0.8])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_timeout_before_the_first_arrival_never_deadlocks(code, n, p_fail, seed):
+    """A result takes >= 0.01 s; the deadline (0.005 s) passes before anyone answers. The run either
+    finishes, having re-sent what was missing once someone answered, or stops because every learner
+    failed at once: nothing else can leave it undecodable."""
+    sc = timing(code, 3, n, delay={"name": "failure", "p_fail": p_fail}, iterations=30, seed=seed,
+                cluster={"n_learners": n, "timeout": 0.005})
+    try:
+        result = simulate(sc)
+    except SimulationError as exc:
+        failed = re.search(rf"^iteration \d+: {code} cannot decode .* \((\d+) of (\d+) learners failed", str(exc))
+        assert failed and failed[1] == failed[2] == str(n), str(exc)
+        return
+    trace = result.trace
+    assert len(trace) == 30
+    beyond_tolerance = trace[trace["n_failed"] > result.summary["tolerance"]]
+    assert (beyond_tolerance["resent"] > 0).all()
+
+
+def test_the_deadlock_case_of_the_issue_stops_with_one_clear_error():
+    sc = timing("mds", 3, 5, delay={"name": "failure", "p_fail": 0.5}, iterations=200, seed=0,
+                cluster={"n_learners": 5, "timeout": 0.005})
+    with pytest.raises(SimulationError, match=r"^iteration \d+: mds cannot decode .*\(5 of 5 learners failed"):
+        simulate(sc)
+
+
+def test_a_clock_with_no_event_left_is_a_simulation_error_naming_the_iteration(monkeypatch):
+    """Whatever leaves the controller waiting on nothing, the driver says which iteration stalled."""
+    def wait_forever(self, k, delays, data):
+        if k == 3:
+            yield self.env.event()  # never triggered
+        return (yield from gather(self, k, delays, data))
+
+    gather = Cluster.gather
+    monkeypatch.setattr(Cluster, "gather", wait_forever)
+    with pytest.raises(SimulationError, match=r"^iteration 3 \(mds\): the simulated cluster ran out of events"):
+        simulate(timing(iterations=10))

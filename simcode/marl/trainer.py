@@ -25,7 +25,7 @@ import torch
 
 from simcode import atomic
 from simcode.config import Scenario
-from simcode.errors import BadInput
+from simcode.errors import BadInput, SimulationError
 from simcode.marl.buffer import ReplayBuffer
 from simcode.marl.envs import describe, make_env
 from simcode.marl.maddpg import Batch, Update
@@ -155,7 +155,13 @@ class Trainer:
 
     def step(self) -> list[float]:
         finished = self.collect()
-        self.install(self.compute_updates(self.sample()))
+        states = self.compute_updates(self.sample())
+        # A NaN or inf spreads through every later update while the run goes on printing numbers.
+        rewards_finite = bool(np.isfinite(finished).all())
+        if not (rewards_finite and all(np.isfinite(s).all() for s in states)):
+            raise SimulationError(f"iteration {self.iteration}: the MADDPG training diverged: "
+                                  f"{'updated states' if rewards_finite else 'episode rewards'} are not finite")
+        self.install(states)
         return finished
 
     # ------------------------------------------------------------------ checkpoints

@@ -26,6 +26,10 @@ from simcode.errors import SimulationError
 from simcode.sim.cost import CostModel, HostTimes
 from simcode.sim.workload import IterationData, relative_error
 
+# The longest a learner may be busy in one iteration (about 31,700 years): longer is a mistake of
+# units, and sums and squares of such times stay far inside float64 (summary statistics).
+MAX_BUSY_SECONDS = 1e12
+
 
 @dataclass
 class Task:
@@ -141,7 +145,10 @@ class Cluster:
                 received, resent = yield from self.gather(k, delays, data)
                 yield self.env.timeout(self.cost.decode_seconds(self.n_agents * self.padded_size))
             t_decoded = self.env.now
-            decoded, error = self.decode(received, data)
+            if not math.isfinite(t_decoded):  # busy times are bounded, but a very long run may add up
+                raise SimulationError(f"iteration {k}: the simulated clock left float64 range (t = {t_decoded}); "
+                                      "allowed: times that add up to a finite number of seconds")
+            decoded, error = self.decode(k, received, data)
             self.workload.install(k, decoded, error)
             if self.cancel:
                 for learner in self.learners:
@@ -161,38 +168,76 @@ class Cluster:
             yield self.iteration_done[k].succeed()
 
     def gather(self, k: int, delays: np.ndarray, data):
-        """Send every learner its work and collect results until they decode: -> (received, resent)."""
-        busy = busy_time(self.compute_seconds(data), delays, self.delay_model.mode)
+        """Send every learner its work and collect results until they decode: -> (received, resent).
+
+        Every path ends decoded or in a SimulationError: the controller waits only while a result can
+        still arrive. With a timeout, the rows still missing at the deadline are re-sent once to the
+        learners that answered; if nobody has answered by then, at the first answer after it."""
+        busy = self.busy_seconds(k, delays, data)
         for i, learner in enumerate(self.learners):
             self.network.send(learner.inbox, Task(k, i, float(busy[i])), self.task_nbytes[i])
-        failed = int(np.count_nonzero(np.isinf(delays)))
+        failed = int(np.count_nonzero(np.isinf(busy)))
         received: dict[int, Result] = {}
         answered: list[int] = []
         resent = 0
         deadline = self.env.now + self.timeout if self.timeout else math.inf
         while not self.code.can_decode(received):
-            outstanding = self.n_learners - failed - len(answered) + resent
-            if outstanding <= 0 and (self.timeout is None or not answered):
-                raise SimulationError(
-                    f"iteration {k}: {self.code.name} cannot decode from the {len(received)} results that can "
-                    f"arrive ({failed} of {self.n_learners} learners failed; the scheme tolerates "
-                    f"{self.code.tolerance}); set cluster.timeout to re-send missing work")
-            get = self.results.get()
-            if math.isinf(deadline):
-                result = yield get
-            else:
-                fired = yield get | self.env.timeout(max(deadline - self.env.now, 0.0))
-                if get not in fired:
-                    get.cancel()
-                    resent += self.resend(k, received, answered, data)
-                    deadline = math.inf
-                    continue
-                result = fired[get]
-            if result.iteration != k:
-                continue  # a straggler's answer to an earlier iteration
+            on_the_way = self.n_learners - failed - len(answered) + resent
+            may_resend = not resent and deadline < math.inf
+            if may_resend and answered and self.env.now >= deadline:
+                resent = self.resend(k, received, answered, data)
+                continue
+            if on_the_way <= 0 and not (may_resend and answered):
+                raise SimulationError(self.undecodable_message(k, received, failed))
+            # Past the deadline with nobody to re-send to, the next answer is what we wait for.
+            result = yield from self.next_result(deadline if may_resend and self.env.now < deadline else math.inf)
+            if result is None or result.iteration != k:
+                continue  # the deadline came first, or a straggler's answer to an earlier iteration
             answered.append(result.learner)
             received.setdefault(result.row, result)
         return received, resent
+
+    def next_result(self, deadline: float):
+        """The next result to arrive, or None when the simulated time `deadline` comes first."""
+        get = self.results.get()
+        if math.isinf(deadline):
+            return (yield get)
+        fired = yield get | self.env.timeout(deadline - self.env.now)
+        if get in fired:
+            return fired[get]
+        get.cancel()
+        return None
+
+    def undecodable_message(self, k: int, received: dict, failed: int) -> str:
+        if self.timeout is None:
+            advice = "set cluster.timeout to re-send missing work to the learners that answered"
+        else:
+            advice = (f"cluster.timeout ({self.timeout:g} s) is set, but it re-sends missing work only once and only "
+                      "to learners that answered, and too few did")
+        return (f"iteration {k}: {self.code.name} cannot decode from the {len(received)} results that can "
+                f"arrive ({failed} of {self.n_learners} learners failed; the scheme tolerates "
+                f"{self.code.tolerance}); {advice}")
+
+    def busy_seconds(self, k: int, delays: np.ndarray, data) -> np.ndarray:
+        """Each learner's busy time; inf only for a failed learner (an infinite delay), never by overflow."""
+        compute = self.compute_seconds(data)
+        busy = busy_time(compute, delays, self.delay_model.mode)
+        too_long = np.isfinite(delays) & ~(busy <= MAX_BUSY_SECONDS)
+        if too_long.any():
+            culprit = "the cost model's compute time" if np.max(compute) > MAX_BUSY_SECONDS else \
+                self.largest_delay_parameter()
+            raise SimulationError(f"iteration {k}: a learner would be busy {busy[too_long][0]:.3g} s, more than "
+                                  f"the {MAX_BUSY_SECONDS:g} s a simulated time may take; {culprit} is too large")
+        return busy
+
+    def largest_delay_parameter(self) -> str:
+        """`delay.KEY=value` for the delay model's largest number (what made a delay too long)."""
+        numbers = {key: value for key, value in self.delay_model.params.items()
+                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        if not numbers:
+            return f"the delay model {self.delay_model.name!r}"
+        key = max(numbers, key=lambda name: abs(numbers[name]))
+        return f"delay.{key}={numbers[key]:g}"
 
     def compute_seconds(self, data) -> np.ndarray:
         """Each learner's compute time for its row this iteration (constant unless costs are measured)."""
@@ -220,18 +265,29 @@ class Cluster:
     def batch_nbytes(self, agent: int) -> int:
         return self.workload.shapes.batch_nbytes[agent]
 
-    def decode(self, received: dict, data: IterationData) -> tuple[np.ndarray | None, float]:
-        """The decoded states (M, P) and the decode error relative to the direct ones (nan: no computation)."""
+    def decode(self, k: int, received: dict, data: IterationData) -> tuple[np.ndarray | None, float]:
+        """The decoded states (M, P) and the decode error relative to the direct ones (nan: no computation).
+
+        A non-finite number stops the run: a NaN decode error would otherwise vanish from every max."""
         theta = data.theta
         if theta is None:
             return None, math.nan
+        scheme = self.code.name if self.code is not None else "centralized"
+        rewards_finite = all(math.isfinite(r) for r in data.rewards)
+        if not (math.isfinite(data.theta_scale) and rewards_finite):
+            raise SimulationError(f"iteration {k} ({scheme}): the MADDPG training diverged: "
+                                  f"{'updated states' if rewards_finite else 'episode rewards'} are not finite")
         if self.code is None:
             return theta, 0.0
         coded = {row: self.encode(row, theta) for row in received}
         decoded = self.code.decode(coded)
         if self._scratch is None or self._scratch.shape != theta.shape:
             self._scratch = np.empty_like(theta)
-        return decoded, relative_error(decoded, data, self._scratch)
+        error = relative_error(decoded, data, self._scratch)  # nan or inf exactly when decoded is not finite
+        if not math.isfinite(error):
+            raise SimulationError(f"iteration {k}: {scheme} decoded states that are not finite (decode error "
+                                  f"{error}); the code cannot decode these results in float64")
+        return decoded, error
 
     def encode(self, row: int, theta: np.ndarray) -> np.ndarray:
         """What learner `row` sends: its row of the matrix times the states."""

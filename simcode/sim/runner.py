@@ -18,6 +18,7 @@ from simcode import atomic, outputs
 from simcode.codes import make_code
 from simcode.config import Scenario
 from simcode.delays import make_delay
+from simcode.errors import SimulationError
 from simcode.progress import progress_bar
 from simcode.seeding import generator
 from simcode.sim.cluster import Cluster
@@ -35,6 +36,7 @@ class RunResult:
     summary: dict
     diverged: bool = False  # shared training only: this clock's decoded states were not exact
     final_states: list[np.ndarray] | None = None  # the trained policy, when there was real computation
+    error: str | None = None  # keep_going only: why this clock could not go on (then no summary)
 
 
 def build(scenario: Scenario, workload=None) -> Cluster:
@@ -64,9 +66,12 @@ def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
 
 
 def simulate_group(scenarios: list[Scenario], progress: bool = False, shared: bool = True,
-                   on_iteration=None) -> list[RunResult]:
+                   on_iteration=None, keep_going: bool = False) -> list[RunResult]:
     """Run clocks in lock-step. With `shared` and real computation, they share one training: the
-    scenarios must then agree on everything but timing (the caller groups them)."""
+    scenarios must then agree on everything but timing (the caller groups them).
+
+    A clock that cannot go on raises SimulationError; with `keep_going` its result carries the
+    error instead (and an empty summary) and the other clocks go on, a shared training without it."""
     started = time.perf_counter()
     iterations = scenarios[0].run.iterations
     real = scenarios[0].run.workload == "maddpg"
@@ -76,17 +81,29 @@ def simulate_group(scenarios: list[Scenario], progress: bool = False, shared: bo
     else:
         clusters = [build(s) for s in scenarios]
     label = scenarios[0].code.name if len(scenarios) == 1 else f"{len(scenarios)} clocks"
+    errors: dict[int, str] = {}  # clock index -> why it stopped (keep_going only)
     with progress_bar(iterations, f"simulating {label}", enabled=progress) as advance:
         for k in range(iterations):
-            for cluster in clusters:
-                cluster.env.run(until=cluster.iteration_done[k])
+            for n, cluster in enumerate(clusters):
+                if n in errors:
+                    continue
+                try:
+                    run_iteration(cluster, k)
+                except SimulationError as exc:
+                    if not keep_going:
+                        raise
+                    errors[n] = str(exc)
+                    cluster.workload.leave()
             advance(1)
             if on_iteration:
                 on_iteration(k)
     host_seconds = (time.perf_counter() - started) / len(clusters)
     results = []
-    for scenario, cluster in zip(scenarios, clusters):
+    for n, (scenario, cluster) in enumerate(zip(scenarios, clusters)):
         trace = pd.DataFrame.from_records(cluster.records)
+        if n in errors:
+            results.append(RunResult(scenario, trace, {}, error=errors[n]))
+            continue
         summary = summarize(scenario, cluster, trace, host_seconds)
         trainer = getattr(cluster.workload, "trainer", None)  # a single run's own training
         results.append(RunResult(scenario, trace, summary, getattr(cluster.workload, "diverged", False),
@@ -94,14 +111,38 @@ def simulate_group(scenarios: list[Scenario], progress: bool = False, shared: bo
     return results
 
 
+def run_iteration(cluster: Cluster, k: int) -> None:
+    """Advance a clock to the end of iteration k. One with no event left before then is stuck for good:
+    simpy says so with a bare RuntimeError, which becomes a SimulationError naming the iteration."""
+    done = cluster.iteration_done[k]
+    try:
+        cluster.env.run(until=done)
+    except RuntimeError as exc:
+        if isinstance(exc, SimulationError) or done.triggered or cluster.env.peek() != math.inf:
+            raise
+        scheme = cluster.code.name if cluster.code is not None else "centralized"
+        raise SimulationError(f"iteration {k} ({scheme}): the simulated cluster ran out of events before "
+                              "the iteration decoded") from None
+
+
+def check_finite(summary: dict) -> dict:
+    """A summary holds finite numbers only: a NaN or inf is a failure to report, not a value to write."""
+    for key, value in summary.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SimulationError(f"{summary['scheme']}: the run's {key} is {value}, not a finite number "
+                                  "(simulated times or decode errors out of float64 range)")
+    return summary
+
+
 def summarize(scenario: Scenario, cluster: Cluster, trace: pd.DataFrame, host_seconds: float) -> dict:
     durations = trace["duration"].to_numpy()
     errors = trace["decode_error"].to_numpy()
     rewards = trace["episode_reward"].dropna().to_numpy()
+    # The timing workload checks nothing (all nan); otherwise every iteration has a finite error.
     checked = not np.all(np.isnan(errors))
-    max_error = float(np.nanmax(errors)) if checked else None
+    max_error = float(errors.max()) if checked else None
     code = cluster.code
-    return {
+    return check_finite({
         "iterations": len(trace),
         "sim_seconds": float(trace["t_end"].iloc[-1]),
         "mean_iteration": float(durations.mean()),
@@ -124,7 +165,7 @@ def summarize(scenario: Scenario, cluster: Cluster, trace: pd.DataFrame, host_se
         "reproducible": bool(cluster.cost.reproducible),
         "simcode_version": simcode.__version__,
         "scenario_hash": scenario.digest(),
-    }
+    })
 
 
 def write_run(out: Path, result: RunResult) -> None:
@@ -135,7 +176,7 @@ def write_run(out: Path, result: RunResult) -> None:
         (staged / "scenario.yaml").write_text(result.scenario.to_yaml())
         columns = TRACE_COLUMNS + [c for c in result.trace.columns if c not in TRACE_COLUMNS]
         result.trace[columns].to_csv(staged / "trace.csv", index=False)
-        (staged / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+        (staged / "summary.json").write_text(json.dumps(result.summary, indent=2, allow_nan=False) + "\n")
         if result.final_states is not None:  # so that `simcode evaluate RUN_DIR` can load the policy
             from simcode.marl.evaluate import write_policy
 

@@ -95,6 +95,9 @@ class TimingWorkload:
     def install(self, iteration: int, decoded: np.ndarray | None, error: float) -> None:
         pass
 
+    def leave(self) -> None:
+        """The clock stopped for good (simcode.sim.runner.simulate_group); only a shared training cares."""
+
 
 class MaddpgWorkload:
     """Real MADDPG: the controller's environment steps and every agent's update, on the host."""
@@ -126,6 +129,9 @@ class MaddpgWorkload:
             self.trainer.install(self.direct)
         else:
             self.trainer.install(unstack_states(decoded, self.shapes.state_sizes))
+
+    def leave(self) -> None:
+        pass
 
 
 class SharedMaddpg:
@@ -164,6 +170,13 @@ class SharedMaddpg:
         if self._installed == self.n_members:
             self.inner.install(iteration, None, 0.0)
 
+    def _leave(self) -> None:
+        """A clock stopped in the current iteration: the others go on without it, and when they were all
+        done with the iteration already, its states are installed now."""
+        self.n_members -= 1
+        if self._iteration >= 0 and 0 < self.n_members == self._installed:
+            self.inner.install(self._iteration, None, 0.0)
+
 
 class _Member:
     def __init__(self, shared: SharedMaddpg):
@@ -181,3 +194,6 @@ class _Member:
         self.shared._install(iteration)
         if error > SHARED_TOLERANCE:
             self.diverged = True
+
+    def leave(self) -> None:
+        self.shared._leave()
