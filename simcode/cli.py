@@ -7,6 +7,7 @@ allowed; nothing written), 1 anything else.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import sys
@@ -18,7 +19,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer  # noqa: E402
 
-from simcode.errors import BadInput, SimulationError  # noqa: E402
+from simcode.errors import BadInput, Interrupted, SimulationError  # noqa: E402
 
 HELP = """\
 simcode: how much wall-clock time does a coding scheme save when distributed
@@ -102,10 +103,7 @@ def run(
     sc = _scenario(scenario, set_)
     _set_threads(threads)
     out = out or default_run_dir(scenario, sc)
-    try:
-        summary = run_to_dir(sc, out, progress=progress)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None  # run_to_dir has said that nothing was written
+    summary = run_to_dir(sc, out, progress=progress)
     print_summary(summary, out)
 
 
@@ -128,10 +126,7 @@ def train(
     check_memory(sc, str(scenario), training=True)  # training ignores run.workload: check its footprint
     _set_threads(threads)
     out = out or Path("runs") / f"train-{scenario.stem}"
-    try:
-        summary = train_fn(sc, out, resume=resume, progress=progress)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None  # train has said which checkpoint is kept and how to resume
+    summary = train_fn(sc, out, resume=resume, progress=progress)
     typer.echo(f"training written to {Path(out).resolve()}", err=True)
     typer.echo(json.dumps(summary, indent=2))
 
@@ -152,12 +147,9 @@ def study(
     """Run a grid of runs over a base scenario; writes results.csv, plots/ and report.md. Resumable."""
     from simcode.study.runner import run_study
 
-    try:
-        root = run_study(name_or_file, quick=quick, out=out, jobs=jobs, executor=executor, progress=progress,
-                         show=lambda table: typer.echo(
-                             f"mean iteration time (simulated seconds, mean over seeds):\n{table}" if table else ""))
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None  # run_study has said what is kept and how to resume
+    root = run_study(name_or_file, quick=quick, out=out, jobs=jobs, executor=executor, progress=progress,
+                     show=lambda table: typer.echo(
+                         f"mean iteration time (simulated seconds, mean over seeds):\n{table}" if table else ""))
     typer.echo(f"study written to {root}: report.md, results.csv, plots/")
 
 
@@ -246,6 +238,28 @@ def _describe_os_error(exc: OSError) -> str:
     return f"{paths}: {reason}"
 
 
+def _say_interrupted(exc: KeyboardInterrupt) -> None:
+    """One line: what the interrupted command kept, when it says (Interrupted), else just that."""
+    print(f"simcode: {exc}" if isinstance(exc, Interrupted) else "simcode: interrupted", file=sys.stderr)
+
+
+def _interruptible(command):
+    """`command`, saying in one line what Ctrl-C kept: typer would turn the KeyboardInterrupt into
+    a silent exit 130 before `main` sees it."""
+    @functools.wraps(command)  # typer reads the parameters through __wrapped__
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            _say_interrupted(exc)
+            raise typer.Exit(130) from None
+    return wrapper
+
+
+for _command in (*app.registered_commands, *codes_app.registered_commands, *bench_app.registered_commands):
+    _command.callback = _interruptible(_command.callback)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning BadInput into one line and exit status 2."""
     try:
@@ -267,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("simcode: aborted", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
-        print("simcode: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        _say_interrupted(exc)
         return 130
     except Exception as exc:  # click's usage errors
         # By class name: typer >= 0.2x raises its own vendored copies of click's exceptions.

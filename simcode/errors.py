@@ -48,3 +48,8 @@ def check_positive(key: str, value: float, *, allow_zero: bool = False) -> float
 
 class SimulationError(RuntimeError):
     """A run that cannot go on (an iteration that can never decode): one line, exit status 1."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was kept and how to go on: the command line prints it as one line and
+    exits with status 130."""

@@ -88,7 +88,7 @@ def _allowed(kind: str) -> str:
     return f"allowed: a new path, an empty directory, or a {kind} directory simcode wrote"
 
 
-def _check_parents(path: Path, key: str) -> None:
+def check_parents(path: Path, key: str) -> None:
     """A path under a regular file can never be created: say which file is in the way."""
     for parent in path.absolute().parents:
         if os.path.lexists(parent):
@@ -106,7 +106,7 @@ def claim(path: Path, kind: str, key: str = "--out") -> str:
     path = Path(path)
     if str(path) == "":
         raise BadInput(key, f"an empty path; {_allowed(kind)}")
-    _check_parents(path, key)
+    check_parents(path, key)
     here = Path.cwd().resolve()
     if kind == "run" and (path.resolve() == here or path.resolve() in here.parents):
         raise BadInput(key, f"{path} is the current directory or holds it, and a run replaces its "

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from simcode import atomic
+from simcode import atomic, outputs
 from simcode.config import Scenario
 from simcode.errors import BadInput
 from simcode.seeding import generator
 
 POLICY_FILE = "policy.npz"
+RENDER_SUFFIXES = (".gif",)
+RENDER_COMMENT = b"rendered by simcode"  # in the GIF, so that simcode replaces only its own renders
 
 
 def save_policy(trainer, run_dir: Path) -> Path:
@@ -101,6 +103,7 @@ def _benchmark(env, scenario_name: str) -> dict:
 
 def evaluate(run_dir: Path, episodes: int = 10, render: Path | None = None, seed: int = 0) -> dict:
     run_dir = Path(run_dir)
+    render = check_render_path(render) if render is not None else None
     trainer = _load_trainer(run_dir)
     name = trainer.scenario.env.scenario
     rng = generator(seed, "evaluation")
@@ -143,9 +146,35 @@ def _render_env(trainer):
     return make_env(trainer.scenario.env, render_mode="rgb_array")
 
 
+def check_render_path(path: Path) -> Path:
+    """The absolute path `--render` may write: a .gif file path under directories, and not an
+    existing file unless it is a GIF simcode wrote (a user's file is never replaced)."""
+    path = Path(path)
+    outputs.check_parents(path, "--render")
+    if path.is_dir() or path.is_symlink():
+        raise BadInput("--render", f"{path} is a {'directory' if path.is_dir() else 'symbolic link'}; "
+                       "allowed: the path of a .gif file")
+    if path.suffix.lower() not in RENDER_SUFFIXES:
+        raise BadInput("--render", f"{path}: {path.suffix or 'no suffix'} is not a format simcode renders; "
+                       f"allowed suffixes: {', '.join(RENDER_SUFFIXES)}")
+    if path.exists() and not _rendered_by_simcode(path):
+        raise BadInput("--render", f"{path} exists and is not a GIF simcode rendered; allowed: a new path, or "
+                       "a GIF simcode rendered (it is replaced)")
+    return path.absolute()
+
+
+def _rendered_by_simcode(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.format == "GIF" and image.info.get("comment", b"").startswith(RENDER_COMMENT)
+    except (OSError, ValueError):  # not an image at all
+        return False
+
+
 def _write_gif(path: Path, frames: list) -> None:
     import imageio.v2 as imageio
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, [np.asarray(f) for f in frames], duration=0.1, loop=0)
+    with atomic.replacing(path) as tmp:
+        imageio.mimsave(tmp, [np.asarray(f) for f in frames], duration=0.1, loop=0, comment=RENDER_COMMENT)

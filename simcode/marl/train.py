@@ -2,7 +2,7 @@
 
 A run directory holds scenario.yaml, checkpoints/iter-NNNNNNNN.pkl (everything needed to continue
 bit-identically), policy.npz (the agents' states, as `evaluate` reads them), curve.csv, curve.png
-and summary.json.
+and summary.json, with simcode's marker and lock (simcode.outputs).
 """
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from simcode import atomic
+from simcode import atomic, outputs
 from simcode.config import Scenario
-from simcode.errors import BadInput
+from simcode.errors import BadInput, Interrupted
 from simcode.marl.evaluate import save_policy
 from simcode.marl.trainer import Trainer
 from simcode.progress import progress_bar
+
+
+# What a training directory holds besides checkpoints/ (and simcode's marker and lock).
+OUTPUT_FILES = ("scenario.yaml", "policy.npz", "curve.csv", "curve.png", "summary.json")
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -76,45 +80,87 @@ def save_checkpoint(trainer: Trainer, out_dir: Path, keep: int = 2) -> Path:
     return path
 
 
-def train(scenario: Scenario, out_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    """Warm up, then scenario.run.iterations training iterations; returns the summary."""
-    out_dir = Path(out_dir)
-    host_start = time.perf_counter()
-    previous_seconds = 0.0
-    if resume and checkpoints(out_dir):
-        trainer = Trainer.load(checkpoints(out_dir)[-1])
-        keys = ("seed", "env", "maddpg")  # what the trajectory depends on; run.iterations may grow
-        if any(trainer.scenario.to_dict()[k] != scenario.to_dict()[k] for k in keys):
-            raise BadInput("--resume", f"{out_dir} was trained with a different seed, env or maddpg "
-                           "section; allowed: the same ones (run.iterations may change)")
-        trainer.scenario = scenario
-        summary_path = out_dir / "summary.json"
-        if summary_path.is_file():
-            previous_seconds = json.loads(summary_path.read_text()).get("host_seconds", 0.0)
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        trainer = Trainer(scenario)
+def _iteration_of(checkpoint: Path) -> int:
+    return int(checkpoint.stem.split("-")[1])
+
+
+def _checked_start(scenario: Scenario, out_dir: Path, resume: bool) -> tuple[Trainer | None, float]:
+    """The trainer to continue (None: start a new one) and the host seconds already spent, after
+    checking that `out_dir` holds a training exactly when `resume` asks for one."""
+    found = checkpoints(out_dir)
+    if not resume:
+        if found:
+            raise BadInput("--out", f"{out_dir} holds a training (checkpoint of iteration "
+                           f"{_iteration_of(found[-1])}); allowed: --resume to continue it, or another --out")
+        return None, 0.0
+    if not found:
+        raise BadInput("--resume", f"{out_dir} holds no training to continue (no checkpoint); allowed: a "
+                       "directory where simcode train saved a checkpoint, or no --resume to start a training")
+    trainer = Trainer.load(found[-1])
+    keys = ("seed", "env", "maddpg")  # what the trajectory depends on; run.iterations may grow
+    if any(trainer.scenario.to_dict()[k] != scenario.to_dict()[k] for k in keys):
+        raise BadInput("--resume", f"{out_dir} was trained with a different seed, env or maddpg "
+                       "section; allowed: the same ones (run.iterations may change)")
+    trainer.scenario = scenario
+    summary_path = out_dir / "summary.json"
+    previous = json.loads(summary_path.read_text()).get("host_seconds", 0.0) if summary_path.is_file() else 0.0
+    return trainer, previous
+
+
+def _interrupted(trainer: Trainer, out_dir: Path) -> Interrupted:
+    """What a Ctrl-C keeps: the newest checkpoint, if there is one yet."""
+    kept = checkpoints(out_dir)
+    if kept:
+        return Interrupted(f"interrupted at iteration {trainer.iteration}: the checkpoint of iteration "
+                           f"{_iteration_of(kept[-1])} is kept in {out_dir}; run the same command with "
+                           "--resume to continue from it")
+    return Interrupted(f"interrupted at iteration {trainer.iteration}, before the first checkpoint: nothing "
+                       f"to resume in {out_dir}; run the same command to start again (run.checkpoint_every "
+                       "sets how often checkpoints are saved)")
+
+
+def _train_in(out_dir: Path, trainer: Trainer, warm: bool, progress: bool) -> None:
+    """Warm up (unless `warm`), then train up to scenario.run.iterations, checkpointing as asked."""
+    total = trainer.scenario.run.iterations
+    every = trainer.scenario.run.checkpoint_every
+    if not warm:
         trainer.warmup()
-    atomic.write_text(out_dir / "scenario.yaml", scenario.to_yaml())
-
-    total = scenario.run.iterations
-    every = scenario.run.checkpoint_every
-
-    def one_iteration() -> None:
-        trainer.step()
-        if every and trainer.iteration % every == 0 and trainer.iteration < total:
-            save_checkpoint(trainer, out_dir)
-            write_curve(trainer, out_dir)
-
     with progress_bar(total, "train", enabled=progress, completed=trainer.iteration) as advance:
         while trainer.iteration < total:
-            one_iteration()
+            trainer.step()
+            if every and trainer.iteration % every == 0 and trainer.iteration < total:
+                save_checkpoint(trainer, out_dir)
+                write_curve(trainer, out_dir)
             last = [e["reward"] for e in trainer.episode_log[-100:]]
             advance(completed=trainer.iteration, status=f"reward {np.mean(last):.1f}" if last else "")
 
-    save_checkpoint(trainer, out_dir)
-    save_policy(trainer, out_dir)
-    write_curve(trainer, out_dir)
-    summary = summarize(trainer, previous_seconds + time.perf_counter() - host_start)
-    atomic.write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+def train(scenario: Scenario, out_dir: Path, resume: bool = False, progress: bool = True) -> dict:
+    """Warm up, then scenario.run.iterations training iterations; returns the summary.
+
+    `out_dir` must be new, empty, or a training directory simcode wrote (see simcode.outputs): a new
+    training is refused where a checkpoint exists, `resume` where none does. While it trains the
+    directory is locked against a second `train`."""
+    out_dir = Path(out_dir)
+    host_start = time.perf_counter()
+    if outputs.claim(out_dir, "train") != "own" and resume:
+        raise BadInput("--resume", f"{out_dir} holds no training to continue; allowed: a directory "
+                       "simcode train wrote, or no --resume to start a training")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with outputs.exclusive(out_dir, "train"):
+        resumed, previous_seconds = _checked_start(scenario, out_dir, resume)
+        outputs.mark(out_dir, "train")
+        atomic.remove_partial_files(out_dir, OUTPUT_FILES)  # a killed train's temporaries
+        atomic.remove_partial_files(out_dir / "checkpoints", ["iter-*.pkl"])
+        atomic.write_text(out_dir / "scenario.yaml", scenario.to_yaml())
+        trainer = resumed or Trainer(scenario)
+        try:
+            _train_in(out_dir, trainer, warm=resumed is not None, progress=progress)
+            save_checkpoint(trainer, out_dir)
+            save_policy(trainer, out_dir)
+            write_curve(trainer, out_dir)
+        except KeyboardInterrupt:
+            raise _interrupted(trainer, out_dir) from None
+        summary = summarize(trainer, previous_seconds + time.perf_counter() - host_start)
+        atomic.write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -18,7 +18,7 @@ from simcode import atomic, outputs
 from simcode.codes import make_code
 from simcode.config import Scenario
 from simcode.delays import make_delay
-from simcode.errors import SimulationError
+from simcode.errors import Interrupted, SimulationError
 from simcode.progress import progress_bar
 from simcode.seeding import generator
 from simcode.sim.cluster import Cluster
@@ -191,8 +191,7 @@ def run_to_dir(scenario: Scenario, out: Path, progress: bool = True) -> dict:
         result = simulate(scenario, progress=progress)
         write_run(out, result)
     except KeyboardInterrupt:
-        print(f"interrupted: nothing written, {out} is as it was", file=sys.stderr)
-        raise
+        raise Interrupted(f"interrupted: nothing written, {out} is as it was") from None
     if result.summary["decode_warning"]:
         print(f"simcode: warning: decode error {result.summary['max_decode_error']:.3g} exceeds "
               f"{DECODE_WARNING:g}: {scenario.code.name} does not reproduce centralized training here",

@@ -8,6 +8,8 @@ back as plain results, so every executor returns the same bits for the same grou
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import signal
 from collections.abc import Callable, Iterator
 
 from simcode.config import Scenario
@@ -53,20 +55,54 @@ def _in_process(groups: list[list[dict]], tick=None) -> Iterator[tuple[int, Grou
         yield n, run_group(group, tick)
 
 
+def _ignore_interrupts() -> None:
+    """A worker's first act: drop Ctrl-C, which it received blocked (see `_interrupts_held`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C reaches every process of the terminal's group. Workers started in this block begin
+    with SIGINT blocked (a signal mask survives exec), so one that arrives while they start waits
+    and is then dropped: the parent alone stops the study and no worker prints a traceback. A
+    Ctrl-C held in this process is raised here when the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the workers now (they ignore Ctrl-C). Before Python
+    3.14 (pool.terminate_workers) the workers are only in a private attribute, which shutdown()
+    clears, so they are taken first."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()
+
+
 def _process_pool(jobs: int) -> Submit:
     def submit(groups: list[list[dict]], tick=None) -> Iterator[tuple[int, GroupResult]]:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # torch and fork do not mix
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(run_group, g): n for n, g in enumerate(groups)}
-            try:
-                for future in cf.as_completed(futures):
-                    yield futures[future], future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        pool = None
+        try:
+            with _interrupts_held():
+                pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_ignore_interrupts)
+                futures = {pool.submit(run_group, g): n for n, g in enumerate(groups)}
+            for future in cf.as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            if pool is not None:
+                _stop_workers(pool)
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
     return submit
 
 

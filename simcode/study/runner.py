@@ -6,10 +6,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from simcode.errors import Interrupted
 from simcode.progress import progress_bar
 from simcode.study.executors import make_executor, to_run_result
 from simcode.study.spec import RunSpec, Study, load_study, training_key
-from simcode.study.store import StudyStore
+from simcode.study.store import StudyStore, opened_store
 
 
 def group_runs(specs: list[RunSpec]) -> list[list[RunSpec]]:
@@ -55,20 +56,20 @@ def run_study(name_or_file: str, quick: bool = False, out: Path | None = None, j
     from simcode.study.report import headline, write_report
 
     study = load_study(name_or_file, quick=quick)
-    store = StudyStore(out or default_out(study))
     make_executor(executor, jobs)  # a bad executor is bad input: fail before any work
-    already = sum(store.is_done(spec) for spec in study.runs)
-    if already:
-        print(f"resuming: {already} of {len(study.runs)} runs already done in {store.root}", file=sys.stderr)
-    try:
-        execute(study, store, jobs=jobs, executor=executor, progress=progress)
-    except KeyboardInterrupt:
-        finished = sum(store.is_done(spec) for spec in study.runs)
-        print(f"interrupted: {finished} of {len(study.runs)} runs are saved in {store.root}; "
-              "run the same command again to finish the rest", file=sys.stderr)
-        raise
-    results = store.write_results(study)
-    write_report(study, store, results)
+    # Only a new, empty or study directory, and only one study in it at a time (simcode.outputs).
+    with opened_store(out or default_out(study)) as store:
+        already = sum(store.is_done(spec) for spec in study.runs)
+        if already:
+            print(f"resuming: {already} of {len(study.runs)} runs already done in {store.root}", file=sys.stderr)
+        try:
+            execute(study, store, jobs=jobs, executor=executor, progress=progress)
+        except KeyboardInterrupt:
+            finished = sum(store.is_done(spec) for spec in study.runs)
+            raise Interrupted(f"interrupted: {finished} of {len(study.runs)} runs are saved in {store.root}; "
+                              "run the same command again to finish the rest") from None
+        results = store.write_results(study)
+        write_report(study, store, results)
     if show is not None:
         show(headline(study, results))
     return store.root

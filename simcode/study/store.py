@@ -4,17 +4,23 @@ A run counts as done exactly when its directory exists (it is published atomical
 so a study killed at any moment, even with kill -9, resumes by running what has no directory:
 nothing finished is lost and nothing is run twice. Run ids carry a hash of the resolved scenario,
 so editing the study file reruns exactly the runs it changed.
+
+The directory is simcode's (marked, see simcode.outputs) and locked while a study writes it: a
+second study on the same directory is refused, so the start-up clean-up never removes the
+half-written run of a study still running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
-from simcode import atomic
+from simcode import atomic, outputs
 from simcode.sim.runner import RunResult, write_run
 from simcode.study.spec import RunSpec, Study
 
@@ -59,3 +65,15 @@ class StudyStore:
         frame = self.results(study)
         atomic.write_text(self.root / "results.csv", frame.to_csv(index=False))
         return frame
+
+
+@contextlib.contextmanager
+def opened_store(root: Path) -> Iterator[StudyStore]:
+    """The study directory at `root` (new, empty, or a study simcode wrote), created if need be
+    and locked against other studies for the block."""
+    root = Path(root)
+    outputs.claim(root, "study")
+    root.mkdir(parents=True, exist_ok=True)
+    with outputs.exclusive(root, "study"):
+        outputs.mark(root, "study")
+        yield StudyStore(root)
