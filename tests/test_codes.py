@@ -196,7 +196,7 @@ def test_show_renders_and_rejects_unknown_names():
 LARGE_SIZES = [(64, 72), (100, 120), (200, 220)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def large_code(name, m, n):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -111,7 +111,8 @@ def test_study_writes_results_plots_and_report(tmp_path):
         assert column in results.columns
     assert sorted(p.name for p in (out / "plots").glob("*.png")) == ["00-line.png", "01-distribution.png"]
     report = (out / "report.md").read_text()
-    assert "Speed-up over `uncoded`" in report and "plots/00-line.png" in report and "scenario_hash" in report
+    assert "Speed-up over `uncoded`" in report and "plots/00-line.png" in report
+    assert "[provenance.md](provenance.md)" in report and "scenario_hash" in (out / "provenance.md").read_text()
     # Running again does nothing and gives the same results.
     again = run_study(str(write_study(tmp_path, TIMING)), out=tmp_path / "out", progress=False)
     pd.testing.assert_frame_equal(pd.read_csv(again / "results.csv"), results)
@@ -189,3 +190,104 @@ axes:
     pool = pd.read_csv(run_study(str(path), out=tmp_path / "b", jobs=2, progress=False) / "results.csv")
     assert base["final_reward"].notna().all()
     pd.testing.assert_frame_equal(comparable(pool), comparable(base))
+
+
+FAILING = """
+set:
+  run: {iterations: 30, workload: timing}
+  maddpg.learning_starts: 0
+  delay: {name: failure, p_fail: 0.3, max_failed: 1}
+axes:
+  scheme:
+    - {code.name: uncoded, cluster.n_learners: 3}
+    - {code.name: mds}
+  seed: [0, 1]
+plots:
+  - {kind: line, x: seed, y: mean_iteration}
+  - {kind: distribution}
+"""
+
+
+def test_a_failed_run_is_marked_and_the_study_finishes_the_others(tmp_path, capsys):
+    """uncoded (no tolerance, no timeout) cannot decode once a learner fails; mds survives one failure."""
+    path = write_study(tmp_path, FAILING)
+    out = tmp_path / "out"
+    assert main(["study", str(path), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    results = pd.read_csv(out / "results.csv")
+    failed = results[results["code.name"] == "uncoded"]
+    assert len(results) == 4 and set(failed["status"]) == {"failed"}
+    assert set(results.loc[results["code.name"] == "mds", "status"]) == {"ok"}
+    assert failed["mean_iteration"].isna().all() and failed["error"].str.contains("cannot decode").all()
+    assert results.loc[results["status"] == "ok", "mean_iteration"].notna().all()
+    assert sorted(p.name for p in (out / "runs").glob("run-*")) == sorted(results.loc[results["status"] == "ok",
+                                                                                         "run_id"])
+    assert len(err) == 1 and all(run_id in err[0] for run_id in failed["run_id"])
+    assert "exclude: [{code.name: uncoded, cluster.n_learners: 3, seed: 0}" in err[0]
+    report = (out / "report.md").read_text()
+    assert "## Failed runs" in report and all(run_id in report for run_id in failed["run_id"])
+    assert sorted(p.name for p in (out / "plots").glob("*.png")) == ["00-line.png", "01-distribution.png"]
+    # A failed run is not done: running again retries it (and fails the same way), nothing else.
+    assert main(["study", str(path), "--out", str(out), "--no-progress"]) == 1
+    assert "resuming: 2 of 4 runs already done" in capsys.readouterr().err
+
+
+def test_plots_are_byte_identical_across_runs_and_matplotlib_versions(tmp_path, monkeypatch):
+    import matplotlib
+
+    path = write_study(tmp_path, TIMING.replace("iterations: 40", "iterations: 10"))
+    first = run_study(str(path), out=tmp_path / "a", progress=False)
+    # Another build of matplotlib: what the PNG Software stamp records.
+    monkeypatch.setattr(matplotlib, "__version__", f"{matplotlib.__version__}.post1")
+    second = run_study(str(path), out=tmp_path / "b", progress=False)
+    names = sorted(p.name for p in (first / "plots").glob("*.png"))
+    assert names == ["00-line.png", "01-distribution.png"]
+    for name in names:
+        assert (first / "plots" / name).read_bytes() == (second / "plots" / name).read_bytes(), name
+
+
+def test_report_footnotes_explain_blank_cells(tmp_path):
+    out = run_study(str(write_study(tmp_path, TIMING)), out=tmp_path / "out", progress=False)
+    report = (out / "report.md").read_text()
+    uncoded = next(line for line in report.splitlines() if line.startswith("| uncoded |"))
+    assert uncoded.endswith("| –[^excluded] |")  # delay.k=3 is excluded for uncoded
+    assert "\n[^excluded]: No run has these values: the study file's `exclude` leaves them out." in report
+
+
+def test_every_time_axis_names_its_unit_the_same_way():
+    from simcode.study.plots import LABELS
+
+    for key in ("mean_iteration", "p99_iteration", "median_iteration", "sim_seconds", "duration", "t_end"):
+        assert LABELS[key].endswith(" (simulated s)"), key
+
+
+def test_equal_lines_are_drawn_side_by_side():
+    """Two schemes with the same values at every x: the p99 plot must not draw one over the other."""
+    import matplotlib.pyplot as plt
+
+    from simcode.study.plots import _line
+
+    data = pd.DataFrame({"code.name": ["mds", "ldpc"] * 3, "delay.k": [0, 0, 1, 1, 2, 2],
+                         "p99_iteration": [0.1, 0.1, 0.3, 0.3, 0.3, 0.3]})
+    fig, ax = plt.subplots()
+    _line(ax, data, "delay.k", "p99_iteration", "code.name", ["mds", "ldpc"])
+    drawn = [line for line in ax.lines if len(line.get_xdata()) == 3 and line.get_marker() not in (None, "None")]
+    plt.close(fig)
+    assert len(drawn) == 2
+    assert set(drawn[0].get_xdata()).isdisjoint(drawn[1].get_xdata())
+    assert drawn[0].get_marker() != drawn[1].get_marker()
+
+
+def test_a_scheme_with_constant_times_is_visible_in_the_distribution_plot():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from simcode.study.plots import _distribution
+
+    traces = pd.DataFrame({"code.name": ["centralized"] * 20 + ["mds"] * 20,
+                           "duration": [0.09] * 20 + list(np.linspace(0.06, 0.3, 20))})
+    fig, ax = plt.subplots()
+    _distribution(ax, traces, None, "code.name", ["centralized", "mds"])
+    points = [c.get_offsets() for c in ax.collections if len(c.get_offsets()) == 20]
+    plt.close(fig)
+    assert any(np.allclose(p[:, 1], 0.09) for p in points)  # every constant iteration drawn as a point

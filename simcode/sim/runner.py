@@ -98,17 +98,26 @@ def simulate_group(scenarios: list[Scenario], progress: bool = False, shared: bo
             if on_iteration:
                 on_iteration(k)
     host_seconds = (time.perf_counter() - started) / len(clusters)
-    results = []
-    for n, (scenario, cluster) in enumerate(zip(scenarios, clusters)):
-        trace = pd.DataFrame.from_records(cluster.records)
-        if n in errors:
-            results.append(RunResult(scenario, trace, {}, error=errors[n]))
-            continue
-        summary = summarize(scenario, cluster, trace, host_seconds)
-        trainer = getattr(cluster.workload, "trainer", None)  # a single run's own training
-        results.append(RunResult(scenario, trace, summary, getattr(cluster.workload, "diverged", False),
-                                 trainer.states() if trainer is not None else None))
-    return results
+    return [finish(scenario, cluster, host_seconds, errors.get(n), keep_going)
+            for n, (scenario, cluster) in enumerate(zip(scenarios, clusters))]
+
+
+def finish(scenario: Scenario, cluster: Cluster, host_seconds: float, error: str | None,
+           keep_going: bool) -> RunResult:
+    """A clock's result: its trace and summary, or (keep_going) the reason it has no summary."""
+    trace = pd.DataFrame.from_records(cluster.records)
+    if error is None:
+        try:
+            summary = summarize(scenario, cluster, trace, host_seconds)
+        except SimulationError as exc:
+            if not keep_going:
+                raise
+            error = str(exc)
+    if error is not None:
+        return RunResult(scenario, trace, {}, error=error)
+    trainer = getattr(cluster.workload, "trainer", None)  # a single run's own training
+    return RunResult(scenario, trace, summary, getattr(cluster.workload, "diverged", False),
+                     trainer.states() if trainer is not None else None)
 
 
 def run_iteration(cluster: Cluster, k: int) -> None:

@@ -18,11 +18,13 @@ from simcode.sim.runner import RunResult, simulate_group
 
 EXECUTORS = ("local", "ray", "dask")
 
-GroupResult = list[tuple[dict, list[dict], dict, bool]]  # per run: scenario, trace records, summary, diverged
+# Per run: scenario, trace records, summary, and None, or why the run failed (then the summary is empty).
+GroupResult = list[tuple[dict, list[dict], dict, str | None]]
 
 
 def run_group(scenario_dicts: list[dict], tick: Callable[[float], None] | None = None) -> GroupResult:
-    """Simulate one group in lock-step; a run whose decoded states were not exact is redone alone.
+    """Simulate one group in lock-step; a run whose decoded states were not exact is redone alone. A run
+    that cannot go on (SimulationError) comes back failed, with its reason, and the others finish.
 
     `tick(runs)` (in-process only) hears of progress in fractions of the group's runs."""
     import torch
@@ -30,20 +32,20 @@ def run_group(scenario_dicts: list[dict], tick: Callable[[float], None] | None =
     torch.set_num_threads(1)  # one process per core: nested threading only slows the study down
     scenarios = [Scenario.model_validate(d) for d in scenario_dicts]
     share = len(scenarios) / scenarios[0].run.iterations
-    results = simulate_group(scenarios, on_iteration=(lambda _k: tick(share)) if tick else None)
+    results = simulate_group(scenarios, on_iteration=(lambda _k: tick(share)) if tick else None, keep_going=True)
     out: GroupResult = []
     for result in results:
         if result.diverged:
-            result = simulate_group([result.scenario])[0]
-        out.append((result.scenario.to_dict(), result.trace.to_dict("records"), result.summary, False))
+            result = simulate_group([result.scenario], keep_going=True)[0]
+        out.append((result.scenario.to_dict(), result.trace.to_dict("records"), result.summary, result.error))
     return out
 
 
-def to_run_result(item: tuple[dict, list[dict], dict, bool]) -> RunResult:
+def to_run_result(item: tuple[dict, list[dict], dict, str | None]) -> RunResult:
     import pandas as pd
 
-    scenario, records, summary, diverged = item
-    return RunResult(Scenario.model_validate(scenario), pd.DataFrame.from_records(records), summary, diverged)
+    scenario, records, summary, error = item
+    return RunResult(Scenario.model_validate(scenario), pd.DataFrame.from_records(records), summary, error=error)
 
 
 # submit(groups, tick) -> (group index, results) as groups finish; only in-process work calls tick.

@@ -1,4 +1,11 @@
-"""`simcode study`: expand the grid, run what is not done yet, then write results, plots and report."""
+"""`simcode study`: expand the grid, run what is not done yet, then write results, plots and report.
+
+A run that cannot go on (a SimulationError: an iteration that can never decode, a non-finite decode
+or training) does not stop the study. The other runs finish and are saved; results.csv marks the
+failed one (`status` failed, its `error`, blank metrics), report.md lists it, and the command exits 1
+with one line naming the failed runs and the `exclude:` entries that leave them out. A failed run is
+not saved, so running the study again retries it (and only it).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from simcode.errors import Interrupted
+from simcode.errors import Interrupted, SimulationError
 from simcode.progress import progress_bar
 from simcode.study.executors import make_executor, to_run_result
 from simcode.study.spec import RunSpec, Study, load_study, training_key
@@ -23,17 +30,22 @@ def group_runs(specs: list[RunSpec]) -> list[list[RunSpec]]:
     return list(groups.values())
 
 
+MESSAGE_RUNS = 3  # failed runs whose reason the closing line quotes (results.csv has every one)
+
+
 def default_out(study: Study) -> Path:
     return Path("runs") / f"study-{study.name}{'-quick' if study.quick else ''}"
 
 
 def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "local",
-            progress: bool = True) -> int:
-    """Run every run of `study` that has no directory in `store`; returns how many ran."""
+            progress: bool = True) -> dict[str, str]:
+    """Run every run of `study` that has no directory in `store`; returns the runs that failed
+    (run id -> the one-line reason); every other run is saved."""
     store.clean_staging()
     todo = [spec for spec in study.runs if not store.is_done(spec)]
+    failures: dict[str, str] = {}
     if not todo:
-        return 0
+        return failures
     groups = group_runs(todo)
     submit = make_executor(executor, jobs)
     payload = [[spec.scenario.to_dict() for spec in group] for group in groups]
@@ -43,10 +55,27 @@ def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "loc
         # count to the runs saved so far.
         for n, group_result in submit(payload, advance):
             for spec, item in zip(groups[n], group_result):
-                store.save(spec, to_run_result(item))
+                result = to_run_result(item)
+                if result.error is None:
+                    store.save(spec, result)
+                else:
+                    failures[spec.run_id] = result.error
             done += len(groups[n])
             advance(completed=done)
-    return done
+    return failures
+
+
+def failed_runs_message(study: Study, failures: dict[str, str], root: Path) -> str:
+    """One line: which runs failed and why (the first few), and the `exclude:` entries that drop them."""
+    from simcode.study.report import exclude_entries
+
+    failed = [spec for spec in study.runs if spec.run_id in failures]
+    shown = "; ".join(f"{spec.run_id} ({', '.join(f'{k}={v}' for k, v in spec.values.items())}): "
+                      f"{failures[spec.run_id]}" for spec in failed[:MESSAGE_RUNS])
+    more = f"; and {len(failed) - MESSAGE_RUNS} more" if len(failed) > MESSAGE_RUNS else ""
+    return (f"study {study.name}: {len(failed)} of {len(study.runs)} runs failed: {shown}{more}. "
+            f"{root / 'results.csv'} and report.md mark them (status failed); to leave them out, add "
+            f"to {study.path} exclude: {exclude_entries([spec.values for spec in failed])}")
 
 
 def run_study(name_or_file: str, quick: bool = False, out: Path | None = None, jobs: int = 1,
@@ -63,13 +92,15 @@ def run_study(name_or_file: str, quick: bool = False, out: Path | None = None, j
         if already:
             print(f"resuming: {already} of {len(study.runs)} runs already done in {store.root}", file=sys.stderr)
         try:
-            execute(study, store, jobs=jobs, executor=executor, progress=progress)
+            failures = execute(study, store, jobs=jobs, executor=executor, progress=progress)
         except KeyboardInterrupt:
             finished = sum(store.is_done(spec) for spec in study.runs)
             raise Interrupted(f"interrupted: {finished} of {len(study.runs)} runs are saved in {store.root}; "
                               "run the same command again to finish the rest") from None
-        results = store.write_results(study)
+        results = store.write_results(study, failures)
         write_report(study, store, results)
     if show is not None:
         show(headline(study, results))
+    if failures:
+        raise SimulationError(failed_runs_message(study, failures, store.root))
     return store.root

@@ -51,18 +51,24 @@ class StudyStore:
     def trace(self, spec: RunSpec) -> pd.DataFrame:
         return pd.read_csv(self.run_dir(spec) / "trace.csv")
 
-    def results(self, study: Study) -> pd.DataFrame:
-        """One row per run, in grid order: the axis keys, then the run's summary."""
+    def results(self, study: Study, failures: dict[str, str] | None = None) -> pd.DataFrame:
+        """One row per run, in grid order: the axis keys, `status` (ok or failed), the run's summary,
+        and last `error`: why a failed run (`failures`: run id -> reason) has no summary (blank cells)."""
+        failures = failures or {}
         rows = []
         for spec in study.runs:
             row = {"run_id": spec.run_id}
             row.update({key: spec.values.get(key) for key in study.axis_keys})
-            row.update(self.summary(spec))
+            if spec.run_id in failures:
+                row.update(status="failed", error=failures[spec.run_id])
+            else:
+                row.update(status="ok", **self.summary(spec), error="")
             rows.append(row)
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        return frame[[c for c in frame.columns if c != "error"] + ["error"]]
 
-    def write_results(self, study: Study) -> pd.DataFrame:
-        frame = self.results(study)
+    def write_results(self, study: Study, failures: dict[str, str] | None = None) -> pd.DataFrame:
+        frame = self.results(study, failures)
         atomic.write_text(self.root / "results.csv", frame.to_csv(index=False))
         return frame
 
