@@ -226,6 +226,7 @@ def test_a_failed_run_is_marked_and_the_study_finishes_the_others(tmp_path, caps
     assert "exclude: [{code.name: uncoded, cluster.n_learners: 3, seed: 0}" in err[0]
     report = (out / "report.md").read_text()
     assert "## Failed runs" in report and all(run_id in report for run_id in failed["run_id"])
+    assert "| uncoded | –[^failed] | –[^failed] |" in report and "\n[^failed]: Runs with these values failed" in report
     assert sorted(p.name for p in (out / "plots").glob("*.png")) == ["00-line.png", "01-distribution.png"]
     # A failed run is not done: running again retries it (and fails the same way), nothing else.
     assert main(["study", str(path), "--out", str(out), "--no-progress"]) == 1

@@ -275,8 +275,11 @@ class Cluster:
         scheme = self.code.name if self.code is not None else "centralized"
         rewards_finite = all(math.isfinite(r) for r in data.rewards)
         if not (math.isfinite(data.theta_scale) and rewards_finite):
+            # Inaccurate decodes installed earlier are the usual cause: say how inaccurate they were.
+            worst = max((r["decode_error"] for r in self.records), default=0.0)
             raise SimulationError(f"iteration {k} ({scheme}): the MADDPG training diverged: "
-                                  f"{'updated states' if rewards_finite else 'episode rewards'} are not finite")
+                                  f"{'updated states' if rewards_finite else 'episode rewards'} are not finite"
+                                  f" (worst decode error before: {worst:.3g})")
         if self.code is None:
             return theta, 0.0
         coded = {row: self.encode(row, theta) for row in received}
