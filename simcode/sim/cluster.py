@@ -222,7 +222,9 @@ class Cluster:
         """Each learner's busy time; inf only for a failed learner (an infinite delay), never by overflow."""
         compute = self.compute_seconds(data)
         busy = busy_time(compute, delays, self.delay_model.mode)
-        too_long = np.isfinite(delays) & ~(busy <= MAX_BUSY_SECONDS)
+        if busy.max() <= MAX_BUSY_SECONDS:
+            return busy  # the common case, in one reduction
+        too_long = np.isfinite(delays) & ~(busy <= MAX_BUSY_SECONDS)  # an infinite delay is a failed learner
         if too_long.any():
             culprit = "the cost model's compute time" if np.max(compute) > MAX_BUSY_SECONDS else \
                 self.largest_delay_parameter()
