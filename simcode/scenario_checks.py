@@ -5,8 +5,7 @@ parameters. `simcode.config.scenario_from_dict` runs them on every scenario it b
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from simcode import memory
 from simcode.codes import CODES, make_code
@@ -32,7 +31,6 @@ def validate_scenario(scenario: Scenario, file: str | None = None) -> None:
         if code.name not in CODES:
             allowed = ", ".join(sorted(CODES) + ["centralized"])
             raise BadInput("code.name", f"unknown scheme {code.name!r}; allowed: {allowed}", file)
-        _check_params("code", code.params(), {}, file)
         try:
             make_code(code.name, n_agents=m, n_learners=n, seed=scenario.seed, **code.params())
         except BadInput as exc:
@@ -41,21 +39,10 @@ def validate_scenario(scenario: Scenario, file: str | None = None) -> None:
     if delay.name not in DELAYS:
         allowed = ", ".join(sorted(DELAYS))
         raise BadInput("delay.name", f"unknown delay model {delay.name!r}; allowed: {allowed}", file)
-    _check_params("delay", delay.params(), DELAYS[delay.name].PARAMS, file)
     try:
         make_delay(delay.name, n_learners=n, mode=delay.mode, **delay.params())
     except BadInput as exc:
         raise exc.within("delay", file) from None
-
-
-def _check_params(section: str, params: dict[str, Any], defaults: dict[str, Any], file: str | None) -> None:
-    """A scheme's or delay model's own parameters: no boolean where the default is none, no
-    infinite or NaN number (their models check the rest)."""
-    for key, value in params.items():
-        if isinstance(value, bool) and not isinstance(defaults.get(key), bool):
-            raise BadInput(f"{section}.{key}", f"{value!r} is a boolean; allowed: a number or a name", file)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise BadInput(f"{section}.{key}", f"{value!r} is not finite; allowed: a finite number", file)
 
 
 def _check_buffer(scenario: Scenario, file: str | None) -> None:

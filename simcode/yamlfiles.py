@@ -39,12 +39,13 @@ class Loader(yaml.SafeLoader):
                     continue  # `<<: *base` may legitimately override what it merges
                 key = self.construct_object(key_node, deep=True)
                 try:
-                    line = first_line.setdefault(key, key_node.start_mark.line + 1)
+                    seen = key in first_line
                 except TypeError:
                     continue  # an unhashable key: the base class reports it
-                if line != key_node.start_mark.line + 1:
-                    raise DuplicateKey(None, None, f"key {key!r} given twice (first on line {line}); "
+                if seen:
+                    raise DuplicateKey(None, None, f"key {key!r} given twice (first on line {first_line[key]}); "
                                                    "allowed: each key once per mapping", key_node.start_mark)
+                first_line[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
 

@@ -98,3 +98,64 @@ plots: [{{kind: line, x: delay.k}}]
     out = capsys.readouterr().out
     assert "mean iteration time" in out and "| mds |" in out and "delay.k=1" in out
     assert (tmp_path / "out" / "report.md").is_file()
+
+
+COMMANDS = [[], ["run"], ["train"], ["study"], ["codes"], ["codes", "show"], ["codes", "list"], ["evaluate"],
+            ["bench"], ["bench", "updates"]]
+
+
+def test_version_and_h_as_help_on_every_command(capsys):
+    import simcode
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"simcode {simcode.__version__}"
+    for command in COMMANDS:
+        assert main([*command, "-h"]) == 0, command
+        assert "Usage:" in capsys.readouterr().out, command
+
+
+def test_train_help_gives_examples_of_keys_training_uses(capsys):
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "code.name" not in text and "maddpg.lr" in text
+
+
+def test_study_help_says_where_quick_writes(capsys):
+    assert main(["study", "--help"]) == 0
+    assert "runs/study-<name>-quick" in " ".join(capsys.readouterr().out.split())
+
+
+def test_codes_list_and_show_know_centralized(capsys):
+    assert main(["codes", "list"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert "centralized" in names and "mds" in names
+    assert main(["codes", "show", "centralized"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "controller computes every" in out[0]
+
+
+def test_one_straggler_is_singular(tmp_path, capsys):
+    assert main(["codes", "show", "mds", "-M", "3", "-N", "4"]) == 0
+    assert "tolerance: 1 straggler in the worst case" in capsys.readouterr().out
+    assert main(["run", SPREAD3, "--set", "run.workload=timing", "--set", "run.iterations=2", "--set",
+                 "cluster.n_learners=4", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "3 agents on 4 learners, tolerates 1 straggler\n" in out and str(tmp_path / "run") in out
+
+
+def test_negative_evaluation_seed_is_a_usage_error(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "--seed", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seed" in err[0]
+
+
+def test_permanent_failures_with_a_timeout_do_not_advise_setting_it(tmp_path, capsys):
+    args = ["run", SPREAD3, "--set", "run.workload=timing", "--set", "run.iterations=50", "--set", "delay.name=failure",
+            "--set", "delay.p_fail=0.5", "--set", "delay.permanent=true", "--no-progress", "--out", str(tmp_path / "r")]
+    assert main(args) == 1
+    without = capsys.readouterr().err
+    assert "cannot decode" in without and "set cluster.timeout" in without
+    assert main([*args, "--set", "cluster.timeout=0.5"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot decode" in err[0]
+    assert "set cluster.timeout" not in err[0] and "cluster.timeout (0.5 s) is set" in err[0]

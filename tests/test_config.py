@@ -97,3 +97,101 @@ def test_measured_cost_needs_real_computation(tmp_path):
     with pytest.raises(BadInput) as info:
         load_scenario(write(tmp_path, "cost: {model: measured}\nrun: {workload: timing}\n"))
     assert info.value.key == "cost.model"
+
+
+# --------------------------------------------------------------------------- what a user types
+
+def test_a_binary_file_is_bad_input_naming_it(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary")
+    with pytest.raises(BadInput, match="not a text file") as info:
+        load_scenario(path)
+    assert info.value.file == str(path)
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    with pytest.raises(BadInput, match=r"line 3: key 'lr' given twice \(first on line 2\)") as info:
+        load_scenario(write(tmp_path, "maddpg:\n  lr: 0.1\n  lr: 0.2\n"))
+    assert info.value.file == str(tmp_path / "s.yaml")
+    with pytest.raises(BadInput, match="line 3: key 'env' given twice"):
+        load_scenario(write(tmp_path, "env: {n_agents: 3}\nseed: 1\nenv: {n_agents: 4}\n"))
+    with pytest.raises(BadInput, match="given twice"):
+        parse_set(["delay={name: none, name: fixed_k}"])
+
+
+def test_exponents_are_numbers_in_files_and_in_set(tmp_path):
+    sc = load_scenario(write(tmp_path, "maddpg: {buffer_size: 1e6, lr: 1E-3}\ncost: {flops_rate: 5e+9}\n"),
+                       parse_set(["delay.name=fixed_k", "delay.delay=1e6", "delay.k=1"]))
+    assert sc.maddpg.buffer_size == 1_000_000 and isinstance(sc.maddpg.buffer_size, int)
+    assert sc.maddpg.lr == 1e-3 and sc.cost.flops_rate == 5e9
+    assert sc.delay.params()["delay"] == 1e6
+    assert parse_set(["a=1e6", "b=-2.5E-3", "c=7", "d=1e", "e=v1e6"]) == {"a": 1e6, "b": -2.5e-3, "c": 7,
+                                                                         "d": "1e", "e": "v1e6"}
+    # A whole float is an integer, a fraction is not; a float key takes an int.
+    with pytest.raises(BadInput, match="not a whole number"):
+        load_scenario(write(tmp_path, "run: {iterations: 2.5e0}\n"))
+    sc = load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set(["maddpg.lr=1", "cluster.timeout=2"]))
+    assert sc.maddpg.lr == 1.0 and sc.cluster.timeout == 2.0
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"run.iterations": True}, "run.iterations"),
+    ({"maddpg.hidden": True}, "maddpg.hidden"),
+    ({"maddpg.gamma": True}, "maddpg.gamma"),
+])
+def test_a_boolean_is_no_number(tmp_path, overrides, key):
+    with pytest.raises(BadInput) as info:
+        load_scenario(write(tmp_path, ""), overrides)
+    assert info.value.key == key
+
+
+@pytest.mark.parametrize("item", ["maddpg.lr=.inf", "cluster.timeout=.inf", "cluster.network.bandwidth=.inf",
+                                  "maddpg.grad_clip=.inf", "cost.flops_rate=.inf", "cluster.network.latency=.inf"])
+def test_infinite_or_nan_numbers_are_refused(tmp_path, item):
+    with pytest.raises(BadInput, match="not finite") as info:
+        load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set([item]))
+    assert info.value.key == item.split("=")[0]
+
+
+def _numeric_fields(model, prefix=""):
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+            yield from _numeric_fields(annotation, f"{prefix}{name}.")
+        elif any(t in str(annotation) for t in ("int", "float")):
+            yield f"{prefix}{name}", field
+
+
+def test_every_number_in_the_schema_has_both_bounds():
+    fields = dict(_numeric_fields(Scenario))
+    assert "maddpg.lr" in fields and "cluster.network.latency" in fields
+    for key, field in fields.items():
+        kinds = {attr for item in field.metadata for attr in ("gt", "ge", "lt", "le") if getattr(item, attr, None)
+                 is not None}
+        assert kinds & {"gt", "ge"} and kinds & {"lt", "le"}, key
+
+
+@pytest.mark.parametrize("item, key", [("maddpg.lr=5", "maddpg.lr"), ("env.max_cycles=10000000000", "env.max_cycles"),
+                                       ("cost.decode=2", "cost.decode"),
+                                       ("cluster.network.latency=1e10", "cluster.network.latency")])
+def test_numbers_beyond_their_upper_bound_say_what_is_allowed(item, key):
+    with pytest.raises(BadInput, match="out of range; allowed: ") as info:
+        load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set([item]))
+    assert info.value.key == key
+
+
+@pytest.mark.parametrize("items, needed", [
+    (["maddpg.buffer_size=100", "maddpg.learning_starts=0", "maddpg.steps_per_iteration=10"], "maddpg.batch_size"),
+    (["maddpg.buffer_size=2000", "maddpg.batch_size=128"], "maddpg.learning_starts"),
+    (["maddpg.buffer_size=99", "maddpg.batch_size=32", "maddpg.learning_starts=64"], "maddpg.steps_per_iteration"),
+])
+def test_the_buffer_holds_at_least_what_one_iteration_needs(items, needed):
+    with pytest.raises(BadInput, match=f"smaller than {needed}") as info:
+        load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set(items))
+    assert info.value.key == "maddpg.buffer_size"
+
+
+def test_a_scenario_too_big_for_memory_is_refused_before_anything_is_built():
+    with pytest.raises(BadInput, match="GiB of memory") as info:
+        load_scenario(ROOT / "scenarios" / "spread3.yaml", {"env.n_agents": 100_000, "code.name": "centralized"})
+    assert "env.n_agents" in info.value.key

@@ -1,0 +1,249 @@
+"""Bad input of every kind is one line on stderr naming the file and key, exit status 2, nothing written.
+
+Saved policies and checkpoints that are garbage, truncated or of the wrong shapes; sizes that cannot
+fit in memory (checked from shapes before anything is allocated); study files whose exclude, plot
+or axis keys name nothing; and what the commands say about where they wrote.
+"""
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simcode.cli import main
+from simcode.config import EnvConfig, MaddpgConfig
+from simcode.errors import BadInput
+from simcode.study.spec import load_study
+
+ROOT = Path(__file__).resolve().parents[1]
+SPREAD3 = str(ROOT / "scenarios" / "spread3.yaml")
+TINY = ["--set", "run.iterations=2", "--set", "maddpg.batch_size=32", "--set", "maddpg.learning_starts=64",
+        "--set", "maddpg.hidden=16", "--no-progress"]
+
+
+def one_line_exit_2(capsys, args: list[str], *words: str) -> str:
+    """Run the CLI; assert exit 2 and a single `simcode: ...` line on stderr holding `words`."""
+    capsys.readouterr()
+    assert main(args) == 2, args
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("simcode: "), err
+    for word in words:
+        assert word in err[0], (word, err[0])
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny centralized training: policy.npz and checkpoints/iter-*.pkl."""
+    out = tmp_path_factory.mktemp("trained") / "train"
+    assert main(["train", SPREAD3, "--out", str(out), *TINY]) == 0
+    return out
+
+
+def copy_of(trained: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(trained, target)
+    return target
+
+
+# --------------------------------------------------------------------------- saved policies and checkpoints
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"this is not a zip file at all\n" * 10)
+
+
+def _truncated(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _pickled(path: Path) -> None:
+    path.write_bytes(pickle.dumps({"scenario": "spread3", "state_0": [1, 2, 3]}))
+
+
+def _wrong_shapes(path: Path) -> None:
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["state_1"] = arrays["state_1"][:-7]
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("spoil", [_garbage, _truncated, _pickled, _wrong_shapes], ids=lambda f: f.__name__[1:])
+def test_a_spoiled_policy_is_one_line_naming_the_file(trained, tmp_path, capsys, spoil):
+    run_dir = copy_of(trained, tmp_path)
+    policy = run_dir / "policy.npz"
+    spoil(policy)
+    one_line_exit_2(capsys, ["evaluate", str(run_dir), "--episodes", "1"], str(policy))
+
+
+def test_a_truncated_checkpoint_is_one_line_in_evaluate_and_resume(trained, tmp_path, capsys):
+    run_dir = copy_of(trained, tmp_path)
+    (run_dir / "policy.npz").unlink()  # evaluate falls back to the newest checkpoint
+    newest = sorted((run_dir / "checkpoints").glob("iter-*.pkl"))[-1]
+    _truncated(newest)
+    one_line_exit_2(capsys, ["evaluate", str(run_dir), "--episodes", "1"], str(newest), "truncated or corrupt")
+    before = sorted(p.name for p in run_dir.rglob("*"))
+    one_line_exit_2(capsys, ["train", SPREAD3, "--resume", "--out", str(run_dir), *TINY], str(newest))
+    assert sorted(p.name for p in run_dir.rglob("*")) == before
+
+
+def test_evaluate_a_file_says_it_is_not_a_run_directory(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    one_line_exit_2(capsys, ["evaluate", str(notes)], "is a file, not a run directory")
+
+
+def test_train_and_evaluate_say_where_they_wrote(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", SPREAD3, "--out", "relative", *TINY]) == 0
+    captured = capsys.readouterr()
+    assert f"training written to {(tmp_path / 'relative').resolve()}" in captured.err
+    json.loads(captured.out)  # stdout stays pure JSON
+    assert main(["evaluate", str(trained), "--episodes", "1", "--render", "episode.gif"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    gif = (tmp_path / "episode.gif").resolve()
+    assert report["render"] == str(gif) and gif.is_file()
+    assert f"evaluated the policy in {trained.resolve()}" in captured.err
+    assert f"episode written to {gif}" in captured.err
+
+
+# --------------------------------------------------------------------------- memory estimated from shapes
+
+@pytest.mark.parametrize("env", [
+    EnvConfig(scenario="simple_spread", n_agents=1), EnvConfig(scenario="simple_spread", n_agents=4),
+    EnvConfig(scenario="simple_adversary", n_agents=1), EnvConfig(scenario="simple_adversary", n_agents=3),
+    EnvConfig(scenario="simple_tag", n_adversaries=1, n_good=1, n_obstacles=0),
+    EnvConfig(scenario="simple_tag", n_adversaries=2, n_good=3, n_obstacles=1),
+    EnvConfig(scenario="simple_push"),
+], ids=lambda e: f"{e.scenario}")
+def test_estimated_sizes_are_the_environments_real_sizes(env):
+    from simcode import memory
+    from simcode.marl.envs import describe
+
+    real = describe(env, MaddpgConfig(hidden=8))
+    groups = memory.observation_groups(env)
+    assert [size for size, count in groups for _ in range(count)] == list(real.obs_dims)
+    estimated = [size for size, count in memory.agent_state_floats(groups, 8) for _ in range(count)]
+    assert estimated == list(real.state_sizes)  # every critic sees everything under maddpg
+
+
+def test_check_fits_says_what_is_needed_against_what_the_machine_has():
+    from simcode import memory
+
+    parts = [("maddpg.buffer_size", "the replay buffer", 3 * memory.GIB), ("env", "the states", memory.GIB)]
+    memory.check_fits(parts, "this run", available=4 * memory.GIB)  # exactly fits
+    with pytest.raises(BadInput) as info:
+        memory.check_fits(parts, "this run", "s.yaml", available=2 * memory.GIB)
+    assert info.value.key == "maddpg.buffer_size" and info.value.file == "s.yaml"
+    assert "needs ~4 GiB" in info.value.message and "this machine has 2 GiB" in info.value.message
+    assert "mostly the replay buffer" in info.value.message
+    assert memory.total_memory_bytes() > 2**26
+
+
+@pytest.mark.parametrize("args, key", [
+    (["run", SPREAD3, "--set", "env.n_agents=100000", "--set", "code.name=centralized"], "env.n_agents"),
+    (["train", SPREAD3, "--set", "env.n_agents=100000", "--set", "code.name=centralized"], "env.n_agents"),
+    (["run", SPREAD3, "--set", "env.n_agents=100000", "--set", "cluster.n_learners=100000",
+      "--set", "run.workload=timing"], "env.n_agents"),
+    (["codes", "show", "mds", "-M", "100000", "-N", "100001"], "--agents"),
+    (["bench", "updates", "--agents", "1000000000000"], "--agents"),
+    (["bench", "updates", "--agents", "2", "--batch", "1000000000000"], "--batch"),
+])
+def test_sizes_beyond_memory_are_refused_before_allocating(tmp_path, capsys, args, key):
+    out = ["--out", str(tmp_path / "out")] if args[0] in ("run", "train") else []
+    line = one_line_exit_2(capsys, args + out, key, "GiB of memory", "this machine has")
+    assert not (tmp_path / "out").exists(), line
+
+
+def test_train_checks_its_own_footprint_whatever_the_workload(tmp_path, capsys):
+    """train always trains: a timing scenario's buffer still has to fit."""
+    args = ["train", SPREAD3, "--set", "run.workload=timing", "--set", "env.n_agents=300",
+            "--set", "code.name=centralized", "--out", str(tmp_path / "out")]
+    one_line_exit_2(capsys, args, "this training of 300 agents")
+
+
+# --------------------------------------------------------------------------- study files
+
+def study_error(tmp_path: Path, body: str) -> BadInput:
+    """The BadInput of loading a timing study over spread3 with `body` (it must name the file)."""
+    path = tmp_path / "s.yaml"
+    path.write_text(f"base: {SPREAD3}\nset: {{run.workload: timing}}\n" + body)
+    with pytest.raises(BadInput) as info:
+        load_study(str(path))
+    assert info.value.file == str(path)
+    return info.value
+
+
+@pytest.mark.parametrize("body, key", [
+    ("axes: {delay.k: [0, 1]}\nexclude: [{code.name: mds}]\n", "exclude[0].code.name"),
+    ("axes: {delay.k: [0, 1]}\nexclude: [{delay.k: 7}]\n", "exclude[0]"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.kk}]\n", "plots[0].x"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, y: mean_iteratoin}]\n", "plots[0].y"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, hue: scheme_name}]\n", "plots[0].hue"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, where: {delay.kk: 1}}]\n", "plots[0].where.delay.kk"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, colour: red}]\n", "plots[0].colour"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line}]\n", "plots[0].x"),
+    ("axes: {sed: [0, 1]}\n", "axes.sed"),
+])
+def test_study_keys_that_name_nothing_are_refused(tmp_path, body, key):
+    assert study_error(tmp_path, body).key == key
+
+
+def test_plot_columns_known_to_the_study_are_a_runs_summary_keys():
+    from simcode.config import load_scenario
+    from simcode.sim.runner import simulate
+    from simcode.study.spec import SUMMARY_KEYS
+
+    summary = simulate(load_scenario(SPREAD3, {"run.workload": "timing", "run.iterations": 2})).summary
+    assert set(SUMMARY_KEYS) == set(summary)
+
+
+def test_a_typo_in_an_axis_key_is_an_unknown_scenario_key(tmp_path):
+    error = study_error(tmp_path, "axes: {delay.kk: [1, 2]}\n")
+    assert error.key == "delay.kk"
+    assert "unknown key in delay; allowed: name, mode, k, delay" in error.message
+    assert "exclude" not in error.message
+    # A key valid for some runs only (one scheme's parameter) still advises `exclude`.
+    assert "exclude" in study_error(tmp_path, "axes: {code.name: [mds, random_sparse], code.p: [0.5]}\n").message
+
+
+# --------------------------------------------------------------------------- names from any directory
+
+def test_shipped_studies_and_scenarios_resolve_from_any_directory(tmp_path, monkeypatch):
+    from simcode.config import load_scenario
+
+    monkeypatch.chdir(tmp_path)
+    assert load_study("straggler_sweep", quick=True).path.parent.name == "studies"
+    assert load_scenario("scenarios/spread3.yaml").n_agents == 3
+    assert load_scenario("spread5").n_agents == 5
+    (tmp_path / "studies").mkdir()  # the user's own study of the same name comes first
+    (tmp_path / "studies" / "straggler_sweep.yaml").write_text(
+        f"base: {SPREAD3}\nset: {{run.workload: timing}}\naxes: {{seed: [0, 1]}}\n")
+    assert len(load_study("straggler_sweep").runs) == 2
+    with pytest.raises(BadInput, match="straggler_sweep"):  # the allowed names are listed
+        load_study("no_such_study")
+    with pytest.raises(BadInput, match="spread3"):
+        load_scenario("scenarios/no_such.yaml")
+
+
+def test_the_shipped_files_are_package_data():
+    import tomllib
+
+    import simcode
+
+    data = Path(simcode.__file__).parent / "data"
+    assert (data / "studies" / "straggler_sweep.yaml").is_file() and (data / "scenarios" / "spread3.yaml").is_file()
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["simcode"]
+    assert "data/scenarios/*.yaml" in globs and "data/studies/*.yaml" in globs
+
+
+def test_make_sweep_writes_where_the_quick_study_writes_by_default():
+    from simcode.study.runner import default_out
+
+    sweep = [line for line in (ROOT / "Makefile").read_text().splitlines() if "study straggler_sweep" in line][0]
+    out = sweep.split("--out", 1)[1].split()[0] if "--out" in sweep else None
+    assert out in (None, str(default_out(load_study("straggler_sweep", quick=True))))
+
