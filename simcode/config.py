@@ -29,6 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from simcode.errors import BadInput
 from simcode.memory import short_number
+from simcode.mpe_scenarios import MPE_SCENARIOS
 from simcode.yamlfiles import DuplicateKey, parse_yaml, read_yaml, resolve_scenario_path
 
 __all__ = ["Scenario", "load_scenario", "parse_set", "read_yaml", "scenario_from_dict"]
@@ -59,14 +60,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# The mpe2 scenarios simcode knows (simcode.mpe_scenarios: one entry each).
+ScenarioName = Literal[tuple(MPE_SCENARIOS)]  # type: ignore[valid-type]
+
+
 class EnvConfig(_Section):
-    scenario: Literal["simple_spread", "simple_tag", "simple_adversary", "simple_push"] = "simple_spread"
+    scenario: ScenarioName = "simple_spread"
     n_agents: Int = Field(3, ge=1, le=MAX_COUNT, description="simple_spread: agents; simple_adversary: good agents")
     max_cycles: Int = Field(25, ge=1, le=MAX_SIZE)
     n_adversaries: Int = Field(3, ge=1, le=MAX_COUNT, description="simple_tag: predators")
     n_good: Int = Field(1, ge=1, le=MAX_COUNT, description="simple_tag: prey")
     n_obstacles: Int = Field(2, ge=0, le=MAX_COUNT, description="simple_tag: obstacles")
     local_ratio: Float = Field(0.5, ge=0, le=1, description="simple_spread: weight of local reward")
+    # What each agent gives mpe2: its Gumbel-softmax vector as a continuous action (the reference's
+    # interface), or the vector's argmax as a discrete action. Scenarios saved before this key existed
+    # meant hard (simcode.marl.trainer.saved_scenario).
+    actions: Literal["soft", "hard"] = Field("soft", description="soft: the sampled softmax vector "
+                                             "(continuous actions); hard: its argmax (discrete actions)")
 
 
 class MaddpgConfig(_Section):
@@ -343,11 +353,5 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
 
 def n_agents_of(env: EnvConfig) -> int:
     """How many learning agents the environment has."""
-    if env.scenario == "simple_spread":
-        return env.n_agents
-    if env.scenario == "simple_tag":
-        return env.n_adversaries + env.n_good
-    if env.scenario == "simple_adversary":
-        return env.n_agents + 1
-    return 2  # simple_push: one adversary, one good agent
+    return MPE_SCENARIOS[env.scenario].n_agents(env)
 

@@ -28,8 +28,9 @@ def same(a: Trainer, b: Trainer) -> None:
     assert a.episode_log == b.episode_log
 
 
-@pytest.mark.parametrize("env", [None, {"scenario": "simple_tag"}])
+@pytest.mark.parametrize("env", [None, {"scenario": "simple_tag"}, {"scenario": "simple_spread", "actions": "hard"}])
 def test_checkpoint_round_trip_continues_bit_identically(tmp_path, env):
+    """Restoring replays the current episode: soft vectors (the default) and argmax indices alike."""
     a = Trainer(tiny(env))
     a.warmup()
     for _ in range(2):
@@ -37,6 +38,8 @@ def test_checkpoint_round_trip_continues_bit_identically(tmp_path, env):
     a.collect()  # mid-episode, mid-iteration: the env must be restored exactly too
     a.save(tmp_path / "ckpt.pkl")
     b = Trainer.load(tmp_path / "ckpt.pkl")
+    assert b.scenario.env.actions == (env or {}).get("actions", "soft")
+    assert a.episode_actions and len(a.episode_actions) == len(b.episode_actions)
     same(a, b)
     for _ in range(3):
         assert a.step() == b.step()
@@ -44,6 +47,7 @@ def test_checkpoint_round_trip_continues_bit_identically(tmp_path, env):
 
 
 def test_train_resume_equals_uninterrupted(tmp_path):
+    assert tiny().env.actions == "soft"  # the default interface is the one resumed here
     full = train(tiny(checkpoint_every=2), tmp_path / "full", progress=False)
     part = tmp_path / "part"
     train(tiny(checkpoint_every=2).model_copy(update={"run": tiny(iterations=4).run}), part, progress=False)

@@ -1,4 +1,8 @@
-"""The MPE environments of mpe2 (parallel API, discrete actions) and the sizes MADDPG derives from them.
+"""The MPE environments of mpe2 (parallel API) and the sizes MADDPG derives from them.
+
+Which scenarios exist and how each is built is `simcode.mpe_scenarios`; `env.actions` chooses mpe2's
+continuous actions (soft: each agent gives its 5-vector, turned into the force (a[2] - a[1], a[4] - a[3])
+times its acceleration) or its discrete ones (hard: an index in 0..4).
 
 `describe` answers every size question (state length, minibatch bytes, flops of one agent update) by
 arithmetic, so the simulator's timing-only workload never builds a network.
@@ -11,37 +15,25 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
+from gymnasium.spaces.utils import flatdim
 from pettingzoo.utils.conversions import aec_to_parallel
 
 from simcode.config import EnvConfig, MaddpgConfig
-
-MODULES = {
-    "simple_spread": "mpe2.simple_spread_v3",
-    "simple_tag": "mpe2.simple_tag_v3",
-    "simple_adversary": "mpe2.simple_adversary_v3",
-    "simple_push": "mpe2.simple_push_v3",
-}
-
-
-def env_kwargs(env_cfg: EnvConfig) -> dict:
-    if env_cfg.scenario == "simple_spread":
-        return {"N": env_cfg.n_agents, "local_ratio": env_cfg.local_ratio}
-    if env_cfg.scenario == "simple_tag":
-        return {"num_good": env_cfg.n_good, "num_adversaries": env_cfg.n_adversaries,
-                "num_obstacles": env_cfg.n_obstacles}
-    if env_cfg.scenario == "simple_adversary":
-        return {"N": env_cfg.n_agents}
-    return {}
+from simcode.mpe_scenarios import MPE_SCENARIOS
 
 
 def make_env(env_cfg: EnvConfig, render_mode: str | None = None, benchmark_data: bool = False):
-    """An mpe2 parallel env with Discrete(5) actions; `benchmark_data` fills infos with the scenario's data."""
-    module = importlib.import_module(MODULES[env_cfg.scenario])
-    # mpe2's parallel_env wraps raw_env in checking wrappers (step order, action bounds) before the
-    # parallel conversion; our actions are always valid, and without them a step is a third faster.
-    return aec_to_parallel(module.raw_env(max_cycles=env_cfg.max_cycles, continuous_actions=False,
+    """An mpe2 parallel env: Box(0, 1, (5,)) actions when `env_cfg.actions` is soft, Discrete(5) when
+    hard; `benchmark_data` fills infos with the scenario's data."""
+    entry = MPE_SCENARIOS[env_cfg.scenario]
+    module = importlib.import_module(entry.module)
+    # mpe2's parallel_env wraps raw_env in checking wrappers (step order, action bounds: clipping to
+    # [0, 1] when continuous) before the parallel conversion; our actions are always valid (softmax
+    # vectors, or indices), and without the wrappers a step is a third faster.
+    return aec_to_parallel(module.raw_env(max_cycles=env_cfg.max_cycles,
+                                          continuous_actions=env_cfg.actions == "soft",
                                           render_mode=render_mode, benchmark_data=benchmark_data,
-                                          **env_kwargs(env_cfg)))
+                                          **entry.raw_env_kwargs(env_cfg)))
 
 
 @dataclass(frozen=True)
@@ -121,7 +113,7 @@ def _describe(env_json: str, hidden: int, batch_size: int, good_policy: str, adv
     shapes = MaddpgShapes(
         agent_names=names,
         obs_dims=tuple(int(env.observation_space(a).shape[0]) for a in names),
-        act_dims=tuple(int(env.action_space(a).n) for a in names),
+        act_dims=tuple(flatdim(env.action_space(a)) for a in names),  # Discrete(5) and Box (5,) alike
         adversary=adversary, local_critic=local, hidden=hidden, batch_size=batch_size,
     )
     return shapes  # not closed: env.close() quits pygame for every env in the process

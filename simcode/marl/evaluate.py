@@ -1,7 +1,8 @@
 """`simcode evaluate`: run a saved policy for some episodes; mean reward, benchmark data, a GIF.
 
-Actions are sampled as in training (Gumbel-max over the policy's logits) from the "evaluation"
-stream of `seed`; each episode is reset with a seed from the same stream.
+Actions are sampled as in training (softmax of the policy's logits plus Gumbel noise, given to the
+environment as that vector or its argmax, per `env.actions`) from the "evaluation" stream of `seed`;
+each episode is reset with a seed from the same stream.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from simcode import atomic, outputs
-from simcode.config import Scenario
+from simcode.config import EnvConfig, Scenario
 from simcode.errors import BadInput
+from simcode.mpe_scenarios import MPE_SCENARIOS
 from simcode.seeding import generator
 
 POLICY_FILE = "policy.npz"
@@ -62,7 +64,7 @@ NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.
 
 def _load_policy(path: Path):
     """A trainer holding the policy in `path`, or BadInput naming the file and what is wrong."""
-    from simcode.marl.trainer import Trainer, check_states
+    from simcode.marl.trainer import Trainer, check_states, saved_scenario
 
     try:
         with np.load(path) as data:  # no pickles: allow_pickle stays False
@@ -73,7 +75,7 @@ def _load_policy(path: Path):
         raise BadInput("", f"not a policy simcode can read (truncated or corrupt: {reason}); {POLICY_ALLOWED}",
                        str(path)) from None
     try:
-        scenario = Scenario.model_validate(json.loads(text))
+        scenario = saved_scenario(json.loads(text))
     except ValueError:  # JSON or pydantic
         raise BadInput("scenario", f"not a scenario simcode wrote; {POLICY_ALLOWED}", str(path)) from None
     trainer = Trainer(scenario)
@@ -88,17 +90,13 @@ def _load_policy(path: Path):
 
 
 def _benchmark(env, scenario_name: str) -> dict:
-    """This step's scenario benchmark data, summed over agents where it is a count."""
-    world = env.unwrapped.world
-    scenario = env.unwrapped.scenario
-    if scenario_name == "simple_spread":
-        rows = [scenario.benchmark_data(a, world) for a in world.agents]
-        # (reward, collisions, min distances, occupied landmarks); collisions count each pair twice
-        return {"collisions": sum(r[1] for r in rows) / 2, "min_dists": rows[0][2],
-                "occupied_landmarks": rows[0][3]}
-    if scenario_name == "simple_tag":
-        return {"collisions": sum(scenario.benchmark_data(a, world) for a in world.agents)}
-    return {}
+    """This step's scenario benchmark data (simcode.mpe_scenarios), summed over agents where it is a count."""
+    summary = MPE_SCENARIOS[scenario_name].benchmark
+    return summary(env.unwrapped.scenario, env.unwrapped.world) if summary else {}
+
+
+ACTIONS_TEXT = {"soft": "sampled softmax vectors (Gumbel-softmax), as in training",
+                "hard": "argmax of sampled softmax vectors (Gumbel-max), as in training"}
 
 
 def evaluate(run_dir: Path, episodes: int = 10, render: Path | None = None, seed: int = 0) -> dict:
@@ -114,8 +112,8 @@ def evaluate(run_dir: Path, episodes: int = 10, render: Path | None = None, seed
         obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
         total, sums, steps = 0.0, {}, 0
         while env.agents:
-            actions, _ = trainer.act(trainer._joint(obs), rng)
-            obs, rew, *_ = env.step(dict(zip(trainer.agent_names, actions)))
+            _, soft = trainer.act(trainer._joint(obs), rng)
+            obs, rew, *_ = env.step(dict(zip(trainer.agent_names, trainer.env_actions(soft))))
             total += sum(rew.values())
             for k, v in _benchmark(env, name).items():
                 sums[k] = sums.get(k, 0.0) + float(v)
@@ -129,7 +127,7 @@ def evaluate(run_dir: Path, episodes: int = 10, render: Path | None = None, seed
             _write_gif(render, frames)
             env.close()
     out = {"run_dir": str(run_dir), "scenario": name, "iteration": trainer.iteration,
-           "episodes": episodes, "seed": seed, "actions": "sampled (Gumbel-max), as in training",
+           "episodes": episodes, "seed": seed, "actions": ACTIONS_TEXT[trainer.scenario.env.actions],
            "mean_reward": float(np.mean(totals)), "std_reward": float(np.std(totals)),
            "rewards": [float(t) for t in totals]}
     for key in (bench[0] if bench else {}):
@@ -137,6 +135,32 @@ def evaluate(run_dir: Path, episodes: int = 10, render: Path | None = None, seed
     if render is not None:
         out["render"] = str(render)
     return out
+
+
+def random_policy_reward(env_cfg: EnvConfig, episodes: int, seed: int = 0) -> tuple[float, float]:
+    """Mean episode reward (sum over agents) of a uniformly random policy, and its standard error.
+
+    Each agent picks one of its actions uniformly from the "evaluation" stream of `seed`. With soft
+    actions it gives that action's one-hot vector, which mpe2 moves exactly as the discrete action:
+    both interfaces see the same episodes, so one baseline serves both."""
+    from gymnasium.spaces.utils import flatdim
+
+    from simcode.marl.envs import make_env
+
+    env = make_env(env_cfg)
+    rng = generator(seed, "evaluation")
+    totals = []
+    for _ in range(episodes):
+        env.reset(seed=int(rng.integers(2**31 - 1)))
+        total = 0.0
+        while env.agents:
+            picks = {a: int(rng.integers(flatdim(env.action_space(a)))) for a in env.agents}
+            if env_cfg.actions == "soft":
+                picks = {a: np.eye(flatdim(env.action_space(a)), dtype=np.float32)[k] for a, k in picks.items()}
+            _, rew, *_ = env.step(picks)
+            total += sum(rew.values())
+        totals.append(total)
+    return float(np.mean(totals)), float(np.std(totals) / np.sqrt(episodes))
 
 
 def _render_env(trainer):

@@ -4,15 +4,16 @@ The controller calls `warmup()` once, then per iteration `collect()`, `sample()`
 `compute_updates(batch)` (pure: learners may compute any subsets) and `install(states)`.
 `step()` is the same iteration done centrally.
 
-Acting: each agent samples softmax(logits + gumbel) as the reference does; the environment gets its
-argmax (a sample of the categorical policy, by the Gumbel-max trick) and the replay buffer keeps the
-soft vector, which is what the critics see. mpe2 ends episodes by truncation at max_cycles, which
-is not stored as done: targets bootstrap through it (the reference does too); terminations (none in
-these scenarios) are stored as done.
+Acting: each agent samples softmax(logits + gumbel) as the reference does, and the replay buffer keeps
+that soft vector, which is what the critics see. With `env.actions: soft` (the default, the
+reference's interface) the environment gets the same vector as a continuous action; with `hard` it
+gets its argmax (a sample of the categorical policy, by the Gumbel-max trick). mpe2 ends episodes by
+truncation at max_cycles, which is not stored as done: targets bootstrap through it (the reference
+does too); terminations (none in these scenarios) are stored as done.
 
 Checkpoints hold everything: states, buffer, counters, generator states and the environment as
-(seed of the current episode, actions taken in it) -- restoring replays the episode, which is exact
-because mpe2's dynamics are deterministic given the reset seed.
+(seed of the current episode, actions given to it: float32 vectors or indices) -- restoring replays
+the episode, which is exact because mpe2's dynamics are deterministic given the reset seed.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Trainer:
 
     def _new_episode(self) -> None:
         self.episode_seed = int(self.env_rng.integers(2**31 - 1))
-        self.episode_actions: list[list[int]] = []
+        self.episode_actions: list[list] = []  # per step, what each agent gave the environment
         self.episode_rewards = np.zeros(self.n_agents)
         obs, _ = self.env.reset(seed=self.episode_seed)
         self.obs = self._joint(obs)
@@ -82,8 +83,9 @@ class Trainer:
         return actor_logits_numpy(actor, joint_obs[self._own_cols] * self._own_mask)
 
     def act(self, joint_obs: np.ndarray, rng: np.random.Generator, greedy: bool = False):
-        """(env actions, soft actions (M, A)) of all agents for one joint observation: softmax(logits +
-        Gumbel noise from `rng`, shape (M, A)) and its argmax; without noise when `greedy`."""
+        """(sampled action indices, soft actions (M, A)) of all agents for one joint observation:
+        softmax(logits + Gumbel noise from `rng`, shape (M, A)) and its argmax; without noise when
+        `greedy`. `env_actions` turns the soft actions into what the environment takes."""
         logits = self.actor_logits(joint_obs)
         if not greedy:
             logits = logits + rng.gumbel(size=logits.shape).astype(np.float32)
@@ -91,9 +93,17 @@ class Trainer:
         soft /= soft.sum(axis=1, keepdims=True)
         return soft.argmax(axis=1).tolist(), soft.astype(np.float32)
 
+    def env_actions(self, soft: np.ndarray) -> list:
+        """What each agent gives the environment: its float32 soft vector (`env.actions: soft`) or the
+        vector's argmax (`hard`)."""
+        if self.scenario.env.actions == "soft":
+            return list(soft)
+        return soft.argmax(axis=1).tolist()
+
     def _env_step(self) -> float | None:
         """One environment step with the current policies; the episode reward if the episode ended."""
-        actions, soft = self.act(self.obs, self.explore_rng)
+        _, soft = self.act(self.obs, self.explore_rng)
+        actions = self.env_actions(soft)
         obs, rew, term, trunc, _ = self.env.step(dict(zip(self.agent_names, actions)))
         next_obs = self._joint(obs)
         rewards = np.array([rew[a] for a in self.agent_names], dtype=np.float32)
@@ -186,7 +196,7 @@ class Trainer:
         A checkpoint is a pickle: like any pickle, load only files you trust."""
         data = read_checkpoint(path)
         try:
-            trainer = cls(Scenario.model_validate(data["scenario"]))
+            trainer = cls(saved_scenario(data["scenario"]))
             check_states(data["states"], trainer.state_sizes, path)
             trainer.state = trainer.layout.unpack(data["states"])
             trainer.buffer = ReplayBuffer.from_state_dict(data["buffer"])
@@ -212,6 +222,14 @@ class Trainer:
 
 
 CHECKPOINT_ALLOWED = "allowed: a checkpoint written by simcode train"
+
+
+def saved_scenario(data: dict) -> Scenario:
+    """The scenario a checkpoint or policy file holds, meaning what it meant when written: one saved
+    before `env.actions` existed was trained with argmax actions (hard), not today's default."""
+    if isinstance(data, dict) and isinstance(data.get("env"), dict) and "actions" not in data["env"]:
+        data = {**data, "env": {**data["env"], "actions": "hard"}}
+    return Scenario.model_validate(data)
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,52 @@
+"""The MPE scenarios simcode trains on, one entry each: the config, the environments and evaluate read them.
+
+Adding an mpe2 scenario is one entry in `MPE_SCENARIOS` (plus an `EnvConfig` key if it needs a new
+one). Plain data and small functions: importing this module imports neither torch nor mpe2, so the
+typed config can read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MpeScenario:
+    module: str  # the mpe2 module whose raw_env builds the environment
+    env_keys: dict[str, str] = field(default_factory=dict)  # raw_env keyword -> the EnvConfig key that sets it
+    agent_keys: tuple[str, ...] = ()  # EnvConfig keys whose values add up to the learning agents...
+    fixed_agents: int = 0  # ...plus the agents no key counts
+    # (mpe2 scenario, world) -> this step's benchmark data, summed over agents where it is a count
+    benchmark: Callable[[Any, Any], dict[str, float]] | None = None
+
+    def n_agents(self, env_cfg: Any) -> int:
+        return sum(int(getattr(env_cfg, key)) for key in self.agent_keys) + self.fixed_agents
+
+    def raw_env_kwargs(self, env_cfg: Any) -> dict[str, Any]:
+        return {keyword: getattr(env_cfg, key) for keyword, key in self.env_keys.items()}
+
+
+def _spread_benchmark(scenario: Any, world: Any) -> dict[str, float]:
+    rows = [scenario.benchmark_data(agent, world) for agent in world.agents]
+    # Each row is (reward, collisions, min distances, occupied landmarks); a collision is counted by
+    # both agents in it, hence the halving.
+    return {"collisions": sum(row[1] for row in rows) / 2, "min_dists": rows[0][2],
+            "occupied_landmarks": rows[0][3]}
+
+
+def _tag_benchmark(scenario: Any, world: Any) -> dict[str, float]:
+    return {"collisions": sum(scenario.benchmark_data(agent, world) for agent in world.agents)}
+
+
+MPE_SCENARIOS: dict[str, MpeScenario] = {
+    "simple_spread": MpeScenario("mpe2.simple_spread_v3", {"N": "n_agents", "local_ratio": "local_ratio"},
+                                 agent_keys=("n_agents",), benchmark=_spread_benchmark),
+    "simple_tag": MpeScenario("mpe2.simple_tag_v3", {"num_good": "n_good", "num_adversaries": "n_adversaries",
+                                                     "num_obstacles": "n_obstacles"},
+                              agent_keys=("n_adversaries", "n_good"), benchmark=_tag_benchmark),
+    "simple_adversary": MpeScenario("mpe2.simple_adversary_v3", {"N": "n_agents"}, agent_keys=("n_agents",),
+                                    fixed_agents=1),  # the adversary
+    "simple_push": MpeScenario("mpe2.simple_push_v3", fixed_agents=2),  # one adversary, one good agent
+}
