@@ -17,6 +17,7 @@ import numpy as np
 from simcode import atomic, outputs
 from simcode.config import Scenario
 from simcode.errors import BadInput, Interrupted
+from simcode.figures import save_figure
 from simcode.marl.evaluate import save_policy
 from simcode.marl.trainer import Trainer
 from simcode.progress import progress_bar
@@ -58,8 +59,7 @@ def write_curve(trainer: Trainer, out_dir: Path) -> None:
     ax.set_title(f"MADDPG on {trainer.scenario.env.scenario}, {trainer.n_agents} agents")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    with atomic.replacing(out_dir / "curve.png") as tmp:
-        fig.savefig(tmp, dpi=100)
+    save_figure(fig, out_dir / "curve.png", dpi=100)
     plt.close(fig)
 
 
