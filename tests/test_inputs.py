@@ -201,11 +201,17 @@ def test_plot_columns_known_to_the_study_are_a_runs_summary_keys():
     assert set(SUMMARY_KEYS) == set(summary)
 
 
-def test_a_typo_in_an_axis_key_is_an_unknown_scenario_key(tmp_path):
+def test_a_typo_in_an_axis_or_set_key_is_an_unknown_scenario_key(tmp_path):
     error = study_error(tmp_path, "axes: {delay.kk: [1, 2]}\n")
     assert error.key == "delay.kk"
     assert "unknown key in delay; allowed: name, mode, k, delay" in error.message
     assert "exclude" not in error.message
+    path = tmp_path / "typo.yaml"
+    path.write_text(f"base: {SPREAD3}\nset: {{run: {{workload: timing, iterationz: 5}}}}\naxes: {{delay.k: [0, 1]}}\n")
+    with pytest.raises(BadInput) as info:
+        load_study(str(path))
+    assert info.value.key == "set.run.iterationz" and "exclude" not in info.value.message
+    assert study_error(tmp_path, "quick: {maddpg.lrr: 0.1}\naxes: {delay.k: [0, 1]}\n").key == "quick.maddpg.lrr"
     # A key valid for some runs only (one scheme's parameter) still advises `exclude`.
     assert "exclude" in study_error(tmp_path, "axes: {code.name: [mds, random_sparse], code.p: [0.5]}\n").message
 
@@ -227,6 +233,19 @@ def test_shipped_studies_and_scenarios_resolve_from_any_directory(tmp_path, monk
         load_study("no_such_study")
     with pytest.raises(BadInput, match="spread3"):
         load_scenario("scenarios/no_such.yaml")
+
+
+def test_a_copied_shipped_study_finds_its_base_from_anywhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(ROOT / "studies" / "time_to_reward.yaml", tmp_path / "mine.yaml")  # base: ../scenarios/...
+    assert load_study("mine.yaml", quick=True).runs[0].scenario.n_agents == 3
+
+
+def test_a_binary_study_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "study.yaml"
+    path.write_bytes(bytes(range(256)))
+    one_line_exit_2(capsys, ["study", str(path), "--out", str(tmp_path / "out")], str(path), "not a text file")
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_shipped_files_are_package_data():

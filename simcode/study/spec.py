@@ -119,6 +119,8 @@ def _read_study(path: Path, quick: bool) -> tuple[dict[str, Any], dict[str, Any]
     if "base" not in data:
         raise BadInput("base", "missing: the base scenario file, relative to the study file", file)
     base_path = (path.parent / str(data["base"])).resolve()
+    if not base_path.is_file():  # e.g. a copy of a shipped study: `../scenarios/NAME.yaml` is the shipped one
+        base_path = shipped_path(Path(str(data["base"])).name, "scenarios") or base_path
     if not base_path.is_file():
         raise BadInput("base", f"{data['base']} not found (looked at {base_path})", file)
     base = read_yaml(base_path)
@@ -163,15 +165,27 @@ def _matches(rule: dict[str, Any], values: dict[str, Any]) -> bool:
     return all(k in values and values[k] == v for k, v in rule.items())
 
 
-def _check_axis_keys(grid: list[dict[str, Any]], base: dict[str, Any], axis_keys: list[str], file: str) -> None:
-    """An axis key that is a key of no run's scenario is a typo: say so, with what is allowed (a
-    key valid in only some runs, such as one scheme's parameter, is left to the per-run check)."""
-    for key in axis_keys:
+def _dotted_keys(overrides: dict[str, Any], prefix: str = "") -> list[str]:
+    """`{run: {iterations: 5}, delay.k: 1}` -> ['run.iterations', 'delay.k']."""
+    keys = []
+    for key, value in overrides.items():
+        dotted = f"{prefix}{key}"
+        keys += _dotted_keys(value, f"{dotted}.") if isinstance(value, dict) and value else [dotted]
+    return keys
+
+
+def _check_keys(keys: list[str], where: str, grid: list[dict[str, Any]], base: dict[str, Any], file: str) -> None:
+    """A key that is a key of no run's scenario is a typo: say so, with what is allowed (a key valid
+    in only some runs, such as one scheme's parameter, is left to the per-run check)."""
+    scenarios = [apply_overrides(base, _overrides(values)) for values in grid]
+    for key in keys:
         if is_label(key):
             continue
-        problems = [unknown_key(key, apply_overrides(base, _overrides(values))) for values in grid if key in values]
+        problems = [unknown_key(key, data) for data, values in zip(scenarios, grid)
+                    if where != "axes" or key in values]
         if problems and all(problems):
-            raise BadInput(key, f"{problems[0]} (an axis key must be a key of the scenario)", file)
+            named, what = (key, "an axis key") if where == "axes" else (f"{where}.{key}", f"a `{where}` key")
+            raise BadInput(named, f"{problems[0]} ({what} must be a key of the scenario)", file)
 
 
 def _overrides(values: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +240,9 @@ def load_study(name_or_file: str, quick: bool = False, studies_dir: Path | None 
     axis_lists = [_axis_values(str(name), values, file) for name, values in axes.items()]
     axis_keys = list(dict.fromkeys(k for axis in axis_lists for assignment in axis for k in assignment))
     grid = _grid(axis_lists)
-    _check_axis_keys(grid, base, axis_keys, file)
+    for section in ("set", "quick"):
+        _check_keys(_dotted_keys(data.get(section) or {}), section, grid, base, file)
+    _check_keys(axis_keys, "axes", grid, base, file)
     runs = _build_runs(_excluded(data.get("exclude") or [], grid, axis_keys, file), base, file)
     plots = data.get("plots") or []
     _check_plots(plots, ["run_id", *axis_keys, *SUMMARY_KEYS], file)
