@@ -59,11 +59,14 @@ def nan_decodes_from(first_call: int):
     return nan_decode
 
 
-def test_trainer_step_stops_on_a_non_finite_parameter(monkeypatch):
+@pytest.mark.parametrize(("actions", "seen_in"), [("hard", "updated states"), ("soft", "episode rewards")])
+def test_trainer_step_stops_on_a_non_finite_parameter(monkeypatch, actions, seen_in):
+    """Hard actions: the argmax of NaN is a valid action, the NaN shows in the update. Soft: the NaN
+    vector reaches the environment, whose rewards show it first."""
     poison_after_warmup(monkeypatch)
-    trainer = Trainer(tiny("centralized"))
+    trainer = Trainer(tiny("centralized", env={"scenario": "simple_spread", "n_agents": 3, "actions": actions}))
     trainer.warmup()
-    with pytest.raises(SimulationError, match=r"^iteration 0: the MADDPG training diverged: updated states"):
+    with pytest.raises(SimulationError, match=rf"^iteration 0: the MADDPG training diverged: {seen_in}"):
         trainer.step()
     assert trainer.iteration == 0  # nothing was installed
 
