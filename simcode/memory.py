@@ -89,17 +89,27 @@ def check_fits(parts: list[tuple[str, str, int]], subject: str, file: str | None
 # Observation sizes come as groups (length, how many agents have it): a list with one entry per
 # agent would itself be the allocation to avoid at absurd agent counts.
 
+def _spread(env) -> list[tuple[int, int]]:  # own vel, pos; every landmark; other agents' pos and comm
+    return [(6 * env.n_agents, env.n_agents)]
+
+
+def _adversary(env) -> list[tuple[int, int]]:  # N good agents, N landmarks, one adversary (first)
+    return [(4 * env.n_agents, 1), (4 * env.n_agents + 2, env.n_agents)]
+
+
+def _tag(env) -> list[tuple[int, int]]:  # obstacles, everyone's position, the prey's velocities
+    common = 4 + 2 * env.n_obstacles + 2 * (env.n_adversaries + env.n_good - 1)
+    return [(common + 2 * env.n_good, env.n_adversaries), (common + 2 * (env.n_good - 1), env.n_good)]
+
+
+# One entry per scenario of simcode.mpe_scenarios.MPE_SCENARIOS (a test checks both lists and sizes).
+OBSERVATIONS = {"simple_spread": _spread, "simple_adversary": _adversary, "simple_tag": _tag,
+                "simple_push": lambda env: [(8, 1), (19, 1)]}  # the adversary, the good agent
+
+
 def observation_groups(env) -> list[tuple[int, int]]:
     """(observation length, number of agents) in the MPE scenario of `env` (a config.EnvConfig)."""
-    if env.scenario == "simple_spread":  # own vel, pos; every landmark; other agents' pos and comm
-        return [(6 * env.n_agents, env.n_agents)]
-    if env.scenario == "simple_adversary":  # N good agents, N landmarks, one adversary
-        n = env.n_agents
-        return [(4 * n, 1), (4 * n + 2, n)]
-    if env.scenario == "simple_tag":  # obstacles, everyone's position, the prey's velocities
-        common = 4 + 2 * env.n_obstacles + 2 * (env.n_adversaries + env.n_good - 1)
-        return [(common + 2 * env.n_good, env.n_adversaries), (common + 2 * (env.n_good - 1), env.n_good)]
-    return [(8, 1), (19, 1)]  # simple_push: the adversary, the good agent
+    return OBSERVATIONS[env.scenario](env)
 
 
 def _agents(groups: list[tuple[int, int]]) -> int:
@@ -148,8 +158,9 @@ def code_bytes(n_agents: int, n_learners: int) -> int:
 
 def _agent_keys(env) -> str:
     """The keys that set how many agents an environment has."""
-    return {"simple_spread": "env.n_agents", "simple_adversary": "env.n_agents",
-            "simple_tag": "env.n_adversaries, env.n_good"}.get(env.scenario, "env.scenario")
+    from simcode.mpe_scenarios import MPE_SCENARIOS
+
+    return ", ".join(f"env.{key}" for key in MPE_SCENARIOS[env.scenario].agent_keys) or "env.scenario"
 
 
 def training_parts(scenario) -> list[tuple[str, str, int]]:

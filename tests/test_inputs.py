@@ -122,6 +122,9 @@ def test_train_and_evaluate_say_where_they_wrote(trained, tmp_path, capsys, monk
 def test_estimated_sizes_are_the_environments_real_sizes(env):
     from simcode import memory
     from simcode.marl.envs import describe
+    from simcode.mpe_scenarios import MPE_SCENARIOS
+
+    assert set(memory.OBSERVATIONS) == set(MPE_SCENARIOS)  # a new scenario needs its sizes here too
 
     real = describe(env, MaddpgConfig(hidden=8))
     groups = memory.observation_groups(env)
