@@ -133,13 +133,13 @@ def train(
 
 @app.command()
 def study(
-    name_or_file: str = typer.Argument(..., help="A study name (studies/NAME.yaml) or a YAML file."),
+    name_or_file: str = typer.Argument(..., help="A study name (studies/NAME.yaml here, else the shipped study of "
+                                                 "that name) or a YAML file."),
     quick: bool = typer.Option(False, "--quick", help="Shrink iterations for a first look (and CI); writes to "
                                                       "runs/study-<name>-quick unless --out is given."),
     out: Path | None = typer.Option(None, "--out", parser=_given_path, metavar="DIR",
                                     help="Study directory (default runs/study-<name>, or runs/study-<name>-quick "
                                          "with --quick)."),
-
     jobs: int = typer.Option(1, "--jobs", min=1, help="Local worker processes."),
     executor: str = typer.Option("local", "--executor", help="local, ray or dask."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
