@@ -19,7 +19,7 @@ def timing_scenario(code: dict, n_agents: int, n_learners: int, seed: int = 7):
     return scenario_from_dict({
         "seed": seed,
         "env": {"scenario": "simple_spread", "n_agents": n_agents},
-        "cluster": {"n_learners": n_learners, "network": {"latency": 0.0, "bandwidth": 1e30}},
+        "cluster": {"n_learners": n_learners, "network": {"latency": 0.0, "bandwidth": 1e18}},
         "code": code,
         "delay": {"name": "shifted_exponential", "shift": SHIFT, "rate": RATE},
         "cost": {"model": "fixed", "update": 0.0, "env_step": 0.0, "decode": 0.0},
