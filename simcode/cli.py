@@ -225,6 +225,34 @@ def bench_updates(
         typer.echo(json.dumps(result))
 
 
+@app.command()
+def calibrate(
+    out: Path | None = typer.Option(None, "--out", parser=_given_path, metavar="FILE",
+                                    help="Profile to write (default runs/profile.yaml); replaces only a profile "
+                                         "simcode calibrate wrote."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer repeats and steps: faster, noisier."),
+    batch: int = typer.Option(1024, "--batch", min=1, help="Minibatch size per agent of the timed updates."),
+) -> None:
+    """Measure this machine running simcode's own work and write a cost profile (cost.model: profile)."""
+    from simcode.config import MaddpgConfig
+    from simcode.memory import bench_parts, check_fits
+    from simcode.sim.calibrate import DEFAULT_OUT, UPDATE_AGENTS, check_output, write_profile
+    from simcode.sim.calibrate import calibrate as calibrate_fn
+
+    out = out or DEFAULT_OUT
+    check_output(out)  # before minutes of measuring
+    # Timed as `bench updates` times them, at the largest M calibrate measures: only --batch sizes them here.
+    parts = bench_parts(max(UPDATE_AGENTS), batch, MaddpgConfig().hidden)
+    check_fits([("--batch", what, nbytes) for _, what, nbytes in parts], "the timed updates")
+    phases = iter(range(1, 6))
+    profile, report = calibrate_fn(batch=batch, quick=quick, progress=lambda phase: typer.echo(
+        f"calibrate: measuring {phase} ({next(phases)}/5)", err=True))
+    typer.echo("\n".join(report))
+    write_profile(profile, out)
+    typer.echo(f"profile written to {Path(out).resolve()}; use it with --set cost.model=profile "
+               f"--set cost.profile={Path(out).resolve()}")
+
+
 # A path the user gave that cannot name a file at all (a component is a file, or it is too long).
 USER_PATH_ERRORS = {errno.ENOTDIR, errno.ENAMETOOLONG}
 

@@ -46,6 +46,7 @@ def _whole_number(value: Any) -> Any:
 # infinite or NaN.
 Int = Annotated[int, BeforeValidator(_whole_number), Field(strict=True)]
 Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Bool = Annotated[bool, Field(strict=True)]  # true or false, not 1 or "yes"
 
 # Upper bounds: far beyond anything useful, low enough that no sum of simulated seconds or count
 # of floats overflows; the memory estimate (simcode.memory) is the real limit on sizes.
@@ -100,12 +101,22 @@ class MaddpgConfig(_Section):
 class NetworkConfig(_Section):
     latency: Float = Field(0.0005, ge=0, le=MAX_SECONDS, description="seconds per message")
     bandwidth: Float = Field(1.25e9, gt=0, le=MAX_RATE, description="bytes per second")
+    model: Literal["links", "shared"] = Field(
+        "links", description="links: every message has its own link, no contention; shared: one network "
+        "interface per node, a sender's messages leave one after another (simcode.sim.network)")
+    per_message: Float | None = Field(
+        None, ge=0, le=MAX_SECONDS, description="seconds added to every message (serialisation); default none, "
+        "or with cost.model: profile and the shared network the profile's serialisation cost")
 
 
 class ClusterConfig(_Section):
     n_learners: Int = Field(5, ge=1, le=MAX_COUNT)
     network: NetworkConfig = NetworkConfig()
-    on_decode: Literal["cancel", "let_finish"] = "cancel"
+    on_decode: Literal["cancel", "let_finish", "cancel_wait"] = Field(
+        "cancel", description="what late learners do once the controller decodes: cancel: stop at once and "
+        "take the next work; let_finish: finish the late work first (it queues the next); cancel_wait: the "
+        "seed's protocol: the controller acks every learner, the ack cuts a straggler's extra delay short "
+        "but its computation runs to the end, and the next iteration starts when every learner is free")
     timeout: Float | None = Field(
         None, gt=0, le=MAX_SECONDS, description="seconds after which missing work is re-sent to learners that answered"
     )
@@ -133,7 +144,12 @@ class DelayConfig(BaseModel):
 
 
 class CostConfig(_Section):
-    model: Literal["fixed", "flops", "measured"] = "fixed"
+    model: Literal["fixed", "flops", "measured", "profile"] = "fixed"
+    profile: str | None = Field(None, description="profile: a cost profile written by `simcode calibrate`; a "
+                                "relative path is looked up beside the scenario file, in the current "
+                                "directory, then among the shipped profiles (simcode/data/profiles)")
+    rank_check: Bool = Field(False, description="profile: charge the controller the seed's rank check of the "
+                             "received rows after every arrival")
     update: Float = Field(0.01, ge=0, le=MAX_SECONDS, description="fixed: seconds per agent update")
     env_step: Float = Field(0.0005, ge=0, le=MAX_SECONDS, description="fixed/flops: seconds per environment step")
     decode: Float = Field(1e-9, ge=0, le=1, description="seconds per decoded value (fixed and flops)")
@@ -321,6 +337,8 @@ def _pydantic_to_bad_input(exc: ValidationError, file: str | None, data: dict[st
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         return BadInput(loc, f"{err['input']!r} is not allowed; allowed: {expected}", file)
+    if kind == "bool_type":
+        return BadInput(loc, f"{err['input']!r} is not a boolean; allowed: true, false", file)
     if kind in NUMBER_ERRORS:
         return BadInput(loc, f"{err['input']!r} {NUMBER_ERRORS[kind]}; allowed: "
                              f"{_allowed_range(_field_at(err['loc']))}", file)
@@ -335,7 +353,28 @@ def scenario_from_dict(data: dict[str, Any], file: str | None = None) -> Scenari
     from simcode.scenario_checks import validate_scenario  # it imports the leaves: only when needed
 
     validate_scenario(scenario, file)
+    _check_cost(scenario, file)
     return scenario
+
+
+def _check_cost(scenario: Scenario, file: str | None) -> None:
+    """Cost keys that depend on each other: `profile` needs a profile file that covers the scenario's
+    environment (resolved here, once, to an absolute path), and only a profile prices the rank check."""
+    cost = scenario.cost
+    if cost.rank_check and cost.model != "profile":
+        raise BadInput("cost.rank_check", "a profile prices the rank check; allowed: true with cost.model: profile",
+                       file)
+    if cost.model != "profile":
+        return
+    if not cost.profile:
+        raise BadInput("cost.profile", "missing; allowed: with cost.model: profile, a file written by "
+                                       "`simcode calibrate`", file)
+    from simcode.sim.profile import check_profile  # the profile model lives with the simulator
+
+    try:
+        cost.profile = str(check_profile(cost.profile, scenario.env.scenario, Path(file).parent if file else None))
+    except BadInput as exc:
+        raise exc.within(None, file) from None
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:

@@ -6,6 +6,7 @@ loop on mpe2) at several M per scenario, the real decoders, the rank check the s
 arrival, and pickling plus a loopback socket for the bytes a message carries. Every point is the
 median of a few repeats; the fits and their residuals are printed, and the profile is written with
 its provenance (machine, date, versions), so a scenario that names it is reproducible anywhere.
+`provenance.command` marks the file as calibrate's: `write_profile` replaces no other file.
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import yaml
 
+from simcode import atomic
+from simcode.errors import BadInput
 from simcode.sim.profile import Profile, fit_linear
+from simcode.yamlfiles import read_yaml
+
+COMMAND = "simcode calibrate"  # provenance.command of every profile this module writes
+DEFAULT_OUT = Path("runs") / "profile.yaml"
 
 # (scenario, env keys per point, M of each point): M spans the paper's 3 to 15 agents where the
 # scenario can scale; simple_push has one size.
@@ -197,7 +206,7 @@ def provenance() -> dict[str, str]:
             cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return {"command": "simcode calibrate", "date": datetime.date.today().isoformat(), "cpu": cpu,
+    return {"command": COMMAND, "date": datetime.date.today().isoformat(), "cpu": cpu,
             "cores": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
             "python": platform.python_version(), "simcode": simcode.__version__, "torch": torch.__version__,
             "numpy": numpy.__version__, "system": f"{platform.system()} {platform.release()}"}
@@ -218,3 +227,31 @@ def calibrate(batch: int = 1024, quick: bool = False, progress: Callable[[str], 
     say("serialisation")
     serialize = measure_serialize(repeats)
     return fit_profile(updates, env_steps, decodes, rank_checks, serialize)
+
+
+def check_output(path: Path, key: str = "--out") -> None:
+    """BadInput unless `path` is new or a profile `simcode calibrate` wrote (checked before measuring)."""
+    from simcode.outputs import check_parents
+
+    path = Path(path)
+    allowed = "allowed: a new file, or a profile simcode calibrate wrote"
+    check_parents(path, key)
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink() or not path.is_file():
+        raise BadInput(key, f"{path} is {'a symbolic link' if path.is_symlink() else 'a directory'}; {allowed}")
+    try:
+        provenance = read_yaml(path).get("provenance")
+    except BadInput:
+        provenance = None
+    if not (isinstance(provenance, dict) and provenance.get("command") == COMMAND):
+        raise BadInput(key, f"{path} is a file simcode calibrate did not write; {allowed}")
+
+
+def write_profile(profile: Profile, path: Path) -> None:
+    """Write the profile at once (a reader sees the old file or the new one), over nothing but a
+    profile calibrate wrote."""
+    check_output(path)
+    header = (f"# A cost profile written by `{COMMAND}` on {profile.provenance.get('date', '?')}: "
+              "scenarios use it with cost: {model: profile, profile: FILE}.\n")
+    atomic.write_text(path, header + yaml.safe_dump(profile.model_dump(), sort_keys=False))

@@ -2,11 +2,22 @@
 
 One iteration, as the clock sees it (DESIGN.md):
 1. the controller steps the environment (simulated by the cost model),
-2. it sends the states and each learner's minibatches over the network,
+2. it sends the states and each learner's minibatches over the network (simcode.sim.network; on
+   the shared network the states go first, as the seed's broadcast, then the environment steps),
 3. learner i computes the updates of the agents in row i of the assignment matrix, encodes its
    row and sends it back; its busy time is the cost of its load plus its straggler delay,
-4. after every arrival the controller checks whether the received rows decode; when they do it
-   decodes, checks the decoded states against the direct ones, installs them and goes on.
+4. after every arrival the controller checks whether the received rows decode (with
+   `cost.rank_check`, paying the seed's rank check each time); when they do it decodes, checks the
+   decoded states against the direct ones, installs them and goes on.
+
+What late learners do once the iteration decodes (`cluster.on_decode`):
+- `cancel`: the controller frees them at once; they take the next work as it comes.
+- `let_finish`: they finish the late work first; the next work waits in their inbox.
+- `cancel_wait`, the seed's protocol: a learner's busy time is its computation plus an extra
+  straggler wait (busy - compute, whatever the delay mode). Once the rows decode the controller sends
+  every learner an acknowledgement; the ack cuts the extra wait short (the learner then sends
+  nothing) but the computation always runs to its end. The iteration ends, and the next begins,
+  when the decode is done and every learner is free: acked and no longer computing.
 
 The clock logic holds no torch and no file I/O: the real computation hides behind the workload
 (`simcode.sim.workload`) and the records are plain dicts.
@@ -16,19 +27,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import simpy
 
 from simcode.config import NetworkConfig
-from simcode.delays import busy_time
 from simcode.errors import SimulationError
-from simcode.sim.cost import CostModel, HostTimes
+from simcode.sim.busy import busy_seconds
+from simcode.sim.cost import CostModel, DecodeWork, HostTimes
+from simcode.sim.network import CONTROLLER, make_network
 from simcode.sim.workload import IterationData, relative_error
 
-# The longest a learner may be busy in one iteration (about 31,700 years): longer is a mistake of
-# units, and sums and squares of such times stay far inside float64 (summary statistics).
-MAX_BUSY_SECONDS = 1e12
+# An acknowledgement carries next to nothing: a pickled small integer and its envelope.
+ACK_NBYTES = 64
 
 
 @dataclass
@@ -36,6 +48,7 @@ class Task:
     iteration: int
     row: int        # which row of the matrix to compute (a re-sent task computes another's row)
     busy: float     # simulated seconds of computation, straggler delay included; inf: no answer
+    compute: float  # of which the computation itself (cancel_wait waits out the rest only until acked)
 
 
 @dataclass
@@ -45,23 +58,6 @@ class Result:
     learner: int
 
 
-class Network:
-    """Point-to-point links: a message takes latency + bytes / bandwidth, with no contention."""
-
-    def __init__(self, env: simpy.Environment, config: NetworkConfig):
-        self.env = env
-        self.latency = config.latency
-        self.bandwidth = config.bandwidth
-
-    def seconds(self, nbytes: float) -> float:
-        return self.latency + nbytes / self.bandwidth
-
-    def send(self, inbox: simpy.Store, message: object, nbytes: float):
-        # A timeout whose callback delivers is lighter than a process per message.
-        arrival = self.env.timeout(self.seconds(nbytes))
-        arrival.callbacks.append(lambda _event: inbox.put(message))
-
-
 class Learner:
     def __init__(self, cluster: Cluster, index: int):
         self.cluster = cluster
@@ -69,24 +65,49 @@ class Learner:
         self.env = cluster.env
         self.inbox = simpy.Store(self.env)
         self.working_on: int | None = None
+        self.computing: simpy.Event | None = None  # cancel_wait: the computation under way
         self.process = self.env.process(self.work())
 
     def work(self):
         while True:
             task: Task = yield self.inbox.get()
-            if self.cluster.cancel and task.iteration < self.cluster.iteration:
+            if self.cluster.is_stale(task, self.index):
                 continue  # the controller moved on while this task was on the wire
-            if math.isinf(task.busy):
-                continue  # failed: never answers this task
-            self.working_on = task.iteration
-            try:
-                yield self.env.timeout(task.busy)
-            except simpy.Interrupt:
-                continue  # cancelled on decode
-            finally:
-                self.working_on = None
-            self.cluster.network.send(self.cluster.results, Result(task.iteration, task.row, self.index),
-                                      self.cluster.result_nbytes)
+            if self.cluster.wait_for_ack:
+                yield from self.compute_then_wait(task)
+            else:
+                yield from self.compute(task)
+
+    def compute(self, task: Task):
+        """cancel and let_finish: busy for the whole busy time, unless cancelled on decode."""
+        if math.isinf(task.busy):
+            return  # failed: never answers this task
+        self.working_on = task.iteration
+        try:
+            yield self.env.timeout(task.busy)
+        except simpy.Interrupt:
+            return  # cancelled on decode
+        finally:
+            self.working_on = None
+        self.answer(task)
+
+    def compute_then_wait(self, task: Task):
+        """cancel_wait: the computation runs to its end; the straggler's extra wait (infinite for a
+        failed learner) ends early when the ack comes, and then the result is not sent."""
+        ack = self.cluster.acks[self.index]
+        self.computing = self.env.timeout(task.compute)
+        yield self.computing
+        self.computing = None
+        extra = task.busy - task.compute
+        if not ack.triggered and extra > 0:
+            yield ack if math.isinf(extra) else ack | self.env.timeout(extra)
+        if not ack.triggered:
+            self.answer(task)
+
+    def answer(self, task: Task) -> None:
+        result = Result(task.iteration, task.row, self.index)
+        self.cluster.network.send(self.index, partial(self.cluster.result_arrived, result),
+                                  self.cluster.result_nbytes)
 
 
 class Cluster:
@@ -99,8 +120,10 @@ class Cluster:
         self.code = code  # None: centralized, the controller computes every update itself
         self.n_agents = len(workload.shapes.state_sizes)
         self.n_learners = n_learners if code is not None else 0
-        self.network = Network(self.env, network)
+        self.network = make_network(self.env, network, cost.message_overhead(network))
         self.cancel = on_decode == "cancel"
+        self.wait_for_ack = on_decode == "cancel_wait"
+        self.rank_check = cost.config.rank_check
         self.timeout = timeout
         self.delay_model = delay_model
         self.delay_rng = delay_rng
@@ -116,66 +139,128 @@ class Cluster:
         self.result_nbytes = 8 * self.padded_size  # a float64 combination of states
         self.state_nbytes = 4 * sum(shapes.state_sizes)
         self.results = simpy.Store(self.env)
+        self.acks: list[simpy.Event] = []  # cancel_wait: each learner's ack of the current iteration
+        self.answer_times = np.full(self.n_learners, math.inf)  # when each learner's result arrived
+        self.decided_at = 0.0  # when the received rows were found to decode
         self.learners = [Learner(self, i) for i in range(self.n_learners)]
         if code is not None:
             self.rows = [np.flatnonzero(code.matrix[i]).tolist() for i in range(code.matrix.shape[0])]
-            # What learner i receives: every agent's state, and the minibatches of its agents.
-            self.task_nbytes = [self.state_nbytes + sum(self.batch_nbytes(j) for j in row) for row in self.rows]
+            self.unit_agent = [row[0] if len(row) == 1 else -1 for row in self.rows]
+            # What learner i receives: its agents' minibatches, and every agent's state unless the
+            # shared network broadcasts the states on their own.
+            states = 0 if self.network.shared else self.state_nbytes
+            self.task_nbytes = [states + sum(self.batch_nbytes(j) for j in row) for row in self.rows]
             self._fixed_compute: np.ndarray | None = None
         self._scratch: np.ndarray | None = None  # reused by the decode check
         self.iteration_done = [self.env.event() for _ in range(iterations)]
         self.env.process(self.controller())
+
+    def is_stale(self, task: Task, learner: int) -> bool:
+        """Whether a learner drops `task` on arrival: the controller has already moved past it."""
+        if self.wait_for_ack:  # an acked learner knows its iteration decoded
+            return task.iteration < self.iteration or self.acks[learner].triggered
+        return self.cancel and task.iteration < self.iteration
+
+    def result_arrived(self, result: Result) -> None:
+        if result.iteration == self.iteration:
+            self.answer_times[result.learner] = min(self.answer_times[result.learner], self.env.now)
+        self.results.put(result)
 
     # ------------------------------------------------------------------ the controller
     def controller(self):
         self.workload.warmup()  # fills the replay buffer; its episodes are not iterations
         yield self.env.timeout(self.cost.env_seconds(self.warmup_steps, HostTimes()))
         self.warmup_seconds = self.env.now
-        for k in range(self.iterations):
-            self.iteration = k
-            t_start = self.env.now
-            data = self.workload.begin(k)
-            yield self.env.timeout(self.cost.env_seconds(self.steps_per_iteration, data.host))
-            t_sent = self.env.now
-            delays = self.delay_model.sample(self.delay_rng)  # drawn every iteration, whatever the scheme
-            if self.code is None:
-                yield self.env.timeout(self.cost.update_seconds(range(self.n_agents), data.host))
-                received, resent = {}, 0
-            else:
-                received, resent = yield from self.gather(k, delays, data)
-                yield self.env.timeout(self.cost.decode_seconds(self.n_agents * self.padded_size))
-            t_decoded = self.env.now
-            if not math.isfinite(t_decoded):  # busy times are bounded, but a very long run may add up
-                raise SimulationError(f"iteration {k}: the simulated clock left float64 range (t = {t_decoded}); "
-                                      "allowed: times that add up to a finite number of seconds")
-            decoded, error = self.decode(k, received, data)
-            self.workload.install(k, decoded, error)
-            if self.cancel:
-                for learner in self.learners:
-                    if learner.working_on == k:
-                        learner.process.interrupt()
-            self.records.append({
-                "iteration": k, "t_start": t_start, "t_end": t_decoded, "duration": t_decoded - t_start,
-                "n_received": len(received), "decode_error": error,
-                "episode_reward": float(np.mean(data.rewards)) if data.rewards else math.nan,
-                "episodes": len(data.rewards), "env_seconds": t_sent - t_start,
-                "n_late": int(np.count_nonzero(delays > 0)) if self.code is not None else 0,
-                "n_failed": int(np.count_nonzero(np.isinf(delays))) if self.code is not None else 0,
-                "resent": resent,
-            })
+        for iteration in range(self.iterations):
+            self.iteration = iteration
+            record = yield from self.iterate(iteration)
+            self.records.append(record)
             # Pause here until whoever drives the clock resumes it: clocks sharing one training
-            # (simcode.sim.runner.simulate_group) must all finish iteration k before k + 1 begins.
-            yield self.iteration_done[k].succeed()
+            # (simcode.sim.runner.simulate_group) must all finish the iteration before the next begins.
+            yield self.iteration_done[iteration].succeed()
 
-    def gather(self, k: int, delays: np.ndarray, data):
+    def iterate(self, iteration: int):
+        """One iteration, from the environment steps to the installed states: -> its trace record."""
+        t_start = self.env.now
+        data = self.workload.begin(iteration)
+        if self.network.shared and self.code is not None:
+            yield from self.broadcast_states()
+        t_env = self.env.now
+        yield self.env.timeout(self.cost.env_seconds(self.steps_per_iteration, data.host))
+        t_sent = self.env.now
+        delays = self.delay_model.sample(self.delay_rng)  # drawn every iteration, whatever the scheme
+        if self.code is None:
+            yield self.env.timeout(self.cost.update_seconds(range(self.n_agents), data.host))
+            received, resent = {}, 0
+        else:
+            received, resent = yield from self.gather(iteration, delays, data)
+            if self.wait_for_ack:
+                yield from self.send_acks()
+            yield self.env.timeout(self.cost.decode_seconds(self.decode_work(received)))
+        t_decoded = self.env.now
+        self.check_clock(iteration, t_decoded)
+        decoded, error = self.decode(iteration, received, data)
+        self.workload.install(iteration, decoded, error)
+        if self.cancel:
+            for learner in self.learners:
+                if learner.working_on == iteration:
+                    learner.process.interrupt()
+        if self.wait_for_ack:
+            yield from self.wait_for_learners()
+            self.check_clock(iteration, self.env.now)
+        coded = self.code is not None
+        return {
+            "iteration": iteration, "t_start": t_start, "t_end": self.env.now, "duration": self.env.now - t_start,
+            "n_received": len(received), "decode_error": error,
+            "episode_reward": float(np.mean(data.rewards)) if data.rewards else math.nan,
+            "episodes": len(data.rewards), "env_seconds": t_sent - t_env, "t_decoded": t_decoded,
+            "n_late": int(np.count_nonzero(self.answer_times > self.decided_at)) if coded else 0,
+            "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
+            "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0,
+            "resent": resent,
+        }
+
+    def check_clock(self, iteration: int, now: float) -> None:
+        if not math.isfinite(now):  # busy times are bounded, but a very long run may add up
+            raise SimulationError(f"iteration {iteration}: the simulated clock left float64 range (t = {now}); "
+                                  "allowed: times that add up to a finite number of seconds")
+
+    def broadcast_states(self):
+        """Shared network: the seed's broadcast, every agent's state to each learner in turn through the
+        controller's interface; the controller steps the environment once it is done."""
+        yield self.env.all_of([self.network.send(CONTROLLER, _nothing, self.state_nbytes) for _ in self.learners])
+
+    def send_acks(self):
+        """cancel_wait: acknowledge the iteration to every learner, in learner order, before decoding
+        (on the shared network the controller waits for its sends, as the seed's blocking sends)."""
+        sends = [self.network.send(CONTROLLER, ack.succeed, ACK_NBYTES) for ack in self.acks]
+        if self.network.shared:
+            yield self.env.all_of(sends)
+
+    def wait_for_learners(self):
+        """cancel_wait: the next iteration's broadcast waits for every learner: acked, done computing.
+        (A learner whose work arrives after its ack drops it: it knows the iteration is over.)"""
+        yield self.env.all_of(self.acks)
+        for learner in self.learners:
+            if learner.computing is not None:
+                yield learner.computing
+
+    def gather(self, iteration: int, delays: np.ndarray, data):
         """Send every learner its work and collect results until they decode: -> (received, resent).
 
         Every path ends decoded or in a SimulationError: the controller waits only while a result can
         still arrive. With a timeout, the rows still missing at the deadline are re-sent once to the
         learners that answered; if nobody has answered by then, at the first answer after it."""
-        busy = self.busy_seconds(k, delays, data)
-        for i, learner in enumerate(self.learners):
-            self.network.send(learner.inbox, Task(k, i, float(busy[i])), self.task_nbytes[i])
+        compute = self.compute_seconds(data)
+        busy = busy_seconds(iteration, compute, delays, self.delay_model)
+        self.answer_times = np.full(self.n_learners, math.inf)
+        if self.wait_for_ack:
+            self.acks = [self.env.event() for _ in self.learners]
+        sends = [self.network.send(CONTROLLER, partial(learner.inbox.put, Task(iteration, i, float(busy[i]),
+                                                                               float(compute[i]))),
+                                   self.task_nbytes[i]) for i, learner in enumerate(self.learners)]
+        if self.network.shared:
+            yield self.env.all_of(sends)  # the seed's blocking sends, learner 0 first
         failed = int(np.count_nonzero(np.isinf(busy)))
         received: dict[int, Result] = {}
         answered: list[int] = []
@@ -185,16 +270,19 @@ class Cluster:
             on_the_way = self.n_learners - failed - len(answered) + resent
             may_resend = not resent and deadline < math.inf
             if may_resend and answered and self.env.now >= deadline:
-                resent = self.resend(k, received, answered, data)
+                resent = self.resend(iteration, received, answered, data)
                 continue
             if on_the_way <= 0 and not (may_resend and answered):
-                raise SimulationError(self.undecodable_message(k, received, failed))
+                raise SimulationError(self.undecodable_message(iteration, received, failed))
             # Past the deadline with nobody to re-send to, the next answer is what we wait for.
             result = yield from self.next_result(deadline if may_resend and self.env.now < deadline else math.inf)
-            if result is None or result.iteration != k:
+            if result is None or result.iteration != iteration:
                 continue  # the deadline came first, or a straggler's answer to an earlier iteration
             answered.append(result.learner)
             received.setdefault(result.row, result)
+            if self.rank_check:  # the seed's matrix_rank of the rows received so far
+                yield self.env.timeout(self.cost.rank_check_seconds(len(received), self.n_agents))
+        self.decided_at = self.env.now
         return received, resent
 
     def next_result(self, deadline: float):
@@ -208,38 +296,15 @@ class Cluster:
         get.cancel()
         return None
 
-    def undecodable_message(self, k: int, received: dict, failed: int) -> str:
+    def undecodable_message(self, iteration: int, received: dict, failed: int) -> str:
         if self.timeout is None:
             advice = "set cluster.timeout to re-send missing work to the learners that answered"
         else:
             advice = (f"cluster.timeout ({self.timeout:g} s) is set, but it re-sends missing work only once and only "
                       "to learners that answered, and too few did")
-        return (f"iteration {k}: {self.code.name} cannot decode from the {len(received)} results that can "
+        return (f"iteration {iteration}: {self.code.name} cannot decode from the {len(received)} results that can "
                 f"arrive ({failed} of {self.n_learners} learners failed; the scheme tolerates "
                 f"{self.code.tolerance}); {advice}")
-
-    def busy_seconds(self, k: int, delays: np.ndarray, data) -> np.ndarray:
-        """Each learner's busy time; inf only for a failed learner (an infinite delay), never by overflow."""
-        compute = self.compute_seconds(data)
-        busy = busy_time(compute, delays, self.delay_model.mode)
-        if busy.max() <= MAX_BUSY_SECONDS:
-            return busy  # the common case, in one reduction
-        too_long = np.isfinite(delays) & ~(busy <= MAX_BUSY_SECONDS)  # an infinite delay is a failed learner
-        if too_long.any():
-            culprit = "the cost model's compute time" if np.max(compute) > MAX_BUSY_SECONDS else \
-                self.largest_delay_parameter()
-            raise SimulationError(f"iteration {k}: a learner would be busy {busy[too_long][0]:.3g} s, more than "
-                                  f"the {MAX_BUSY_SECONDS:g} s a simulated time may take; {culprit} is too large")
-        return busy
-
-    def largest_delay_parameter(self) -> str:
-        """`delay.KEY=value` for the delay model's largest number (what made a delay too long)."""
-        numbers = {key: value for key, value in self.delay_model.params.items()
-                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
-        if not numbers:
-            return f"the delay model {self.delay_model.name!r}"
-        key = max(numbers, key=lambda name: abs(numbers[name]))
-        return f"delay.{key}={numbers[key]:g}"
 
     def compute_seconds(self, data) -> np.ndarray:
         """Each learner's compute time for its row this iteration (constant unless costs are measured)."""
@@ -250,7 +315,7 @@ class Cluster:
             self._fixed_compute = seconds
         return seconds
 
-    def resend(self, k: int, received: dict, answered: list[int], data) -> int:
+    def resend(self, iteration: int, received: dict, answered: list[int], data) -> int:
         """After the timeout: the rows still missing go to learners that answered, round robin."""
         missing = [row for row in range(self.n_learners) if row not in received]
         helpers = sorted(set(answered))
@@ -260,14 +325,20 @@ class Cluster:
             learner = self.learners[helpers[n % len(helpers)]]
             nbytes = sum(self.batch_nbytes(j) for j in self.rows[row])
             # Re-sent work is computed without a new straggler draw (documented simplification).
-            self.network.send(learner.inbox, Task(k, row, self.cost.update_seconds(self.rows[row], data.host)),
-                              nbytes)
+            seconds = self.cost.update_seconds(self.rows[row], data.host)
+            self.network.send(CONTROLLER, partial(learner.inbox.put, Task(iteration, row, seconds, seconds)), nbytes)
         return len(missing)
 
     def batch_nbytes(self, agent: int) -> int:
         return self.workload.shapes.batch_nbytes[agent]
 
-    def decode(self, k: int, received: dict, data: IterationData) -> tuple[np.ndarray | None, float]:
+    def decode_work(self, received: dict) -> DecodeWork:
+        """What decoding the received rows takes: agents copied from unit rows, rows to solve from."""
+        copied = {self.unit_agent[row] for row in received if self.unit_agent[row] >= 0}
+        rows_used = sum(1 for row in received if self.unit_agent[row] < 0)
+        return DecodeWork(self.n_agents, self.padded_size, len(copied), rows_used)
+
+    def decode(self, iteration: int, received: dict, data: IterationData) -> tuple[np.ndarray | None, float]:
         """The decoded states (M, P) and the decode error relative to the direct ones (nan: no computation).
 
         A non-finite number stops the run: a NaN decode error would otherwise vanish from every max."""
@@ -279,7 +350,7 @@ class Cluster:
         if not (math.isfinite(data.theta_scale) and rewards_finite):
             # Inaccurate decodes installed earlier are the usual cause: say how inaccurate they were.
             worst = max((r["decode_error"] for r in self.records), default=0.0)
-            raise SimulationError(f"iteration {k} ({scheme}): the MADDPG training diverged: "
+            raise SimulationError(f"iteration {iteration} ({scheme}): the MADDPG training diverged: "
                                   f"{'updated states' if rewards_finite else 'episode rewards'} are not finite"
                                   f" (worst decode error before: {worst:.3g})")
         if self.code is None:
@@ -290,7 +361,7 @@ class Cluster:
             self._scratch = np.empty_like(theta)
         error = relative_error(decoded, data, self._scratch)  # nan or inf exactly when decoded is not finite
         if not math.isfinite(error):
-            raise SimulationError(f"iteration {k}: {scheme} decoded states that are not finite (decode error "
+            raise SimulationError(f"iteration {iteration}: {scheme} decoded states that are not finite (decode error "
                                   f"{error}); the code cannot decode these results in float64")
         return decoded, error
 
@@ -303,3 +374,7 @@ class Cluster:
         if len(agents) == len(coefficients):
             return coefficients @ theta  # a dense row: no gathered copy of the states
         return coefficients[agents] @ theta[agents]
+
+
+def _nothing() -> None:
+    """The delivery of a message whose arrival nobody waits on (the states' broadcast)."""

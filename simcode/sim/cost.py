@@ -6,14 +6,22 @@
   from the real network sizes, so costs scale with agents and hidden units. Also reproducible.
 - `measured`: the host time of the real computation (MADDPG updates, environment steps). Not
   reproducible; the run's summary says so.
+- `profile`: the costs a calibrated profile (`simcode calibrate`, simcode.sim.profile) gives for the
+  work's own sizes: a machine's measured speed, yet the same trace on any machine. It also prices
+  the seed's rank check after every arrival (`cost.rank_check`) and, on the shared network, the
+  serialisation of every message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from simcode.config import CostConfig
+from simcode.config import CostConfig, NetworkConfig
+
+if TYPE_CHECKING:
+    from simcode.config import Scenario
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,20 @@ class HostTimes:
 
     env_seconds: float = 0.0
     update_seconds: Sequence[float] = ()  # per agent
+
+
+@dataclass(frozen=True)
+class DecodeWork:
+    """What one decode has to do, from the rows it received."""
+
+    n_agents: int
+    values: int     # values per agent state (the padded state size)
+    copied: int     # agents whose row arrived alone (a unit row): their state is copied
+    rows_used: int  # received rows that combine several agents: the others are solved from them
+
+    @property
+    def solved(self) -> int:
+        return self.n_agents - self.copied
 
 
 class CostModel:
@@ -41,8 +63,16 @@ class CostModel:
         """Seconds for one learner to compute the updates of `agents`."""
         return len(agents) * self.config.update
 
-    def decode_seconds(self, n_values: int) -> float:
-        return n_values * self.config.decode
+    def decode_seconds(self, work: DecodeWork) -> float:
+        # fixed and flops price every value of every agent, copied or solved
+        return work.n_agents * work.values * self.config.decode
+
+    def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:
+        """Seconds added to a message of so many bytes (None: nothing): `per_message` when set."""
+        if network.per_message is None:
+            return None
+        per_message = network.per_message
+        return lambda _nbytes: per_message
 
 
 class FlopsCost(CostModel):
@@ -64,7 +94,44 @@ class MeasuredCost(CostModel):
         return sum(host.update_seconds[j] for j in agents)
 
 
-def make_cost(config: CostConfig, update_flops: Sequence[float], act_flops: Sequence[float]) -> CostModel:
-    """The scenario's cost model (config.validate_scenario has checked that `measured` has real work)."""
+class ProfileCost(CostModel):
+    """Costs from a profile file, read once when the run is built."""
+
+    def __init__(self, config: CostConfig, update_flops: Sequence[float], act_flops: Sequence[float],
+                 env_scenario: str, n_agents: int):
+        from simcode.sim.profile import load_profile
+
+        super().__init__(config, update_flops, act_flops)
+        assert config.profile is not None  # config._check_cost requires it
+        self.profile = load_profile(config.profile)
+        self.agent_update_seconds = [self.profile.update.seconds(flops / 1e9) for flops in self.update_flops]
+        self.env_step_seconds = self.profile.env_step_seconds(env_scenario, n_agents)
+
+    def env_seconds(self, steps: int, host: HostTimes) -> float:
+        return steps * self.env_step_seconds
+
+    def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
+        return sum(self.agent_update_seconds[j] for j in agents)
+
+    def decode_seconds(self, work: DecodeWork) -> float:
+        return self.profile.decode.seconds(work.copied, work.solved, work.rows_used, work.values)
+
+    def rank_check_seconds(self, rows: int, n_agents: int) -> float:
+        """The seed's rank check of `rows` received rows of M agents, after an arrival."""
+        return self.profile.rank_check.seconds(rows, n_agents)
+
+    def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:
+        # Serialisation is what a shared interface waits for; idealised links leave it out.
+        if network.per_message is None and network.model == "shared":
+            return self.profile.serialize.seconds
+        return super().message_overhead(network)
+
+
+def make_cost(scenario: Scenario, update_flops: Sequence[float], act_flops: Sequence[float]) -> CostModel:
+    """The scenario's cost model (the scenario checks made sure that `measured` has real work and
+    that a profile exists and covers the environment)."""
+    config = scenario.cost
+    if config.model == "profile":
+        return ProfileCost(config, update_flops, act_flops, scenario.env.scenario, scenario.n_agents)
     kind = {"fixed": CostModel, "flops": FlopsCost, "measured": MeasuredCost}[config.model]
     return kind(config, update_flops, act_flops)

@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simcode.errors import BadInput
+from simcode.yamlfiles import read_yaml
 
 
 class _Part(BaseModel):
@@ -91,17 +92,51 @@ class Profile(_Part):
         return self.env_step[scenario].seconds(n_agents)
 
 
-def load_profile(path: str | Path, key: str = "cost.profile") -> Profile:
-    """A profile from its YAML file, or BadInput naming the file and what is wrong."""
-    from simcode.config import read_yaml
+# Profiles shipped with simcode: a scenario may name one by its file name alone.
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
+ALLOWED = "allowed: a file written by `simcode calibrate`"
 
-    data = read_yaml(path)
+
+def load_profile(path: str | Path, key: str = "cost.profile") -> Profile:
+    """A profile from its YAML file, or BadInput under `key` naming the profile and what is wrong."""
+    try:
+        data = read_yaml(path)
+    except BadInput as exc:
+        raise BadInput(key, f"{path}: {exc.message}; {ALLOWED}") from None
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise BadInput(key, f"{path}: {where}: {err['msg']}; allowed: a file written by `simcode calibrate`") from None
+        raise BadInput(key, f"{path}: {where}: {err['msg']}; {ALLOWED}") from None
+
+
+def find_profile(name: str, beside: str | Path | None) -> Path | None:
+    """The file a scenario's `cost.profile` names, as an absolute path: `name` itself when absolute,
+    else the first that exists of beside/name (the folder of the file that names it), ./name, and
+    the shipped profiles directory's name. None when there is none."""
+    path = Path(name)
+    if path.is_absolute():
+        return path if path.exists() else None
+    folders = ([Path(beside)] if beside is not None else []) + [Path.cwd(), PROFILES_DIR]
+    return next(((folder / path).resolve() for folder in folders if (folder / path).exists()), None)
+
+
+def check_profile(name: str, env_scenario: str, beside: str | Path | None) -> Path:
+    """The profile file `name` resolves to, after checking that it loads and knows `env_scenario`;
+    BadInput under cost.profile otherwise."""
+    found = find_profile(name, beside)
+    if found is None:
+        shipped = ", ".join(sorted(p.name for p in PROFILES_DIR.glob("*.yaml"))) or "none"
+        where = f"beside {beside}, " if beside is not None else ""
+        raise BadInput("cost.profile", f"{name}: file not found ({where}in the current directory, or shipped: "
+                                       f"{shipped}); {ALLOWED}")
+    profile = load_profile(found)
+    if env_scenario not in profile.env_step:
+        raise BadInput("cost.profile", f"{found}: env_step has no cost for env.scenario {env_scenario!r}; "
+                                       f"allowed: a profile measured on it (this one has: "
+                                       f"{', '.join(sorted(profile.env_step))})")
+    return found
 
 
 def fit_linear(features: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, float]:

@@ -52,7 +52,7 @@ def build(scenario: Scenario, workload=None) -> Cluster:
                        **scenario.delay.params())
     delay.reset()
     shapes = workload.shapes
-    cost = make_cost(scenario.cost, shapes.update_flops, shapes.act_flops)
+    cost = make_cost(scenario, shapes.update_flops, shapes.act_flops)
     return Cluster(code=code, n_learners=n_learners, network=scenario.cluster.network,
                    on_decode=scenario.cluster.on_decode, timeout=scenario.cluster.timeout,
                    delay_model=delay, delay_rng=generator(scenario.seed, "delays"), cost=cost,

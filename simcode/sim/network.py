@@ -1,0 +1,76 @@
+"""The network between the controller and the learners (`cluster.network.model`).
+
+- `links` (the default): every message has a link of its own. It arrives latency + bytes / bandwidth
+  (+ the per-message overhead) after it is sent, whatever else is on the wire, and its sender does
+  not wait for it.
+- `shared`: every node (the controller, each learner) has one network interface, a SimPy resource
+  of capacity 1. A message holds its sender's interface for latency + bytes / bandwidth + overhead
+  and arrives when it lets go, so the messages of one sender leave one after another in the order
+  they were sent, as the seed's blocking MPI sends do. A sender that wants to know when its last
+  message has left waits for the events `send` returns. Receiving costs nothing: only senders queue.
+
+The per-message overhead (serialisation) is `cluster.network.per_message` seconds when the scenario
+sets it; with `cost.model: profile` and the shared network, the profile's serialisation cost of the
+message's bytes; otherwise none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import simpy
+
+from simcode.config import NetworkConfig
+
+CONTROLLER = -1  # the sender id of the controller; learners are 0 .. N-1
+
+
+class Links:
+    """Point-to-point links: no contention, and a sender never waits."""
+
+    shared = False
+
+    def __init__(self, env: simpy.Environment, config: NetworkConfig, overhead: Callable[[float], float] | None):
+        self.env = env
+        self.latency = config.latency
+        self.bandwidth = config.bandwidth
+        self.overhead = overhead
+
+    def seconds(self, nbytes: float) -> float:
+        """How long a message of `nbytes` bytes is on the wire."""
+        if self.overhead is None:
+            return self.latency + nbytes / self.bandwidth
+        return self.latency + nbytes / self.bandwidth + self.overhead(nbytes)
+
+    def send(self, sender: int, deliver: Callable[[], object], nbytes: float) -> simpy.Event:
+        """Send a message; `deliver()` runs when it arrives, which is when the returned event fires."""
+        # A timeout whose callback delivers is lighter than a process per message.
+        arrival = self.env.timeout(self.seconds(nbytes))
+        arrival.callbacks.append(lambda _event: deliver())
+        return arrival
+
+
+class SharedNics(Links):
+    """One network interface per node: a sender's messages leave one at a time, in order."""
+
+    shared = True
+
+    def __init__(self, env: simpy.Environment, config: NetworkConfig, overhead: Callable[[float], float] | None):
+        super().__init__(env, config, overhead)
+        self.nics: dict[int, simpy.Resource] = {}
+
+    def send(self, sender: int, deliver: Callable[[], object], nbytes: float) -> simpy.Event:
+        if sender not in self.nics:
+            self.nics[sender] = simpy.Resource(self.env, capacity=1)
+        return self.env.process(self.transmit(self.nics[sender], deliver, nbytes))
+
+    def transmit(self, nic: simpy.Resource, deliver: Callable[[], object], nbytes: float):
+        with nic.request() as turn:  # requests are served first come, first served
+            yield turn
+            yield self.env.timeout(self.seconds(nbytes))
+        deliver()
+
+
+def make_network(env: simpy.Environment, config: NetworkConfig,
+                 overhead: Callable[[float], float] | None) -> Links:
+    return (SharedNics if config.model == "shared" else Links)(env, config, overhead)
