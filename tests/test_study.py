@@ -292,3 +292,44 @@ def test_a_scheme_with_constant_times_is_visible_in_the_distribution_plot():
     points = [c.get_offsets() for c in ax.collections if len(c.get_offsets()) == 20]
     plt.close(fig)
     assert any(np.allclose(p[:, 1], 0.09) for p in points)  # every constant iteration drawn as a point
+
+
+TABLES = """
+set:
+  run: {iterations: 30, workload: timing}
+  maddpg.learning_starts: 0
+  delay: {name: fixed_k, k: 0, delay: 0.25}
+axes:
+  run:
+    - {env.n_agents: 2, M: 2, code.name: uncoded, cluster.n_learners: 2}
+    - {env.n_agents: 2, M: 2, code.name: mds, cluster.n_learners: 5}
+    - {env.n_agents: 3, M: 3, code.name: uncoded, cluster.n_learners: 3}
+    - {env.n_agents: 3, M: 3, code.name: mds, cluster.n_learners: 5}
+  delay.k: [0, 1]
+  seed: [0]
+exclude:
+  - {M: 3, delay.k: 1}
+tables:
+  rows: [M, delay.k]
+"""
+
+
+def test_tables_rows_give_one_row_per_combination_and_a_column_per_scheme(tmp_path):
+    root = run_study(str(write_study(tmp_path, TABLES)), out=tmp_path / "out", progress=False)
+    results = pd.read_csv(root / "results.csv")
+    report = (root / "report.md").read_text()
+    assert "| M | delay.k | uncoded | mds |" in report
+    mean = results.groupby(["M", "delay.k", "code.name"])["mean_iteration"].mean()
+    ratio = mean[(2, 1, "uncoded")] / mean[(2, 1, "mds")]
+    assert ratio > 1.5  # one straggler of 0.25 s stalls uncoded, not mds
+    assert f"| 2 | 1 | 1.00 | {ratio:.2f} |" in report
+    assert "| 3 | 0 | " in report and "| 3 | 1 |" not in report  # an excluded combination has no row
+
+
+def test_tables_rows_must_be_axes(tmp_path):
+    body = "axes: {seed: [0], code.name: [mds]}\ntables: {rows: [delay.k]}\n"
+    with pytest.raises(BadInput, match="tables.rows"):
+        load_study(str(write_study(tmp_path, body)))
+    body = "axes: {seed: [0]}\ntables: {rows: []}\n"
+    with pytest.raises(BadInput, match="tables.rows"):
+        load_study(str(write_study(tmp_path, body)))

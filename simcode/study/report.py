@@ -168,7 +168,52 @@ def _decode_section(results: pd.DataFrame, hue: str | None) -> list[str]:
     return lines
 
 
+def _row_grid(results: pd.DataFrame, rows: list[str], y: str, hue: str) -> pd.DataFrame:
+    """(combination of `rows`) x scheme means of y over finished runs, on every combination the study
+    has (blank: no finished run there)."""
+    means = finished(results).pivot_table(index=rows, columns=hue, values=y, aggfunc="mean", sort=False)
+    index = pd.MultiIndex.from_frame(results[rows].drop_duplicates()) if len(rows) > 1 else \
+        pd.Index(list(dict.fromkeys(results[rows[0]])), name=rows[0])
+    return means.reindex(index=index, columns=list(dict.fromkeys(results[hue])))
+
+
+def _row_text(values: pd.DataFrame, results: pd.DataFrame, rows: list[str], hue: str, floatfmt: str,
+              notes: Notes, no_baseline: pd.Series | None = None) -> str:
+    """Format a row-combination x scheme table; blanks and cells that lost runs get their footnote
+    (a blank is "baseline" where `no_baseline` is true for its row, else "excluded")."""
+    failed = _failed_cells(results, [*rows, hue])
+    text = values.astype(object)
+    for index in values.index:
+        key = index if isinstance(index, tuple) else (index,)
+        for h in values.columns:
+            number = values.at[index, h]
+            shown = BLANK if pd.isna(number) else format(number, floatfmt)
+            if (*key, h) in failed:
+                shown += notes.mark("failed")
+            elif pd.isna(number):
+                lacks_baseline = no_baseline is not None and bool(no_baseline.get(index))
+                shown += notes.mark("baseline" if lacks_baseline else "excluded")
+            text.at[index, h] = shown
+    return _markdown_table(text.reset_index())
+
+
+def _row_tables(study: Study, results: pd.DataFrame, notes: Notes, hue: str) -> list[str]:
+    """The tables of a study with `tables: {rows: [...]}`: a row per combination, a column per scheme."""
+    rows = study.table_rows
+    means = _row_grid(results, rows, "mean_iteration", hue)
+    lines = [f"## Mean iteration time {UNIT}", "", _row_text(means, results, rows, hue, ".4f", notes), ""]
+    baseline = next((b for b in BASELINES if b in means.columns), None)
+    if baseline is not None:
+        ratios = means.rdiv(means[baseline], axis=0)
+        lines += [f"## Speed-up over `{baseline}` (its mean iteration time / the scheme's)", "",
+                  _row_text(ratios, results, rows, hue, ".2f", notes, means[baseline].isna()), ""]
+    p99 = _row_grid(results, rows, "p99_iteration", hue)
+    return lines + [f"## p99 iteration time {UNIT}", "", _row_text(p99, results, rows, hue, ".4f", notes), ""]
+
+
 def _tables(study: Study, results: pd.DataFrame, notes: Notes) -> list[str]:
+    if study.table_rows and "code.name" in results.columns:
+        return _row_tables(study, results, notes, "code.name")
     x, hue = _axes(study, results)
     if hue and x:
         lines = [f"## Mean iteration time {UNIT}", "",

@@ -33,7 +33,7 @@ from simcode.config import Scenario, apply_overrides, read_yaml, scenario_from_d
 from simcode.errors import BadInput
 from simcode.yamlfiles import YAML_SUFFIXES, shipped_names, shipped_path
 
-STUDY_KEYS = {"description", "base", "set", "axes", "exclude", "quick", "plots", "name"}
+STUDY_KEYS = {"description", "base", "set", "axes", "exclude", "quick", "plots", "name", "tables"}
 PLOT_KINDS = {"line", "distribution", "reward_time", "bar"}
 PLOT_KEYS = {"kind", "x", "y", "hue", "where", "title", "file"}
 # The summary of a run (simcode.sim.runner.summarize): with the axis keys and run_id, the columns of
@@ -64,6 +64,7 @@ class Study:
     axis_keys: list[str]
     plots: list[dict[str, Any]] = field(default_factory=list)
     quick: bool = False
+    table_rows: list[str] = field(default_factory=list)  # `tables: {rows: [...]}`: rows of the report's tables
 
 
 def resolve_study_path(name_or_file: str, studies_dir: Path | None = None) -> Path:
@@ -247,7 +248,26 @@ def load_study(name_or_file: str, quick: bool = False, studies_dir: Path | None 
     plots = data.get("plots") or []
     _check_plots(plots, ["run_id", *axis_keys, *SUMMARY_KEYS], file)
     return Study(name=str(data.get("name") or path.stem), path=path, description=str(data.get("description", "")),
-                 runs=runs, axis_keys=axis_keys, plots=plots, quick=quick)
+                 runs=runs, axis_keys=axis_keys, plots=plots, quick=quick,
+                 table_rows=_table_rows(data.get("tables"), axis_keys, file))
+
+
+def _table_rows(tables: Any, axis_keys: list[str], file: str) -> list[str]:
+    """`tables: {rows: [axis keys]}`: the report's tables get one row per combination of these axes and
+    one column per scheme (without it: one row per scheme, one column per value of the first plot's x)."""
+    if tables is None:
+        return []
+    if not isinstance(tables, dict) or set(tables) - {"rows"}:
+        raise BadInput("tables", "must be a mapping {rows: [axis keys]}", file)
+    rows = tables.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise BadInput("tables.rows", "must be a non-empty list of axis keys", file)
+    for key in rows:
+        if key not in axis_keys or key == "code.name":
+            allowed = ", ".join(k for k in axis_keys if k != "code.name")
+            raise BadInput("tables.rows", f"{key!r} is not an axis of this study (schemes are the columns); "
+                                          f"allowed: {allowed}", file)
+    return [str(k) for k in rows]
 
 
 TIMING_SECTIONS = ("code", "delay", "cluster", "cost")
