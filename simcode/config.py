@@ -353,28 +353,10 @@ def scenario_from_dict(data: dict[str, Any], file: str | None = None) -> Scenari
     from simcode.scenario_checks import validate_scenario  # it imports the leaves: only when needed
 
     validate_scenario(scenario, file)
-    _check_cost(scenario, file)
+    from simcode.sim.profile import check_cost  # the profile model lives with the simulator
+
+    check_cost(scenario, file)
     return scenario
-
-
-def _check_cost(scenario: Scenario, file: str | None) -> None:
-    """Cost keys that depend on each other: `profile` needs a profile file that covers the scenario's
-    environment (resolved here, once, to an absolute path), and only a profile prices the rank check."""
-    cost = scenario.cost
-    if cost.rank_check and cost.model != "profile":
-        raise BadInput("cost.rank_check", "a profile prices the rank check; allowed: true with cost.model: profile",
-                       file)
-    if cost.model != "profile":
-        return
-    if not cost.profile:
-        raise BadInput("cost.profile", "missing; allowed: with cost.model: profile, a file written by "
-                                       "`simcode calibrate`", file)
-    from simcode.sim.profile import check_profile  # the profile model lives with the simulator
-
-    try:
-        cost.profile = str(check_profile(cost.profile, scenario.env.scenario, Path(file).parent if file else None))
-    except BadInput as exc:
-        raise exc.within(None, file) from None
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:

@@ -103,8 +103,8 @@ def test_shared_nic_sends_one_message_after_another_in_order():
     nics = SharedNics(env, config, overhead=lambda nbytes: 1e-4)
     arrivals = {}
     for learner in range(3):
-        nics.send(-1, lambda learner=learner: arrivals.setdefault(learner, env.now), 5000)
-    nics.send(7, lambda: arrivals.setdefault("other sender", env.now), 5000)
+        nics.send(-1, lambda _arrival, learner=learner: arrivals.setdefault(learner, env.now), 5000)
+    nics.send(7, lambda _arrival: arrivals.setdefault("other sender", env.now), 5000)
     env.run()
     each = 0.002 + 5000 / 1e6 + 1e-4
     assert arrivals == pytest.approx({0: each, 1: 2 * each, 2: 3 * each, "other sender": each}, rel=1e-12)

@@ -70,7 +70,8 @@ def measure_updates(batch: int, repeats: int) -> list[dict]:
         update = Update(layout, cfg)
         state = layout.initial_state(generator(0, "networks"))
         data = random_batch(layout, batch, generator(0, "minibatches"))
-        seconds = median_seconds(lambda: update(state, data, list(range(m))), repeats) / m
+        agents = list(range(m))
+        seconds = median_seconds(lambda u=update, s=state, d=data, a=agents: u(s, d, a), repeats) / m
         points.append({"agents": m, "gflop": shapes.update_flops[0] / 1e9, "seconds": seconds})
     return points
 
@@ -107,7 +108,7 @@ def measure_decodes(repeats: int) -> list[dict]:
             coded = {i: code.matrix[i] @ theta for i in range(n)}
             for stragglers in sorted({1, 2, min(4, m)}):
                 received = {i: coded[i] for i in range(stragglers, n)}  # the first s systematic rows late
-                seconds = median_seconds(lambda received=received: code.decode(received), repeats)
+                seconds = median_seconds(lambda code=code, received=received: code.decode(received), repeats)
                 points.append({"agents": m, "copied": m - stragglers, "solved": stragglers,
                                "rows_used": n - m, "values": values, "seconds": seconds})
     return points

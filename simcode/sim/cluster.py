@@ -69,32 +69,32 @@ class Learner:
         self.process = self.env.process(self.work())
 
     def work(self):
+        """cancel and let_finish: busy for the whole busy time, unless cancelled on decode (inline, not
+        delegated: this loop is the hot path of timing studies)."""
         while True:
             task: Task = yield self.inbox.get()
-            if self.cluster.is_stale(task, self.index):
-                continue  # the controller moved on while this task was on the wire
             if self.cluster.wait_for_ack:
                 yield from self.compute_then_wait(task)
-            else:
-                yield from self.compute(task)
-
-    def compute(self, task: Task):
-        """cancel and let_finish: busy for the whole busy time, unless cancelled on decode."""
-        if math.isinf(task.busy):
-            return  # failed: never answers this task
-        self.working_on = task.iteration
-        try:
-            yield self.env.timeout(task.busy)
-        except simpy.Interrupt:
-            return  # cancelled on decode
-        finally:
-            self.working_on = None
-        self.answer(task)
+                continue
+            if self.cluster.cancel and task.iteration < self.cluster.iteration:
+                continue  # the controller moved on while this task was on the wire
+            if math.isinf(task.busy):
+                continue  # failed: never answers this task
+            self.working_on = task.iteration
+            try:
+                yield self.env.timeout(task.busy)
+            except simpy.Interrupt:
+                continue  # cancelled on decode
+            finally:
+                self.working_on = None
+            self.answer(task)
 
     def compute_then_wait(self, task: Task):
         """cancel_wait: the computation runs to its end; the straggler's extra wait (infinite for a
         failed learner) ends early when the ack comes, and then the result is not sent."""
         ack = self.cluster.acks[self.index]
+        if task.iteration < self.cluster.iteration or ack.triggered:
+            return  # an acked learner knows its iteration decoded: work that arrives after the ack is dropped
         self.computing = self.env.timeout(task.compute)
         yield self.computing
         self.computing = None
@@ -140,7 +140,7 @@ class Cluster:
         self.state_nbytes = 4 * sum(shapes.state_sizes)
         self.results = simpy.Store(self.env)
         self.acks: list[simpy.Event] = []  # cancel_wait: each learner's ack of the current iteration
-        self.answer_times = np.full(self.n_learners, math.inf)  # when each learner's result arrived
+        self.answer_times = [math.inf] * self.n_learners  # when each learner's result first arrived
         self.decided_at = 0.0  # when the received rows were found to decode
         self.learners = [Learner(self, i) for i in range(self.n_learners)]
         if code is not None:
@@ -155,15 +155,9 @@ class Cluster:
         self.iteration_done = [self.env.event() for _ in range(iterations)]
         self.env.process(self.controller())
 
-    def is_stale(self, task: Task, learner: int) -> bool:
-        """Whether a learner drops `task` on arrival: the controller has already moved past it."""
-        if self.wait_for_ack:  # an acked learner knows its iteration decoded
-            return task.iteration < self.iteration or self.acks[learner].triggered
-        return self.cancel and task.iteration < self.iteration
-
-    def result_arrived(self, result: Result) -> None:
-        if result.iteration == self.iteration:
-            self.answer_times[result.learner] = min(self.answer_times[result.learner], self.env.now)
+    def result_arrived(self, result: Result, _arrival: simpy.Event | None = None) -> None:
+        if result.iteration == self.iteration and self.answer_times[result.learner] == math.inf:
+            self.answer_times[result.learner] = self.env.now
         self.results.put(result)
 
     # ------------------------------------------------------------------ the controller
@@ -214,7 +208,7 @@ class Cluster:
             "n_received": len(received), "decode_error": error,
             "episode_reward": float(np.mean(data.rewards)) if data.rewards else math.nan,
             "episodes": len(data.rewards), "env_seconds": t_sent - t_env, "t_decoded": t_decoded,
-            "n_late": int(np.count_nonzero(self.answer_times > self.decided_at)) if coded else 0,
+            "n_late": sum(t > self.decided_at for t in self.answer_times),
             "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
             "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0,
             "resent": resent,
@@ -233,7 +227,8 @@ class Cluster:
     def send_acks(self):
         """cancel_wait: acknowledge the iteration to every learner, in learner order, before decoding
         (on the shared network the controller waits for its sends, as the seed's blocking sends)."""
-        sends = [self.network.send(CONTROLLER, ack.succeed, ACK_NBYTES) for ack in self.acks]
+        sends = [self.network.send(CONTROLLER, lambda _arrival, ack=ack: ack.succeed(), ACK_NBYTES)
+                 for ack in self.acks]
         if self.network.shared:
             yield self.env.all_of(sends)
 
@@ -253,11 +248,11 @@ class Cluster:
         learners that answered; if nobody has answered by then, at the first answer after it."""
         compute = self.compute_seconds(data)
         busy = busy_seconds(iteration, compute, delays, self.delay_model)
-        self.answer_times = np.full(self.n_learners, math.inf)
+        self.answer_times = [math.inf] * self.n_learners
         if self.wait_for_ack:
             self.acks = [self.env.event() for _ in self.learners]
-        sends = [self.network.send(CONTROLLER, partial(learner.inbox.put, Task(iteration, i, float(busy[i]),
-                                                                               float(compute[i]))),
+        sends = [self.network.send(CONTROLLER, _deliver(learner.inbox, Task(iteration, i, float(busy[i]),
+                                                                          float(compute[i]))),
                                    self.task_nbytes[i]) for i, learner in enumerate(self.learners)]
         if self.network.shared:
             yield self.env.all_of(sends)  # the seed's blocking sends, learner 0 first
@@ -326,7 +321,7 @@ class Cluster:
             nbytes = sum(self.batch_nbytes(j) for j in self.rows[row])
             # Re-sent work is computed without a new straggler draw (documented simplification).
             seconds = self.cost.update_seconds(self.rows[row], data.host)
-            self.network.send(CONTROLLER, partial(learner.inbox.put, Task(iteration, row, seconds, seconds)), nbytes)
+            self.network.send(CONTROLLER, _deliver(learner.inbox, Task(iteration, row, seconds, seconds)), nbytes)
         return len(missing)
 
     def batch_nbytes(self, agent: int) -> int:
@@ -376,5 +371,10 @@ class Cluster:
         return coefficients[agents] @ theta[agents]
 
 
-def _nothing() -> None:
+def _deliver(inbox: simpy.Store, message: object):
+    """What a message's arrival does: put it in the receiver's inbox."""
+    return lambda _arrival: inbox.put(message)
+
+
+def _nothing(_arrival: simpy.Event | None) -> None:
     """The delivery of a message whose arrival nobody waits on (the states' broadcast)."""

@@ -23,6 +23,7 @@ import simpy
 from simcode.config import NetworkConfig
 
 CONTROLLER = -1  # the sender id of the controller; learners are 0 .. N-1
+Deliver = Callable[[simpy.Event], object]  # what a message's arrival does, given the event that ended its trip
 
 
 class Links:
@@ -42,11 +43,11 @@ class Links:
             return self.latency + nbytes / self.bandwidth
         return self.latency + nbytes / self.bandwidth + self.overhead(nbytes)
 
-    def send(self, sender: int, deliver: Callable[[], object], nbytes: float) -> simpy.Event:
-        """Send a message; `deliver()` runs when it arrives, which is when the returned event fires."""
+    def send(self, sender: int, deliver: Deliver, nbytes: float) -> simpy.Event:
+        """Send a message; `deliver(event)` runs when it arrives, which is when the returned event fires."""
         # A timeout whose callback delivers is lighter than a process per message.
         arrival = self.env.timeout(self.seconds(nbytes))
-        arrival.callbacks.append(lambda _event: deliver())
+        arrival.callbacks.append(deliver)
         return arrival
 
 
@@ -59,16 +60,17 @@ class SharedNics(Links):
         super().__init__(env, config, overhead)
         self.nics: dict[int, simpy.Resource] = {}
 
-    def send(self, sender: int, deliver: Callable[[], object], nbytes: float) -> simpy.Event:
+    def send(self, sender: int, deliver: Deliver, nbytes: float) -> simpy.Event:
         if sender not in self.nics:
             self.nics[sender] = simpy.Resource(self.env, capacity=1)
         return self.env.process(self.transmit(self.nics[sender], deliver, nbytes))
 
-    def transmit(self, nic: simpy.Resource, deliver: Callable[[], object], nbytes: float):
+    def transmit(self, nic: simpy.Resource, deliver: Deliver, nbytes: float):
         with nic.request() as turn:  # requests are served first come, first served
             yield turn
-            yield self.env.timeout(self.seconds(nbytes))
-        deliver()
+            on_the_wire = self.env.timeout(self.seconds(nbytes))
+            yield on_the_wire
+        deliver(on_the_wire)
 
 
 def make_network(env: simpy.Environment, config: NetworkConfig,

@@ -22,12 +22,16 @@ Each cost is a small linear model in features that the work's own sizes give:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simcode.errors import BadInput
 from simcode.yamlfiles import read_yaml
+
+if TYPE_CHECKING:
+    from simcode.config import Scenario
 
 
 class _Part(BaseModel):
@@ -122,21 +126,35 @@ def find_profile(name: str, beside: str | Path | None) -> Path | None:
     return next(((folder / path).resolve() for folder in folders if (folder / path).exists()), None)
 
 
-def check_profile(name: str, env_scenario: str, beside: str | Path | None) -> Path:
-    """The profile file `name` resolves to, after checking that it loads and knows `env_scenario`;
-    BadInput under cost.profile otherwise."""
-    found = find_profile(name, beside)
+def check_cost(scenario: Scenario, file: str | None = None) -> None:
+    """Cost keys that depend on each other (simcode.config.scenario_from_dict runs this): `profile`
+    needs a profile file that loads and covers the scenario's environment, resolved here, once, to an
+    absolute path; only a profile prices the rank check. BadInput naming `file` and the key otherwise."""
+    cost = scenario.cost
+    if cost.rank_check and cost.model != "profile":
+        raise BadInput("cost.rank_check", "a profile prices the rank check; allowed: true with cost.model: profile",
+                       file)
+    if cost.model != "profile":
+        return
+    if not cost.profile:
+        raise BadInput("cost.profile", "missing; allowed: with cost.model: profile, a file written by "
+                                       "`simcode calibrate`", file)
+    beside = Path(file).parent if file else None
+    found = find_profile(cost.profile, beside)
     if found is None:
         shipped = ", ".join(sorted(p.name for p in PROFILES_DIR.glob("*.yaml"))) or "none"
         where = f"beside {beside}, " if beside is not None else ""
-        raise BadInput("cost.profile", f"{name}: file not found ({where}in the current directory, or shipped: "
-                                       f"{shipped}); {ALLOWED}")
-    profile = load_profile(found)
-    if env_scenario not in profile.env_step:
-        raise BadInput("cost.profile", f"{found}: env_step has no cost for env.scenario {env_scenario!r}; "
-                                       f"allowed: a profile measured on it (this one has: "
-                                       f"{', '.join(sorted(profile.env_step))})")
-    return found
+        raise BadInput("cost.profile", f"{cost.profile}: file not found ({where}in the current directory, or "
+                                       f"shipped: {shipped}); {ALLOWED}", file)
+    try:
+        profile = load_profile(found)
+    except BadInput as exc:
+        raise exc.within(None, file) from None
+    env = scenario.env.scenario
+    if env not in profile.env_step:
+        raise BadInput("cost.profile", f"{found}: env_step has no cost for env.scenario {env!r}; allowed: a profile "
+                                       f"measured on it (this one has: {', '.join(sorted(profile.env_step))})", file)
+    cost.profile = str(found)
 
 
 def fit_linear(features: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, float]:
