@@ -69,8 +69,9 @@ class Learner:
         self.process = self.env.process(self.work())
 
     def work(self):
-        """cancel and let_finish: busy for the whole busy time, unless cancelled on decode (inline, not
-        delegated: this loop is the hot path of timing studies)."""
+        """Take tasks one at a time. cancel_wait: see compute_then_wait. cancel and let_finish: busy for
+        the whole busy time, unless cancelled on decode (inline, not delegated: the hot path of timing
+        studies)."""
         while True:
             task: Task = yield self.inbox.get()
             if self.cluster.wait_for_ack:
