@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import os
 import pickle
+import queue
 import platform
 import socket
 import threading
@@ -126,35 +127,49 @@ def measure_rank_checks(repeats: int) -> list[dict]:
 
 
 def measure_serialize(repeats: int) -> list[dict]:
-    """Seconds to pickle a float64 array and push it through a loopback socket to a reader."""
+    """Seconds to pickle a float64 array, push it through a loopback socket and unpickle it on the other
+    side (a reader thread that lives across messages, so no thread start is timed)."""
     points = []
-    for nbytes in (80_000, 800_000, 8_000_000, 32_000_000):
-        payload = np.zeros(nbytes // 8)
-        sender, receiver = socket.socketpair()
-        try:
-            points.append({"bytes": nbytes, "seconds": median_seconds(
-                lambda payload=payload, s=sender, r=receiver: _send_through(payload, s, r), repeats)})
-        finally:
-            sender.close()
-            receiver.close()
+    with Loopback() as loopback:
+        for nbytes in (80_000, 800_000, 8_000_000, 32_000_000):
+            payload = np.zeros(nbytes // 8)
+            seconds = median_seconds(lambda payload=payload: loopback.send(payload), max(repeats, 5))
+            points.append({"bytes": nbytes, "seconds": seconds})
     return points
 
 
-def _send_through(payload: np.ndarray, sender: socket.socket, receiver: socket.socket) -> None:
-    message = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-    reader = threading.Thread(target=_read_exactly, args=(receiver, len(message)))
-    reader.start()
-    sender.sendall(message)
-    reader.join()
+class Loopback:
+    """A socket pair with a reader thread: `send(obj)` returns when the reader has unpickled it."""
 
+    def __enter__(self) -> Loopback:
+        self.sender, self.receiver = socket.socketpair()
+        self.sizes: queue.Queue[int | None] = queue.Queue()
+        self.done: queue.Queue[bool] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        return self
 
-def _read_exactly(receiver: socket.socket, nbytes: int) -> None:
-    buffer = bytearray(nbytes)
-    view = memoryview(buffer)
-    while nbytes:
-        got = receiver.recv_into(view, nbytes)
-        view, nbytes = view[got:], nbytes - got
-    pickle.loads(buffer)
+    def send(self, obj: object) -> None:
+        message = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        self.sizes.put(len(message))
+        self.sender.sendall(message)
+        self.done.get()
+
+    def _read(self) -> None:
+        while (nbytes := self.sizes.get()) is not None:
+            buffer = bytearray(nbytes)
+            view = memoryview(buffer)
+            while nbytes:
+                got = self.receiver.recv_into(view, nbytes)
+                view, nbytes = view[got:], nbytes - got
+            pickle.loads(buffer)
+            self.done.put(True)
+
+    def __exit__(self, *exc) -> None:
+        self.sizes.put(None)
+        self.reader.join()
+        self.sender.close()
+        self.receiver.close()
 
 
 def fit_profile(updates, env_steps, decodes, rank_checks, serialize) -> tuple[Profile, list[str]]:
