@@ -149,7 +149,7 @@ def study(
 
     root = run_study(name_or_file, quick=quick, out=out, jobs=jobs, executor=executor, progress=progress,
                      show=lambda table: typer.echo(
-                         f"mean iteration time (simulated seconds, mean over seeds):\n{table}" if table else ""))
+                         f"mean iteration time (simulated s, mean over seeds):\n{table}" if table else ""))
     typer.echo(f"study written to {root}: report.md, results.csv, plots/")
 
 

@@ -125,7 +125,10 @@ def headline(study: Study, results: pd.DataFrame) -> str:
     """The mean iteration time table (or per-scheme means), for the terminal, with its footnotes."""
     x, hue = _axes(study, results)
     notes = Notes()
-    if hue and x:
+    if hue and study.table_rows:
+        means = _row_grid(results, study.table_rows, "mean_iteration", hue)
+        table = _row_text(means, results, study.table_rows, hue, ".4f", notes)
+    elif hue and x:
         table = _pivot(results, x, "mean_iteration", hue, notes)
     elif hue:
         table = _per_scheme(results, hue, ["mean_iteration"], notes)
