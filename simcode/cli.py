@@ -98,13 +98,41 @@ def run(
     threads: int = typer.Option(0, "--threads", min=0, help=THREADS_HELP),
 ) -> None:
     """Simulate one coded training run: writes scenario.yaml, trace.csv and summary.json."""
-    from simcode.sim.runner import default_run_dir, print_summary, run_to_dir
+    from simcode.sim.runner import DECODE_WARNING, default_run_dir, run_to_dir
 
     sc = _scenario(scenario, set_)
     _set_threads(threads)
     out = out or default_run_dir(scenario, sc)
     summary = run_to_dir(sc, out, progress=progress)
-    print_summary(summary, out)
+    if summary["decode_warning"]:
+        typer.echo(f"simcode: warning: decode error {summary['max_decode_error']:.3g} exceeds {DECODE_WARNING:g}: "
+                   f"{summary['scheme']} does not reproduce centralized training here", err=True)
+    typer.echo(_run_summary(summary, out))
+
+
+def _run_summary(summary: dict, out: Path) -> str:
+    """What `simcode run` prints: where the run is, the scheme, iteration times, decode error, reward."""
+    from simcode.codes.show import count
+
+    err = summary["max_decode_error"]
+    if summary["tolerance"] is None:  # centralized: the controller computes every update itself
+        where = f"{count(summary['n_agents'], 'agent')} updated by the controller, no learners"
+    else:
+        where = (f"{count(summary['n_agents'], 'agent')} on {count(summary['n_learners'], 'learner')}, "
+                 f"tolerates {count(summary['tolerance'], 'straggler')}")
+    lines = [
+        f"run written to {Path(out).resolve()}",
+        f"  scheme {summary['scheme']}: {where}",
+        f"  iteration  mean {summary['mean_iteration']:.4f} s   p99 {summary['p99_iteration']:.4f} s",
+        f"  simulated  {summary['sim_seconds']:.2f} s over {summary['iterations']} iterations "
+        f"(host {summary['host_seconds']:.2f} s)",
+        f"  decode error  {'not checked (timing workload)' if err is None else f'{err:.2e}'}",
+    ]
+    if summary["final_reward"] is not None:  # summary.json holds finite numbers only
+        lines.append(f"  episode reward (last 10 iterations)  {summary['final_reward']:.2f}")
+    if not summary["reproducible"]:
+        lines.append("  cost model 'measured': simulated times come from host timings and are not reproducible")
+    return "\n".join(lines)
 
 
 @app.command()
@@ -149,7 +177,8 @@ def study(
 
     root = run_study(name_or_file, quick=quick, out=out, jobs=jobs, executor=executor, progress=progress,
                      show=lambda table: typer.echo(
-                         f"mean iteration time (simulated s, mean over seeds):\n{table}" if table else ""))
+                         f"mean iteration time (simulated s, mean over seeds):\n{table}" if table else ""),
+                     note=lambda text: typer.echo(text, err=True))
     typer.echo(f"study written to {root}: report.md, results.csv, plots/")
 
 
@@ -164,12 +193,13 @@ def codes_show(
     set_: list[str] | None = typer.Option(None, "--set", help="Scheme parameter, e.g. --set p=0.5.",
                                           metavar="KEY=VALUE"),
 ) -> None:
-    """Matrix (or a summary), load per learner, tolerance and numerical conditioning of a scheme."""
-    from simcode.codes.show import CENTRALIZED, render
+    """Parameters, matrix (or a summary), load per learner, tolerance and numerical conditioning of a scheme."""
+    from simcode.codes import CENTRALIZED
+    from simcode.codes.show import render
     from simcode.config import parse_set
 
     for option, value in (("--agents", agents), ("--learners", learners)):
-        if value is None and name != CENTRALIZED[0]:
+        if value is None and name != CENTRALIZED:
             raise BadInput(option, "missing; allowed: a whole number >= 1")
     typer.echo(render(name, n_agents=agents or 0, n_learners=learners or 0, seed=seed, params=parse_set(set_)))
 
@@ -179,8 +209,8 @@ def codes_list() -> None:
     """The coding schemes a scenario's code.name may name, and the centralized baseline."""
     from simcode.codes.show import scheme_summaries
 
-    for name, summary in scheme_summaries():
-        typer.echo(f"{name:16s} {summary}")
+    for name, summary, params in scheme_summaries():
+        typer.echo(f"{name:16s} {summary}" + (f" (parameters: {', '.join(params)})" if params else ""))
 
 
 @app.command()

@@ -2,9 +2,9 @@
 
 A scenario file has the sections of DESIGN.md (`env`, `maddpg`, `cluster`, `code`, `delay`, `cost`,
 `run`) plus `seed`. Every key has a default, so a scenario file only says what differs. The
-`code` and `delay` sections carry their scheme's own parameters beside `name`; those are checked
-by `simcode.codes.make_code` / `simcode.delays.make_delay` when the run is built (see
-`validate_scenario`).
+`code` and `delay` sections carry their scheme's own parameters beside `name`, typed by the scheme's
+`Params` (simcode.sections); what depends on the sizes is checked by building the code and delay
+model once (`validate_scenario`).
 
 `--set key=value` overrides reach every key: `maddpg.lr=0.001`, `code.name=ldpc`, `code.dv=2`.
 Values are parsed as YAML, so `delay.k=2` is an int and `cluster.timeout=null` is None.
@@ -22,39 +22,19 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from simcode import sections
 from simcode.errors import BadInput
-from simcode.memory import short_number
 from simcode.mpe_scenarios import MPE_SCENARIOS
+from simcode.params import MAX_COUNT, MAX_RATE, MAX_SECONDS, MAX_SEED, MAX_SIZE, Bool, Float, Int, problem
+from simcode.sections import CodeConfig, DelayConfig
 from simcode.yamlfiles import DuplicateKey, parse_yaml, read_yaml, resolve_scenario_path
 
 __all__ = ["Scenario", "load_scenario", "parse_set", "read_yaml", "scenario_from_dict"]
-
-
-def _whole_number(value: Any) -> Any:
-    """YAML reads `1e6` as a float: a whole float is the integer the user means."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-# Strict, so that a boolean is no number; a float field still takes an int, and no float may be
-# infinite or NaN.
-Int = Annotated[int, BeforeValidator(_whole_number), Field(strict=True)]
-Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Bool = Annotated[bool, Field(strict=True)]  # true or false, not 1 or "yes"
-
-# Upper bounds: far beyond anything useful, low enough that no sum of simulated seconds or count
-# of floats overflows; the memory estimate (simcode.memory) is the real limit on sizes.
-MAX_COUNT = 10**6         # agents, learners, obstacles, hidden units
-MAX_SIZE = 10**9          # iterations, steps, transitions, minibatch rows
-MAX_SECONDS = 1e9         # any duration, in simulated seconds
-MAX_RATE = 1e18           # bytes or floating-point operations per second
-MAX_SEED = 2**63 - 1
 
 
 class _Section(BaseModel):
@@ -122,27 +102,6 @@ class ClusterConfig(_Section):
     )
 
 
-class CodeConfig(BaseModel):
-    """`name` is a registered scheme (simcode.codes.CODES) or `centralized`; other keys are its parameters."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str = "mds"
-
-    def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
-class DelayConfig(BaseModel):
-    """`name` is a registered delay model (simcode.delays.DELAYS); other keys are its parameters."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str = "none"
-    mode: Literal["add", "scale"] = "add"
-
-    def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
 class CostConfig(_Section):
     model: Literal["fixed", "flops", "measured", "profile"] = "fixed"
     profile: str | None = Field(None, description="profile: a cost profile written by `simcode calibrate`; a "
@@ -169,17 +128,15 @@ class Scenario(_Section):
     env: EnvConfig = EnvConfig()
     maddpg: MaddpgConfig = MaddpgConfig()
     cluster: ClusterConfig = ClusterConfig()
-    code: CodeConfig = CodeConfig()
-    delay: DelayConfig = DelayConfig()
+    code: CodeConfig = Field(default_factory=sections.default_code)
+    delay: DelayConfig = Field(default_factory=sections.default_delay)
     cost: CostConfig = CostConfig()
     run: RunConfig = RunConfig()
 
     @field_validator("code", "delay", mode="before")
     @classmethod
-    def _name_is_text(cls, value: Any) -> Any:
-        if isinstance(value, dict) and "name" in value and not isinstance(value["name"], str):
-            raise ValueError("name must be a string")
-        return value
+    def _named(cls, value: Any, info: Any) -> Any:
+        return sections.with_name(info.field_name, value)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -257,102 +214,75 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return data
 
 
-def _section_keys(model: type[BaseModel], data: dict[str, Any], path: str) -> list[str] | None:
-    """The keys allowed in the section at `path` (a scheme's or delay model's depend on its name);
-    None when its name is unknown (reported by validate_scenario)."""
-    if model is CodeConfig or model is DelayConfig:
-        from simcode.codes import CODES
-        from simcode.delays import DELAYS
-
-        section = model.model_fields["name"].default
-        name = get_dotted(data, f"{path}.name", section)
-        registry: dict = CODES if model is CodeConfig else DELAYS
-        if model is CodeConfig and name == "centralized":
-            return ["name"]
-        if name not in registry:
-            return None
-        return list(model.model_fields) + list(registry[name].PARAMS)
-    return list(model.model_fields)
+def _submodel(field: Any, name: Any = None) -> type[BaseModel] | None:
+    """The model a field holds, or None: for a code or delay section, the one its `name` picks."""
+    if field.discriminator:
+        return next((m for m in get_args(field.annotation) if m.model_fields["name"].default == name), None)
+    annotation = field.annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 def unknown_key(key: str, data: dict[str, Any]) -> str | None:
     """Why dotted `key` is not a key of the scenario `data` describes ('unknown key; allowed: ...'),
-    or None when it is one."""
-    model: type[BaseModel] = Scenario
+    or None when it is one (or lies in a section whose scheme is unknown: validation says so)."""
+    model: type[BaseModel] | None = Scenario
     parts = key.split(".")
     for depth, part in enumerate(parts):
-        path = ".".join(parts[:depth])
-        allowed = _section_keys(model, data, path)
-        if allowed is None:
-            return None
-        if part not in allowed:
-            where = f" in {path}" if path else ""
-            return f"unknown key{where}; allowed: {', '.join(allowed)}"
-        field = model.model_fields.get(part)
-        annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None if depth == len(parts) - 1 else f"{'.'.join(parts[:depth + 1])} has no sub-keys"
-        model = annotation
+        path = ".".join(parts[:depth + 1])
+        if part not in model.model_fields:
+            where = f" in {'.'.join(parts[:depth])}" if depth else ""
+            return f"unknown key{where}; allowed: {', '.join(model.model_fields)}"
+        field = model.model_fields[part]
+        if field.discriminator:  # a scheme's or delay model's keys depend on its name
+            default = field.get_default(call_default_factory=True).name
+            model = _submodel(field, get_dotted(data, f"{path}.name", default))
+            if model is None:
+                return None
+            continue
+        model = _submodel(field)
+        if model is None:
+            return None if depth == len(parts) - 1 else f"{path} has no sub-keys"
     return None
 
 
-def _field_at(loc: tuple) -> Any:
-    """The pydantic FieldInfo at an error location, or None."""
-    model: Any = Scenario
+def _locate(loc: tuple) -> tuple[str, Any]:
+    """The dotted key and pydantic field of an error location. A section's tag (its scheme's name,
+    which pydantic puts in the location) is no key; the field is None for an unknown key."""
+    model: type[BaseModel] | None = Scenario
+    keys: list[str] = []
     field = None
-    for part in loc:
-        fields = getattr(model, "model_fields", {})
-        if str(part) not in fields:
-            return field
-        field = fields[str(part)]
-        model = field.annotation
-    return field
-
-
-def _allowed_range(field: Any) -> str:
-    """'a whole number >= 1 and <= 1000000' from a field's type and bounds."""
-    whole = field is not None and "int" in str(field.annotation)
-    bounds = []
-    for item in getattr(field, "metadata", []):
-        for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
-            if getattr(item, attr, None) is not None:
-                bounds.append(f"{sign} {short_number(getattr(item, attr))}")
-    kind = "a whole number" if whole else "a finite number"
-    return f"{kind} {' and '.join(bounds)}".strip()
-
-
-NUMBER_ERRORS = {"int_type": "is not a whole number", "int_parsing": "is not a whole number",
-                 "int_from_float": "is not a whole number", "float_type": "is not a number",
-                 "float_parsing": "is not a number", "finite_number": "is not finite",
-                 "greater_than": "is out of range", "greater_than_equal": "is out of range",
-                 "less_than": "is out of range", "less_than_equal": "is out of range"}
+    parts = [str(p) for p in loc]
+    while parts and model is not None:
+        part = parts.pop(0)
+        keys.append(part)
+        field = model.model_fields.get(part)
+        if field is None:
+            break
+        model = _submodel(field, parts.pop(0) if field.discriminator and parts else None)
+    return ".".join(keys), field
 
 
 def _pydantic_to_bad_input(exc: ValidationError, file: str | None, data: dict[str, Any]) -> BadInput:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return BadInput(loc, unknown_key(loc, data) or "unknown key", file)
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return BadInput(loc, f"{err['input']!r} is not allowed; allowed: {expected}", file)
-    if kind == "bool_type":
-        return BadInput(loc, f"{err['input']!r} is not a boolean; allowed: true, false", file)
-    if kind in NUMBER_ERRORS:
-        return BadInput(loc, f"{err['input']!r} {NUMBER_ERRORS[kind]}; allowed: "
-                             f"{_allowed_range(_field_at(err['loc']))}", file)
-    return BadInput(loc, f"{err['msg']} (got {err.get('input')!r})", file)
+    key, field = _locate(err["loc"])
+    if err["type"] == "extra_forbidden":
+        return BadInput(key, unknown_key(key, data) or "unknown key", file)
+    if err["type"] == "union_tag_invalid":  # a code or delay section naming nothing registered
+        return BadInput(f"{key}.name", sections.unknown_name(key, err["input"]["name"]), file)
+    return BadInput(key, problem(err, field), file)
 
 
-def scenario_from_dict(data: dict[str, Any], file: str | None = None) -> Scenario:
+def scenario_from_dict(data: dict[str, Any], file: str | None = None, keep_built: bool = False) -> Scenario:
+    """The scenario `data` describes, every check done, or BadInput. With `keep_built`, the code and
+    delay model built to check it are kept for the run (simcode.sections): for a scenario that runs
+    here and now, not for one of a study's many, which run elsewhere from their dicts."""
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise _pydantic_to_bad_input(exc, file, data) from None
     from simcode.scenario_checks import validate_scenario  # it imports the leaves: only when needed
 
-    validate_scenario(scenario, file)
+    validate_scenario(scenario, file, keep_built)
     from simcode.sim.profile import check_cost  # the profile model lives with the simulator
 
     check_cost(scenario, file)
@@ -369,7 +299,7 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         beside = Path(path).parent / trace_file
         if beside.exists():  # a measured-delay file named relative to the scenario that uses it
             set_dotted(data, "delay.file", str(beside.resolve()))
-    return scenario_from_dict(data, str(path))
+    return scenario_from_dict(data, str(path), keep_built=True)
 
 
 def n_agents_of(env: EnvConfig) -> int:

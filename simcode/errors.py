@@ -30,22 +30,6 @@ class BadInput(ValueError):
         return BadInput(key, self.message, file or self.file)
 
 
-def check_probability(key: str, value: float, *, allow_zero: bool = True, allow_one: bool = True) -> float:
-    lo_ok = value >= 0 if allow_zero else value > 0
-    hi_ok = value <= 1 if allow_one else value < 1
-    if not (lo_ok and hi_ok):
-        lo = "[0" if allow_zero else "(0"
-        hi = "1]" if allow_one else "1)"
-        raise BadInput(key, f"{value!r} is not a probability; allowed: {lo}, {hi}")
-    return float(value)
-
-
-def check_positive(key: str, value: float, *, allow_zero: bool = False) -> float:
-    if not (value >= 0 if allow_zero else value > 0):
-        raise BadInput(key, f"{value!r} must be {'>= 0' if allow_zero else '> 0'}")
-    return value
-
-
 class SimulationError(RuntimeError):
     """A run that cannot go on (an iteration that can never decode): one line, exit status 1."""
 

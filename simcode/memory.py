@@ -17,10 +17,11 @@ itself what must not happen); tests check them against the environments' real si
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
+from simcode.codes import CENTRALIZED
 from simcode.errors import BadInput
+from simcode.params import short_number
 
 GIB = 2**30
 FLOAT32, FLOAT64 = 4, 8
@@ -56,11 +57,6 @@ def _cgroup_limit() -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
-
-
-def short_number(value: float) -> str:
-    """3 significant digits, exponents without padding: 0.25, 23.5, 1e9, 4.58e10."""
-    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{value:.3g}")
 
 
 def gib(nbytes: int) -> str:
@@ -181,7 +177,7 @@ def simulation_parts(scenario, real: bool) -> list[tuple[str, str, int]]:
     groups = observation_groups(scenario.env)
     agents, n_agents, n_learners = _agent_keys(scenario.env), _agents(groups), scenario.cluster.n_learners
     parts = [(agents, "the joint observation", _obs_total(groups) * FLOAT64)]
-    if scenario.code.name != "centralized":
+    if scenario.code.name != CENTRALIZED:
         parts.append((f"{agents}, cluster.n_learners", "the code matrix", code_bytes(n_agents, n_learners)))
     if real:
         padded = max(size for size, _ in agent_state_floats(groups, scenario.maddpg.hidden))

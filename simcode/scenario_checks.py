@@ -1,6 +1,6 @@
 """Checks of a scenario that span sections or need the leaves: sizes that fit together and in memory
-(checked before anything is built), and a scheme and delay model that exist and accept their
-parameters. `simcode.config.scenario_from_dict` runs them on every scenario it builds.
+(checked before anything is built), and a code and delay model that can be built for these sizes.
+`simcode.config.scenario_from_dict` runs them on every scenario it builds.
 """
 
 from __future__ import annotations
@@ -8,41 +8,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from simcode import memory
-from simcode.codes import CODES, make_code
 from simcode.codes.show import count
-from simcode.delays import DELAYS, make_delay
 from simcode.errors import BadInput
 
 if TYPE_CHECKING:
     from simcode.config import Scenario
 
 
-def validate_scenario(scenario: Scenario, file: str | None = None) -> None:
+def validate_scenario(scenario: Scenario, file: str | None = None, keep_built: bool = False) -> None:
     """Cross-section checks: sizes that fit together and in memory (before anything is built), then
-    the scheme and delay model exist and accept their parameters."""
+    the code and delay model are built for these sizes (and, with `keep_built`, kept for the run)."""
     if scenario.cost.model == "measured" and scenario.run.workload != "maddpg":
         raise BadInput("cost.model", "measured times real computation; allowed with run.workload: maddpg", file)
     _check_buffer(scenario, file)
     check_memory(scenario, file)
-    m = scenario.n_agents
     n = scenario.cluster.n_learners
-    code = scenario.code
-    if code.name != "centralized":
-        if code.name not in CODES:
-            allowed = ", ".join(sorted(CODES) + ["centralized"])
-            raise BadInput("code.name", f"unknown scheme {code.name!r}; allowed: {allowed}", file)
+    for key, section, sizes in (("code", scenario.code, (scenario.n_agents, n, scenario.seed)),
+                                ("delay", scenario.delay, (n,))):
         try:
-            make_code(code.name, n_agents=m, n_learners=n, seed=scenario.seed, **code.params())
+            section.check_build(*sizes, keep=keep_built)
         except BadInput as exc:
-            raise exc.within("code", file) from None
-    delay = scenario.delay
-    if delay.name not in DELAYS:
-        allowed = ", ".join(sorted(DELAYS))
-        raise BadInput("delay.name", f"unknown delay model {delay.name!r}; allowed: {allowed}", file)
-    try:
-        make_delay(delay.name, n_learners=n, mode=delay.mode, **delay.params())
-    except BadInput as exc:
-        raise exc.within("delay", file) from None
+            raise exc.within(key, file) from None
 
 
 def _check_buffer(scenario: Scenario, file: str | None) -> None:

@@ -88,7 +88,7 @@ def test_decode_roundtrip(name, m, extra, seed, data):
 @given(name=st.sampled_from(STABLE + ["mds_vandermonde"]), m=st.integers(1, 6), extra=st.integers(0, 4),
        seed=st.integers(0, 1000), params=st.sampled_from([{}, {"p": 0.3}, {"decoder": "solve"}]))
 def test_tolerance_by_brute_force(name, m, extra, seed, params):
-    params = {k: v for k, v in params.items() if k in CODES[name].PARAMS}
+    params = {k: v for k, v in params.items() if k in CODES[name].Params.model_fields}
     code = build(name, m, m + extra, seed, **params)
     n, t = code.n_learners, code.tolerance
     assert code.tolerance_exact

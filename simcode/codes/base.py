@@ -10,16 +10,17 @@ Schemes with structure (peeling LDPC) override how that small system is factoris
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 from scipy.linalg import qr
 from scipy.linalg.blas import dtrsm
 
 from simcode.errors import BadInput
+from simcode.params import MAX_COUNT, MAX_SEED, Int, ParamsModel, check
 
 # Relative singular-value threshold under which a set of rows counts as rank deficient. Generic real
 # codes sit far above it; structural dependencies (sparse supports) sit at rounding level, far below.
@@ -30,19 +31,12 @@ CHUNK = 8192  # payload columns solved at once: the buffer stays in cache
 ACCURACY = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-9}
 
 
-def check_count(key: str, value: object, minimum: int = 1) -> int:
-    """An integer >= minimum, or BadInput naming `key`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise BadInput(key, f"{value!r} is not an integer; allowed: integers >= {minimum}")
-    if value < minimum:
-        raise BadInput(key, f"{value} is too small; allowed: integers >= {minimum}")
-    return int(value)
+class CodeSize(ParamsModel):
+    """What every scheme is built for."""
 
-
-def check_number(key: str, value: object, allowed: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise BadInput(key, f"{value!r} is not a number; allowed: {allowed}")
-    return float(value)
+    n_agents: Int = Field(ge=1, le=MAX_COUNT, description="agents M")
+    n_learners: Int = Field(ge=1, le=MAX_COUNT, description="learners N")
+    seed: Int = Field(0, ge=0, le=MAX_SEED, description="seed of the construction's random stream")
 
 
 def full_column_rank(rows: np.ndarray) -> bool:
@@ -66,20 +60,23 @@ def triangular_solve(t: np.ndarray, z: np.ndarray, lower: bool) -> np.ndarray:
 
 
 class Code:
-    """Base class: subclasses set `name`, `PARAMS` and call `_set_matrix` in `__init__`."""
+    """Base class: subclasses set `name`, declare their `Params` and call `_set_matrix` in `__init__`."""
 
     name: ClassVar[str] = ""
-    PARAMS: ClassVar[tuple[str, ...]] = ()
+    # The scheme's parameters (a ParamsModel: types, bounds, defaults, descriptions); checked here and
+    # kept as attributes of the same names. The scenario's `code` section is built from it too.
+    Params: ClassVar[type[ParamsModel]] = ParamsModel
     # Warn (once per code object) when a decode is predicted to miss ACCURACY for the results' dtype.
     WARN_IF_INACCURATE: ClassVar[bool] = False
 
-    def __init__(self, n_agents: int, n_learners: int, seed: int = 0):
-        self.n_agents = check_count("n_agents", n_agents)
-        self.n_learners = check_count("n_learners", n_learners)
+    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
+        size = check(CodeSize, {"n_agents": n_agents, "n_learners": n_learners, "seed": seed}, "a code")
+        self.n_agents, self.n_learners, self.seed = size.n_agents, size.n_learners, size.seed
         if self.n_learners < self.n_agents:
             raise BadInput("n_learners", f"{self.n_learners} learners cannot carry {self.n_agents} agents; "
                            "allowed: n_learners >= n_agents")
-        self.seed = check_count("seed", seed, minimum=0)
+        for key, value in check(self.Params, params, f"scheme {self.name!r}"):
+            setattr(self, key, value)
         self._decodable_cache: dict[frozenset[int], bool] = {}
         self._plan_cache: dict[tuple[int, ...], tuple] = {}  # a simulator decodes the same sets again and again
         self._tolerance: int | None = None
@@ -99,7 +96,7 @@ class Code:
 
     def params(self) -> dict[str, object]:
         """The scheme's parameters as used (defaults resolved)."""
-        return {key: getattr(self, key) for key in self.PARAMS}
+        return {key: getattr(self, key) for key in self.Params.model_fields}
 
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params().items())

@@ -21,14 +21,17 @@ exact by enumeration of erasure sets up to a budget (then a lower bound; see tol
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, Literal
 
-from simcode.codes.base import Code, check_count
+import numpy as np
+from pydantic import Field
+
+from simcode.codes.base import Code
 from simcode.errors import BadInput
+from simcode.params import MAX_COUNT, Int, ParamsModel
 from simcode.seeding import generator
 
 MAX_ATTEMPTS = 200
-DECODERS = ("peel", "solve")
 
 
 def gf2_systematic(h: np.ndarray) -> tuple[np.ndarray, list[int]] | None:
@@ -70,22 +73,26 @@ class LDPC(Code):
     """Systematic generator of a random (dv, dc)-regular LDPC code; decoded by peeling."""
 
     name = "ldpc"
-    PARAMS = ("dv", "dc", "decoder")
 
-    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, dv: int | None = None,
-                 dc: int | None = None, decoder: str = "peel"):
-        super().__init__(n_agents, n_learners, seed)
+    class Params(ParamsModel):
+        dv: Int | None = Field(None, ge=1, le=MAX_COUNT, description="column weight: checks per bit, odd and "
+                               "at most N - M; unset: 3 (else 1), or the weight that makes dc regular")
+        dc: Int | None = Field(None, ge=1, le=MAX_COUNT, description="row weight: bits per check, with "
+                               "N * dv = (N - M) * dc; unset: as equal as possible")
+        decoder: Literal["peel", "solve"] = Field("peel", description="peel: resolve one agent per row at a "
+                                                  "time; solve: rank test and a least-squares solve")
+
+    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
+        super().__init__(n_agents, n_learners, seed, **params)
         m, n = self.n_agents, self.n_learners
+        dv, dc = self.dv, self.dc
         checks = n - m
         if checks < 1:
             raise BadInput("n_learners", f"ldpc needs parity learners; allowed: n_learners > n_agents ({m})")
-        if decoder not in DECODERS:
-            raise BadInput("decoder", f"{decoder!r} is not a decoder; allowed: {', '.join(DECODERS)}")
-        self.decoder = decoder
         # Default: column weight 3 (the classic choice), else 1, whichever gives a full-rank H.
         if dv is not None:
-            candidates = [check_count("dv", dv)]
-        elif dc is not None and n * check_count("dc", dc) % checks == 0 and check_count("dc", dc) * checks % n == 0:
+            candidates = [dv]
+        elif dc is not None and n * dc % checks == 0 and dc * checks % n == 0:
             candidates = [dc * checks // n]  # the column weight that makes dc regular
         else:
             candidates = [w for w in (3, 1) if w <= checks]
@@ -116,7 +123,6 @@ class LDPC(Code):
             weights = np.full(checks, base)
             weights[:extra] += 1
             return weights
-        dc = check_count("dc", dc)
         if n * self.dv != checks * dc:
             regular = [c for c in range(1, n + 1) if n * self.dv == checks * c]
             hint = f"dc = {regular[0]}" if regular else "no dc for this dv (leave dc unset for near-regular)"

@@ -25,6 +25,8 @@ no random construction avoids. `condition(received)` and `simcode codes show` ex
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from simcode.codes.base import Code
@@ -52,8 +54,8 @@ class MDS(AnyMOfN):
 
     name = "mds"
 
-    def __init__(self, n_agents: int, n_learners: int, seed: int = 0):
-        super().__init__(n_agents, n_learners, seed)
+    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
+        super().__init__(n_agents, n_learners, seed, **params)
         m, n = self.n_agents, self.n_learners
         rng = generator(self.seed, "code")
         candidates = [np.vstack([np.eye(m), rng.standard_normal((n - m, m)) / np.sqrt(m)])

@@ -14,6 +14,8 @@ Use `mds` for a stable code.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from simcode.codes.base import ACCURACY
@@ -26,8 +28,8 @@ class MDSVandermonde(AnyMOfN):
     name = "mds_vandermonde"
     WARN_IF_INACCURATE = True
 
-    def __init__(self, n_agents: int, n_learners: int, seed: int = 0):
-        super().__init__(n_agents, n_learners, seed)
+    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
+        super().__init__(n_agents, n_learners, seed, **params)
         nodes = np.linspace(0.1, 0.5, self.n_agents)  # one node per agent, as in the seed
         self._set_matrix(np.vander(nodes, self.n_learners).T)
         best = np.linalg.cond(self.matrix)  # all N results: the best case

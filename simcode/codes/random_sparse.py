@@ -2,10 +2,11 @@
 
 Each entry is nonzero with probability `p` (default 0.8, the seed's density), its value drawn from
 N(0, 1), all from the seeded "code" stream (the seed draws the same distribution from numpy's global
-generator seeded with 30; the matrices differ, the ensemble is the same). The whole N x M matrix must have rank M; draws are repeated (same stream) up to
-MAX_ATTEMPTS times, then the parameters are rejected. A learner may draw an all-zero row: it is then
-idle (load 0), which the load vector shows. A received set decodes when its rows have numerical rank
-M (SVD, singular values above 1e-10 of the largest).
+generator seeded with 30; the matrices differ, the ensemble is the same). The whole N x M matrix must
+have rank M; draws are repeated (same stream) up to MAX_ATTEMPTS times, then the parameters are
+rejected. A learner may draw an all-zero row: it is then idle (load 0), which the load vector shows.
+A received set decodes when its rows have numerical rank M (SVD, singular values above 1e-10 of the
+largest).
 
 Tolerance: the nonzero values are Gaussian, so (with probability 1) a set of rows has rank M exactly
 when its support graph (rows - agents) has a matching covering every agent. By Hall's theorem, the
@@ -17,13 +18,17 @@ milliseconds even at M=30, N=40, where enumerating erasure sets would take secon
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from pydantic import Field
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from simcode.codes.base import Code, check_number, full_column_rank
+from simcode.codes.base import Code, full_column_rank
 from simcode.codes.tolerance import upper_bound
 from simcode.errors import BadInput
+from simcode.params import Float, ParamsModel
 from simcode.seeding import generator
 
 MAX_ATTEMPTS = 100
@@ -33,13 +38,12 @@ class RandomSparse(Code):
     """Random sparse Gaussian assignment (entry nonzero with probability p); decodes on rank M."""
 
     name = "random_sparse"
-    PARAMS = ("p",)
 
-    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, p: float = 0.8):
-        super().__init__(n_agents, n_learners, seed)
-        self.p = check_number("p", p, "(0, 1]")
-        if not 0 < self.p <= 1:
-            raise BadInput("p", f"{self.p!r} is not a probability; allowed: (0, 1]")
+    class Params(ParamsModel):
+        p: Float = Field(0.8, gt=0, le=1, description="probability that an entry is nonzero (the seed's: 0.8)")
+
+    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
+        super().__init__(n_agents, n_learners, seed, **params)
         m, n = self.n_agents, self.n_learners
         rng = generator(self.seed, "code")
         for _ in range(MAX_ATTEMPTS):

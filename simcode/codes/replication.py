@@ -14,30 +14,36 @@ Decoding is copying one received result per agent, so it is exact.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from simcode.codes.base import Code, check_count
+import numpy as np
+from pydantic import Field
+
+from simcode.codes.base import Code
 from simcode.errors import BadInput
+from simcode.params import MAX_COUNT, Int, ParamsModel
 
 
 class Replication(Code):
     """Learner i computes agent i mod M (the seed's), or each agent on `replicas` learners; exact copies."""
 
     name = "replication"
-    PARAMS = ("replicas",)
 
-    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, replicas: int | None = None):
-        super().__init__(n_agents, n_learners, seed)
+    class Params(ParamsModel):
+        replicas: Int | None = Field(None, ge=1, le=MAX_COUNT, description="learners that compute each agent "
+                                     "(at most N); unset: learner i computes agent i mod M (the seed's)")
+
+    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
+        super().__init__(n_agents, n_learners, seed, **params)
         m, n = self.n_agents, self.n_learners
         matrix = np.zeros((n, m))
-        if replicas is None:  # the seed's: learner i computes agent i mod M
+        if self.replicas is None:  # the seed's: learner i computes agent i mod M
             self.replicas = n // m  # the fewest copies any agent has
             matrix[np.arange(n), np.arange(n) % m] = 1.0
+        elif self.replicas > n:
+            raise BadInput("replicas", f"{self.replicas} copies need as many distinct learners; "
+                           f"allowed: 1 <= replicas <= n_learners ({n})")
         else:
-            self.replicas = check_count("replicas", replicas)
-            if self.replicas > n:
-                raise BadInput("replicas", f"{self.replicas} copies need as many distinct learners; "
-                               f"allowed: 1 <= replicas <= n_learners ({n})")
             for copy in range(m * self.replicas):
                 matrix[copy % n, copy // self.replicas] = 1.0
         self._set_matrix(matrix)

@@ -1,9 +1,10 @@
 """`simcode codes show`: what a scheme asks of each learner and how safely it decodes, as plain text.
 
-Everything a reader needs to pick a scheme for a cluster size: the matrix (or a summary when it is
-large), the load per learner, the worst-case tolerance, and a measured numerical check: condition
-numbers and decode errors over random decodable sets of N - tolerance learners, with results in
-float64 and rounded to float32 (as a float32 network would send them).
+Everything a reader needs to pick a scheme for a cluster size: its parameters (from its `Params`:
+default, allowed values, meaning), the matrix (or a summary when it is large), the load per learner,
+the worst-case tolerance, and a measured numerical check: condition numbers and decode errors over
+random decodable sets of N - tolerance learners, with results in float64 and rounded to float32 (as
+a float32 network would send them).
 """
 
 from __future__ import annotations
@@ -12,24 +13,33 @@ import warnings
 
 import numpy as np
 
-from simcode.codes import CODES, make_code
+from simcode.codes import CENTRALIZED, CENTRALIZED_SUMMARY, CODES, make_code
 from simcode.codes.base import ACCURACY
 from simcode.memory import FLOAT64, check_fits, code_bytes
+from simcode.params import describe
 from simcode.seeding import generator
 
 MAX_PRINTED_ENTRIES = 400
 SAMPLED_SETS = 200
 PROBE_SETS = 50
 PROBE_SIZE = 1000
-# Not a code: the baseline a scenario names with `code.name: centralized`.
-CENTRALIZED = ("centralized", "No learners: the controller computes every agent's update itself "
-               "(the baseline; nothing to decode, no straggler to wait for).")
 
 
-def scheme_summaries() -> list[tuple[str, str]]:
-    """(name, one-line summary) of every scheme a scenario may name, centralized included."""
-    rows = [(name, ((CODES[name].__doc__ or "").strip().splitlines() or [""])[0]) for name in CODES]
-    return sorted(rows + [CENTRALIZED])
+def summary_of(name: str) -> str:
+    """The first line of a scheme's description."""
+    return ((CODES[name].__doc__ or "").strip().splitlines() or [""])[0]
+
+
+def scheme_summaries() -> list[tuple[str, str, list[str]]]:
+    """(name, one-line summary, parameter names) of every scheme a scenario may name, centralized included."""
+    rows = [(name, summary_of(name), list(CODES[name].Params.model_fields)) for name in CODES]
+    return sorted(rows + [(CENTRALIZED, CENTRALIZED_SUMMARY, [])])
+
+
+def parameter_lines(name: str) -> list[str]:
+    """'parameters:' and one line per parameter of scheme `name`: default, allowed values, meaning."""
+    params = describe(CODES[name].Params)
+    return ["parameters:", *(f"  {line}" for line in params)] if params else ["parameters: none"]
 
 
 def count(n: int, noun: str) -> str:
@@ -52,18 +62,17 @@ def _relative_error(decoded: np.ndarray, theta: np.ndarray) -> float:
 
 def render(name: str, n_agents: int, n_learners: int, seed: int = 0, params: dict | None = None) -> str:
     """Plain-text description of scheme `name` for M agents on N learners (BadInput on bad input)."""
-    if name == CENTRALIZED[0]:
-        return f"scheme: {name} - {CENTRALIZED[1]}"
+    if name == CENTRALIZED:
+        return f"scheme: {name} - {CENTRALIZED_SUMMARY}"
     # The code, the random results the probe decodes and the decoded states: checked before building.
     probe = FLOAT64 * PROBE_SIZE * (2 * n_agents + n_learners)
     check_fits([("--agents, --learners", "this code and its probe", code_bytes(n_agents, n_learners) + probe)],
                "building this code")
     code = make_code(name, n_agents=n_agents, n_learners=n_learners, seed=seed, **(params or {}))
     m, n = code.n_agents, code.n_learners
-    summary = (CODES[name].__doc__ or "").strip().splitlines()[0]
     shown = ", ".join(f"{k}={v}" for k, v in code.params().items()) or "none"
-    lines = [f"scheme: {name} - {summary}", f"agents M={m}, learners N={n}, seed={seed}",
-             f"params: {shown}"]
+    lines = [f"scheme: {name} - {summary_of(name)}", *parameter_lines(name),
+             f"agents M={m}, learners N={n}, seed={seed}", f"params as used: {shown}"]
     nonzeros = code.load
     if n * m <= MAX_PRINTED_ENTRIES:
         lines += [f"matrix ({n} x {m}, row = learner):", _format_matrix(code.matrix)]

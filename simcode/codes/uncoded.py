@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from simcode.codes.base import Code
@@ -13,8 +15,8 @@ class Uncoded(Code):
 
     name = "uncoded"
 
-    def __init__(self, n_agents: int, n_learners: int, seed: int = 0):
-        super().__init__(n_agents, n_learners, seed)
+    def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
+        super().__init__(n_agents, n_learners, seed, **params)
         if self.n_learners != self.n_agents:
             raise BadInput("n_learners", f"uncoded needs one learner per agent; got {self.n_learners} "
                            f"learners for {self.n_agents} agents; allowed: n_learners = n_agents")

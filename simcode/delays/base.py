@@ -6,7 +6,9 @@ answer to the learner's compute time (`mode: add`, seconds) or stretches the com
 
 Parameters are checked here, once, so that a scenario with a bad value fails before any run starts
 with a `BadInput` that names the parameter and says what is allowed. A model declares its parameters
-in `PARAMS` (name -> default, or `REQUIRED`) and receives them, already complete, in `_configure`.
+as `Params` (a ParamsModel: types, bounds, defaults, descriptions; the scenario's `delay` section is
+built from it too) and receives them, checked and complete, in `_configure`, which checks only what
+depends on the number of learners.
 
 Randomness comes only from the generator passed to `sample`, and what a model draws depends only on
 its own parameters and the iterations so far, never on the coding scheme or the network, so two runs
@@ -16,52 +18,60 @@ with the same seed and delay config see the same delays, whichever schemes they 
 from __future__ import annotations
 
 import math
-import numbers
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
-from simcode.errors import BadInput, check_positive, check_probability
+from simcode.errors import BadInput
+from simcode.params import MAX_COUNT, MAX_SECONDS, Int, ParamsModel, check
 
 MODES = ("add", "scale")
 
 
-class _Required:
-    def __repr__(self) -> str:
-        return "REQUIRED"
+# Fields several models share. A delay is in seconds with `mode: add`, a multiple of the compute time
+# with `mode: scale`.
+LATE_BY = "how late a late learner is"
 
 
-REQUIRED: Any = _Required()
-"""Default marking a parameter the scenario must give."""
+def shift_field() -> Any:
+    return Field(0.0, ge=0, le=MAX_SECONDS, description="delay every learner has at least")
+
+
+def probability_field(description: str) -> Any:
+    return Field(ge=0, le=1, description=description)
+
+
+class DelaySize(ParamsModel):
+    """What every delay model is built for."""
+
+    n_learners: Int = Field(ge=1, le=MAX_COUNT, description="learners N")
+    mode: Literal[MODES] = Field("add", description="add: seconds added to the compute time; scale: a "  # type: ignore[valid-type]
+                                 "multiple of the compute time")
 
 
 class DelayModel:
     """Base class: one subclass per model, registered by name in `simcode.delays.DELAYS`."""
 
     name: ClassVar[str] = ""
-    PARAMS: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type[ParamsModel]] = ParamsModel
 
     def __init__(self, n_learners: int, mode: str = "add", **params: Any):
-        self.n_learners = integer("n_learners", n_learners, minimum=1)
-        if mode not in MODES:
-            raise BadInput("mode", f"{mode!r} is not a delay mode; allowed: {', '.join(MODES)}")
-        self.mode = mode
-        allowed = ", ".join([*self.PARAMS, "mode"])
-        for key in params:
-            if key not in self.PARAMS:
-                if not self.PARAMS:
-                    raise BadInput(key, f"delay model {self.name!r} takes no parameters; allowed: mode")
-                raise BadInput(key, f"unknown parameter of delay model {self.name!r}; allowed: {allowed}")
-        values = {**self.PARAMS, **params}
-        for key, value in values.items():
-            if value is REQUIRED:
-                raise BadInput(key, f"required by delay model {self.name!r} (parameters: {allowed})")
-        self.params = values
-        self._configure(**values)
+        size = check(DelaySize, {"n_learners": n_learners, "mode": mode}, "a delay model")
+        self.n_learners, self.mode = size.n_learners, size.mode
+        self.params = check(self.Params, params, f"delay model {self.name!r}", also=("mode",)).model_dump()
+        self._configure(**self.params)
         self.reset()
 
     def _configure(self, **params: Any) -> None:
-        """Check the parameters and keep them as attributes (raise BadInput on a bad value)."""
+        """Keep the checked parameters as attributes; raise BadInput on a value this many learners
+        cannot take."""
+
+    def _learner_count(self, key: str, value: int) -> int:
+        """A number of learners (a whole number >= 0) that does not exceed the learners there are."""
+        if value > self.n_learners:
+            raise BadInput(key, f"{value} > {self.n_learners} learners; allowed: 0 <= {key} <= n_learners")
+        return value
 
     def reset(self) -> None:
         """Forget any state kept between iterations; called at the start of every run."""
@@ -96,39 +106,3 @@ def busy_time(compute: np.ndarray | float, delays: np.ndarray, mode: str) -> np.
     else:
         raise BadInput("mode", f"{mode!r} is not a delay mode; allowed: {', '.join(MODES)}")
     return np.where(np.isinf(delays), np.inf, busy)
-
-
-# Value checks shared by the models. Each returns the value as a plain Python number.
-
-
-def real(key: str, value: Any) -> float:
-    """A finite real number (a YAML bool or string is refused rather than silently converted)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise BadInput(key, f"{value!r} is not a finite number")
-    return float(value)
-
-
-def non_negative(key: str, value: Any) -> float:
-    return float(check_positive(key, real(key, value), allow_zero=True))
-
-
-def positive(key: str, value: Any) -> float:
-    return float(check_positive(key, real(key, value)))
-
-
-def probability(key: str, value: Any) -> float:
-    return check_probability(key, real(key, value))
-
-
-def integer(key: str, value: Any, *, minimum: int | None = None, n_learners: int | None = None) -> int:
-    """An integer (2.0 is accepted as 2), >= minimum and, when n_learners is given, <= n_learners."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
-        raise BadInput(key, f"{value!r} is not an integer")
-    value = int(value)
-    low = f"{minimum} <= " if minimum is not None else ""
-    if minimum is not None and value < minimum:
-        upper = " <= n_learners" if n_learners is not None else ""
-        raise BadInput(key, f"{value} < {minimum}; allowed: {low}{key}{upper}")
-    if n_learners is not None and value > n_learners:
-        raise BadInput(key, f"{value} > {n_learners} learners; allowed: {low}{key} <= n_learners")
-    return value

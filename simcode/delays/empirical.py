@@ -15,13 +15,21 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BeforeValidator, Field
 
-from simcode.delays.base import REQUIRED, DelayModel, integer, non_negative
+from simcode.delays.base import DelayModel
 from simcode.errors import BadInput
+from simcode.params import MAX_SECONDS, Float, Int, ParamsModel
+
+
+def _path_text(value: Any) -> Any:
+    """A path given as a Path object (from a script) is the same path as text."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 def _number(text: str) -> float | None:
@@ -91,14 +99,16 @@ class Empirical(DelayModel):
     from `column` of the CSV `file` (see the module docstring for the format)."""
 
     name = "empirical"
-    PARAMS: ClassVar[dict[str, Any]] = {"file": REQUIRED, "column": None, "scale": 1.0}
 
-    def _configure(self, file, column, scale) -> None:
-        if not isinstance(file, (str, Path)):
-            raise BadInput("file", f"{file!r} is not a path")
-        if column is not None and not isinstance(column, str):
-            column = integer("column", column, minimum=0)
-        self.scale = non_negative("scale", scale)
+    class Params(ParamsModel):
+        file: Annotated[str, BeforeValidator(_path_text)] = Field(
+            description="a CSV file of measured delays (a relative path is looked up beside the scenario)")
+        column: str | Int | None = Field(None, description="the column, by header name or 0-based "
+                                         "position; unset: the first column of numbers")
+        scale: Float = Field(1.0, ge=0, le=MAX_SECONDS, description="factor applied to every measured delay")
+
+    def _configure(self, file: str, column: str | int | None, scale: float) -> None:
+        self.scale = scale
         self.measured = load_delay_column(file, column)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:

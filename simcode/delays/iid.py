@@ -10,11 +10,12 @@ the usual service-time models of the straggler literature, from light-tailed to 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
-from simcode.delays.base import REQUIRED, DelayModel, integer, non_negative, positive, probability, real
+from simcode.delays.base import LATE_BY, DelayModel, probability_field, shift_field
+from simcode.params import MAX_COUNT, MAX_RATE, MAX_SECONDS, Float, Int, ParamsModel
 
 
 class NoDelay(DelayModel):
@@ -34,11 +35,14 @@ class FixedK(DelayModel):
     replacement) are late by `delay`; the others are on time."""
 
     name = "fixed_k"
-    PARAMS: ClassVar[dict[str, Any]] = {"k": 1, "delay": 0.25}
 
-    def _configure(self, k, delay) -> None:
-        self.k = integer("k", k, minimum=0, n_learners=self.n_learners)
-        self.delay = non_negative("delay", delay)
+    class Params(ParamsModel):
+        k: Int = Field(1, ge=0, le=MAX_COUNT, description="learners late each iteration (at most N)")
+        delay: Float = Field(0.25, ge=0, le=MAX_SECONDS, description=LATE_BY)
+
+    def _configure(self, k: int, delay: float) -> None:
+        self.k = self._learner_count("k", k)
+        self.delay = delay
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         delays = np.zeros(self.n_learners)
@@ -53,11 +57,13 @@ class ShiftedExponential(DelayModel):
     """delay = shift + Exp(rate): mean shift + 1/rate, standard deviation 1/rate."""
 
     name = "shifted_exponential"
-    PARAMS: ClassVar[dict[str, Any]] = {"shift": 0.0, "rate": REQUIRED}
 
-    def _configure(self, shift, rate) -> None:
-        self.shift = non_negative("shift", shift)
-        self.rate = positive("rate", rate)
+    class Params(ParamsModel):
+        shift: Float = shift_field()
+        rate: Float = Field(gt=0, le=MAX_RATE, description="rate of the exponential part (1 / its mean)")
+
+    def _configure(self, shift: float, rate: float) -> None:
+        self.shift, self.rate = shift, rate
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         return self.shift + rng.exponential(1.0 / self.rate, size=self.n_learners)
@@ -77,12 +83,14 @@ class Pareto(DelayModel):
     """
 
     name = "pareto"
-    PARAMS: ClassVar[dict[str, Any]] = {"scale": REQUIRED, "alpha": REQUIRED, "shift": 0.0}
 
-    def _configure(self, scale, alpha, shift) -> None:
-        self.scale = positive("scale", scale)
-        self.alpha = positive("alpha", alpha)
-        self.shift = non_negative("shift", shift)
+    class Params(ParamsModel):
+        scale: Float = Field(gt=0, le=MAX_SECONDS, description="minimum of the Pareto part (x_m)")
+        alpha: Float = Field(gt=0, le=MAX_COUNT, description="tail index: finite mean iff > 1, variance iff > 2")
+        shift: Float = shift_field()
+
+    def _configure(self, scale: float, alpha: float, shift: float) -> None:
+        self.scale, self.alpha, self.shift = scale, alpha, shift
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         return self.shift + self.scale * (1.0 + rng.pareto(self.alpha, size=self.n_learners))
@@ -97,12 +105,15 @@ class Lognormal(DelayModel):
     """delay = shift + exp(mu + sigma * Z), Z standard normal: mean shift + exp(mu + sigma**2 / 2)."""
 
     name = "lognormal"
-    PARAMS: ClassVar[dict[str, Any]] = {"mu": REQUIRED, "sigma": REQUIRED, "shift": 0.0}
 
-    def _configure(self, mu, sigma, shift) -> None:
-        self.mu = real("mu", mu)
-        self.sigma = positive("sigma", sigma)
-        self.shift = non_negative("shift", shift)
+    class Params(ParamsModel):
+        # exp(mu) is the median: beyond MAX_SECONDS no learner would ever answer.
+        mu: Float = Field(ge=-100, le=math.log(MAX_SECONDS), description="mean of the underlying normal")
+        sigma: Float = Field(gt=0, le=100, description="standard deviation of the underlying normal")
+        shift: Float = shift_field()
+
+    def _configure(self, mu: float, sigma: float, shift: float) -> None:
+        self.mu, self.sigma, self.shift = mu, sigma, shift
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         return self.shift + rng.lognormal(self.mu, self.sigma, size=self.n_learners)
@@ -116,12 +127,14 @@ class Weibull(DelayModel):
     mean shift + scale * Gamma(1 + 1/shape). shape < 1 is heavier-tailed than exponential."""
 
     name = "weibull"
-    PARAMS: ClassVar[dict[str, Any]] = {"shape": REQUIRED, "scale": REQUIRED, "shift": 0.0}
 
-    def _configure(self, shape, scale, shift) -> None:
-        self.shape = positive("shape", shape)
-        self.scale = positive("scale", scale)
-        self.shift = non_negative("shift", shift)
+    class Params(ParamsModel):
+        shape: Float = Field(gt=0, le=MAX_COUNT, description="shape: below 1 heavier-tailed than exponential")
+        scale: Float = Field(gt=0, le=MAX_SECONDS, description="scale of the Weibull part")
+        shift: Float = shift_field()
+
+    def _configure(self, shape: float, scale: float, shift: float) -> None:
+        self.shape, self.scale, self.shift = shape, scale, shift
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         return self.shift + self.scale * rng.weibull(self.shape, size=self.n_learners)
@@ -135,12 +148,14 @@ class Bimodal(DelayModel):
     by `base` otherwise. Mean p_slow * slowdown + (1 - p_slow) * base."""
 
     name = "bimodal"
-    PARAMS: ClassVar[dict[str, Any]] = {"p_slow": REQUIRED, "slowdown": REQUIRED, "base": 0.0}
 
-    def _configure(self, p_slow, slowdown, base) -> None:
-        self.p_slow = probability("p_slow", p_slow)
-        self.slowdown = non_negative("slowdown", slowdown)
-        self.base = non_negative("base", base)
+    class Params(ParamsModel):
+        p_slow: Float = probability_field("probability that a learner is slow in an iteration")
+        slowdown: Float = Field(ge=0, le=MAX_SECONDS, description="how late a slow learner is")
+        base: Float = Field(0.0, ge=0, le=MAX_SECONDS, description="how late the other learners are")
+
+    def _configure(self, p_slow: float, slowdown: float, base: float) -> None:
+        self.p_slow, self.slowdown, self.base = p_slow, slowdown, base
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         slow = rng.random(self.n_learners) < self.p_slow

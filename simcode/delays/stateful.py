@@ -14,13 +14,13 @@ slow learners once, at the first `sample` after `reset`, and nothing after.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
-from simcode.delays.base import REQUIRED, DelayModel, integer, non_negative, probability
+from simcode.delays.base import LATE_BY, DelayModel, probability_field
 from simcode.errors import BadInput
+from simcode.params import MAX_COUNT, MAX_SECONDS, Bool, Float, Int, ParamsModel
 
 
 class Persistent(DelayModel):
@@ -32,32 +32,29 @@ class Persistent(DelayModel):
     """
 
     name = "persistent"
-    PARAMS: ClassVar[dict[str, Any]] = {"slow": None, "k": None, "delay": 0.25}
 
-    def _configure(self, slow, k, delay) -> None:
+    class Params(ParamsModel):
+        slow: list[Int] | None = Field(None, description="a list of the slow learners' indices (0 .. N - 1)")
+        k: Int | None = Field(None, ge=0, le=MAX_COUNT, description="how many learners are slow, drawn at "
+                              "random (at most N); unset: 1 unless slow is given")
+        delay: Float = Field(0.25, ge=0, le=MAX_SECONDS, description=LATE_BY)
+
+    def _configure(self, slow: list[int] | None, k: int | None, delay: float) -> None:
         if slow is not None and k is not None:
             raise BadInput("slow", "give either slow (learner indices) or k (how many), not both")
-        self.delay = non_negative("delay", delay)
+        self.delay = delay
         self.fixed_slow = None if slow is None else self._indices(slow)
-        self.k = len(self.fixed_slow) if slow is not None else integer(
-            "k", 1 if k is None else k, minimum=0, n_learners=self.n_learners)
+        self.k = len(slow) if slow is not None else self._learner_count("k", 1 if k is None else k)
 
-    def _indices(self, slow) -> np.ndarray:
-        if isinstance(slow, (str, bytes)) or not isinstance(slow, Iterable):
-            raise BadInput("slow", f"{slow!r} is not a list of learner indices")
-        indices = []
-        for value in slow:
-            try:
-                index = integer("slow", value, minimum=0)
-            except BadInput:
-                raise BadInput("slow", f"{value!r} is not a learner index; allowed: 0 .. "
-                                       f"{self.n_learners - 1}") from None
-            if index >= self.n_learners:
+    def _indices(self, slow: list[int]) -> np.ndarray:
+        seen: set[int] = set()
+        for index in slow:
+            if not 0 <= index < self.n_learners:
                 raise BadInput("slow", f"learner {index} does not exist; allowed: 0 .. {self.n_learners - 1}")
-            if index in indices:
+            if index in seen:
                 raise BadInput("slow", f"learner {index} is listed twice")
-            indices.append(index)
-        return np.array(indices, dtype=np.int64)
+            seen.add(index)
+        return np.array(slow, dtype=np.int64)
 
     def reset(self) -> None:
         self.slow_learners = self.fixed_slow
@@ -85,14 +82,17 @@ class Markov(DelayModel):
     """
 
     name = "markov"
-    PARAMS: ClassVar[dict[str, Any]] = {"p_slow": REQUIRED, "p_recover": REQUIRED, "delay": 0.25}
 
-    def _configure(self, p_slow, p_recover, delay) -> None:
-        self.p_slow = probability("p_slow", p_slow)
-        self.p_recover = probability("p_recover", p_recover)
-        if self.p_slow + self.p_recover == 0:
+    class Params(ParamsModel):
+        p_slow: Float = probability_field("probability that a normal learner turns slow in an iteration")
+        p_recover: Float = probability_field("probability that a slow learner recovers in an iteration "
+                                             "(p_slow + p_recover > 0)")
+        delay: Float = Field(0.25, ge=0, le=MAX_SECONDS, description=LATE_BY)
+
+    def _configure(self, p_slow: float, p_recover: float, delay: float) -> None:
+        if p_slow + p_recover == 0:
             raise BadInput("p_recover", "p_slow and p_recover are both 0; allowed: p_slow + p_recover > 0")
-        self.delay = non_negative("delay", delay)
+        self.p_slow, self.p_recover, self.delay = p_slow, p_recover, delay
 
     def stationary_slow(self) -> float:
         """Long-run probability that a learner is slow."""
@@ -124,15 +124,16 @@ class Failure(DelayModel):
     """
 
     name = "failure"
-    PARAMS: ClassVar[dict[str, Any]] = {"p_fail": REQUIRED, "permanent": False, "max_failed": None}
 
-    def _configure(self, p_fail, permanent, max_failed) -> None:
-        self.p_fail = probability("p_fail", p_fail)
-        if not isinstance(permanent, (bool, np.bool_)):
-            raise BadInput("permanent", f"{permanent!r} is not a boolean; allowed: true, false")
-        self.permanent = bool(permanent)
-        self.max_failed = self.n_learners if max_failed is None else integer(
-            "max_failed", max_failed, minimum=0, n_learners=self.n_learners)
+    class Params(ParamsModel):
+        p_fail: Float = probability_field("probability that an answering learner fails in an iteration")
+        permanent: Bool = Field(False, description="true: a failed learner stays failed until the run ends")
+        max_failed: Int | None = Field(None, ge=0, le=MAX_COUNT, description="most learners failed at once "
+                                       "(at most N); unset: N")
+
+    def _configure(self, p_fail: float, permanent: bool, max_failed: int | None) -> None:
+        self.p_fail, self.permanent = p_fail, permanent
+        self.max_failed = self.n_learners if max_failed is None else self._learner_count("max_failed", max_failed)
 
     def reset(self) -> None:
         self.failed = np.zeros(self.n_learners, dtype=bool)

@@ -32,6 +32,7 @@ from functools import partial
 import numpy as np
 import simpy
 
+from simcode.codes import CENTRALIZED
 from simcode.config import NetworkConfig
 from simcode.errors import SimulationError
 from simcode.sim.busy import busy_seconds
@@ -341,7 +342,7 @@ class Cluster:
         theta = data.theta
         if theta is None:
             return None, math.nan
-        scheme = self.code.name if self.code is not None else "centralized"
+        scheme = self.code.name if self.code is not None else CENTRALIZED
         rewards_finite = all(math.isfinite(r) for r in data.rewards)
         if not (math.isfinite(data.theta_scale) and rewards_finite):
             # Inaccurate decodes installed earlier are the usual cause: say how inaccurate they were.

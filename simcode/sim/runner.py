@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,8 @@ import pandas as pd
 
 import simcode
 from simcode import atomic, outputs
-from simcode.codes import make_code
+from simcode.codes import CENTRALIZED
 from simcode.config import Scenario
-from simcode.delays import make_delay
 from simcode.errors import Interrupted, SimulationError
 from simcode.progress import progress_bar
 from simcode.seeding import generator
@@ -44,12 +42,9 @@ def build(scenario: Scenario, workload=None) -> Cluster:
     if workload is None:
         workload = MaddpgWorkload(scenario) if scenario.run.workload == "maddpg" else TimingWorkload(scenario)
     n_learners = scenario.cluster.n_learners
-    code = None
-    if scenario.code.name != "centralized":
-        code = make_code(scenario.code.name, n_agents=scenario.n_agents, n_learners=n_learners,
-                         seed=scenario.seed, **scenario.code.params())
-    delay = make_delay(scenario.delay.name, n_learners=n_learners, mode=scenario.delay.mode,
-                       **scenario.delay.params())
+    # Built once: these are the objects validating the scenario built, when it kept them (sections).
+    code = scenario.code.build(scenario.n_agents, n_learners, scenario.seed)  # None: centralized
+    delay = scenario.delay.build(n_learners)
     delay.reset()
     shapes = workload.shapes
     cost = make_cost(scenario, shapes.update_flops, shapes.act_flops)
@@ -129,7 +124,7 @@ def run_iteration(cluster: Cluster, k: int) -> None:
     except RuntimeError as exc:
         if isinstance(exc, SimulationError) or done.triggered or cluster.env.peek() != math.inf:
             raise
-        scheme = cluster.code.name if cluster.code is not None else "centralized"
+        scheme = cluster.code.name if cluster.code is not None else CENTRALIZED
         raise SimulationError(f"iteration {k} ({scheme}): the simulated cluster ran out of events before "
                               "the iteration decoded") from None
 
@@ -194,6 +189,8 @@ def write_run(out: Path, result: RunResult) -> None:
 
 
 def run_to_dir(scenario: Scenario, out: Path, progress: bool = True) -> dict:
+    """Simulate `scenario` and write its run directory at `out`; returns the summary (its
+    `decode_warning` says when the decoded training was not the centralized one)."""
     out = Path(out)
     outputs.claim(out, "run")  # refuse a path that is not simcode's now, not after the whole run
     try:
@@ -201,36 +198,8 @@ def run_to_dir(scenario: Scenario, out: Path, progress: bool = True) -> dict:
         write_run(out, result)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: nothing written, {out} is as it was") from None
-    if result.summary["decode_warning"]:
-        print(f"simcode: warning: decode error {result.summary['max_decode_error']:.3g} exceeds "
-              f"{DECODE_WARNING:g}: {scenario.code.name} does not reproduce centralized training here",
-              file=sys.stderr)
     return result.summary
 
 
 def default_run_dir(path: Path, scenario: Scenario) -> Path:
     return Path("runs") / f"{Path(path).stem}-{scenario.code.name}"
-
-
-def print_summary(summary: dict, out: Path) -> None:
-    from simcode.codes.show import count
-
-    err = summary["max_decode_error"]
-    if summary["tolerance"] is None:  # centralized: the controller computes every update itself
-        where = f"{count(summary['n_agents'], 'agent')} updated by the controller, no learners"
-    else:
-        where = (f"{count(summary['n_agents'], 'agent')} on {count(summary['n_learners'], 'learner')}, "
-                 f"tolerates {count(summary['tolerance'], 'straggler')}")
-    lines = [
-        f"run written to {Path(out).resolve()}",
-        f"  scheme {summary['scheme']}: {where}",
-        f"  iteration  mean {summary['mean_iteration']:.4f} s   p99 {summary['p99_iteration']:.4f} s",
-        f"  simulated  {summary['sim_seconds']:.2f} s over {summary['iterations']} iterations "
-        f"(host {summary['host_seconds']:.2f} s)",
-        f"  decode error  {'not checked (timing workload)' if err is None else f'{err:.2e}'}",
-    ]
-    if summary["final_reward"] is not None and not math.isnan(summary["final_reward"]):
-        lines.append(f"  episode reward (last 10 iterations)  {summary['final_reward']:.2f}")
-    if not summary["reproducible"]:
-        lines.append("  cost model 'measured': simulated times come from host timings and are not reproducible")
-    print("\n".join(lines))

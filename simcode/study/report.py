@@ -16,11 +16,12 @@ import yaml
 
 import simcode
 from simcode import atomic
+from simcode.codes import CENTRALIZED
 from simcode.study.plots import UNIT, finished, write_plots
 from simcode.study.spec import Study
 from simcode.study.store import StudyStore
 
-BASELINES = ("uncoded", "centralized")
+BASELINES = ("uncoded", CENTRALIZED)
 FOOTNOTES = {
     "excluded": "No run has these values: the study file's `exclude` leaves them out.",
     "failed": "Runs with these values failed (see *Failed runs*); a number shown is the mean over the "

@@ -9,7 +9,6 @@ not saved, so running the study again retries it (and only it).
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -79,9 +78,9 @@ def failed_runs_message(study: Study, failures: dict[str, str], root: Path) -> s
 
 
 def run_study(name_or_file: str, quick: bool = False, out: Path | None = None, jobs: int = 1,
-              executor: str = "local", progress: bool = True, show=None) -> Path:
+              executor: str = "local", progress: bool = True, show=None, note=None) -> Path:
     """Run (or resume) a study and return its directory; `show` gets the headline table (mean iteration
-    times by scheme) as text."""
+    times by scheme) as text, `note` what the user should know before the work starts (a resumed study)."""
     from simcode.study.report import headline, write_report
 
     study = load_study(name_or_file, quick=quick)
@@ -89,8 +88,8 @@ def run_study(name_or_file: str, quick: bool = False, out: Path | None = None, j
     # Only a new, empty or study directory, and only one study in it at a time (simcode.outputs).
     with opened_store(out or default_out(study)) as store:
         already = sum(store.is_done(spec) for spec in study.runs)
-        if already:
-            print(f"resuming: {already} of {len(study.runs)} runs already done in {store.root}", file=sys.stderr)
+        if already and note is not None:
+            note(f"resuming: {already} of {len(study.runs)} runs already done in {store.root}")
         try:
             failures = execute(study, store, jobs=jobs, executor=executor, progress=progress)
         except KeyboardInterrupt:
