@@ -191,6 +191,44 @@ def test_show_renders_and_rejects_unknown_names():
     assert info.value.key == "name"
 
 
+def test_show_lists_each_parameter_from_the_schemes_params():
+    """`codes show` says, for every parameter, its default and what it takes, from the scheme's Params."""
+    from simcode.codes.show import render, scheme_summaries
+    from simcode.params import allowed_values
+
+    listed = {name: params for name, _, params in scheme_summaries()}
+    for name, cls in CODES.items():
+        n = 3 if name == "uncoded" else 7
+        text = render(name, n_agents=3, n_learners=n)
+        fields = cls.Params.model_fields
+        assert listed[name] == list(fields)
+        if not fields:
+            assert "parameters: none" in text
+        for key, field in fields.items():
+            default = "unset" if field.default is None else field.default
+            assert f"{key} = {default}: {allowed_values(field)}" in text, (name, key)
+
+
+def test_parameters_are_numbers_as_in_a_scenario():
+    """A whole float is an integer and a numpy integer is one (as a script may pass); a boolean is not."""
+    code = make_code("replication", n_agents=np.int64(3), n_learners=6, replicas=2.0)
+    assert code.replicas == 2 and code.n_agents == 3 and isinstance(code.n_agents, int)
+    with pytest.raises(BadInput) as info:
+        make_code("ldpc", n_agents=3, n_learners=7, dv=True)
+    assert info.value.key == "dv"
+
+
+def test_a_bad_parameter_says_what_its_field_allows():
+    from simcode.codes.random_sparse import RandomSparse
+    from simcode.params import allowed_range
+
+    with pytest.raises(BadInput) as info:
+        make_code("random_sparse", n_agents=3, n_learners=5, p=1.5)
+    allowed = allowed_range(RandomSparse.Params.model_fields["p"])
+    assert (info.value.key, info.value.message) == ("p", f"1.5 is out of range; allowed: {allowed}")
+    assert allowed == "a finite number in (0, 1]"
+
+
 # Codes well past 63 agents (an M-bit mask in an int64 overflows there). Each code is built once:
 # the search for a well-conditioned mds code at M=200 takes seconds.
 LARGE_SIZES = [(64, 72), (100, 120), (200, 220)]

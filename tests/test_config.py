@@ -154,17 +154,27 @@ def test_infinite_or_nan_numbers_are_refused(tmp_path, item):
 
 
 def _numeric_fields(model, prefix=""):
+    """(dotted key, field) of every number of the schema; a code or delay section's under its name
+    (`code.ldpc.dv`): each scheme and delay model declares its own."""
+    from typing import get_args
+
+    from simcode.params import _value_types
+
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+        if field.discriminator:
+            for member in get_args(annotation):
+                yield from _numeric_fields(member, f"{prefix}{name}.{member.model_fields['name'].default}.")
+        elif isinstance(annotation, type) and hasattr(annotation, "model_fields"):
             yield from _numeric_fields(annotation, f"{prefix}{name}.")
-        elif any(t in str(annotation) for t in ("int", "float")):
+        elif _value_types(annotation) and all(t in (int, float) for t in _value_types(annotation)):
             yield f"{prefix}{name}", field
 
 
 def test_every_number_in_the_schema_has_both_bounds():
     fields = dict(_numeric_fields(Scenario))
     assert "maddpg.lr" in fields and "cluster.network.latency" in fields
+    assert "code.ldpc.dv" in fields and "delay.lognormal.mu" in fields
     for key, field in fields.items():
         kinds = {attr for item in field.metadata for attr in ("gt", "ge", "lt", "le") if getattr(item, attr, None)
                  is not None}
@@ -195,3 +205,86 @@ def test_a_scenario_too_big_for_memory_is_refused_before_anything_is_built():
     with pytest.raises(BadInput, match="GiB of memory") as info:
         load_scenario(ROOT / "scenarios" / "spread3.yaml", {"env.n_agents": 100_000, "code.name": "centralized"})
     assert "env.n_agents" in info.value.key
+
+
+# --------------------------------------------------------------------------- scheme and delay parameters
+
+def test_the_schema_carries_each_schemes_and_delay_models_parameters():
+    """The scenario's schema is made from the classes' Params: every parameter, with its description."""
+    from simcode.codes import CODES
+    from simcode.delays import DELAYS
+
+    schema = Scenario.model_json_schema()
+    for section, registry in (("code", CODES), ("delay", DELAYS)):
+        mapping = schema["properties"][section]["discriminator"]["mapping"]
+        assert set(registry) <= set(mapping)
+        for name, cls in registry.items():
+            properties = schema["$defs"][mapping[name].rsplit("/", 1)[-1]]["properties"]
+            assert properties["name"]["const"] == name
+            for key, field in cls.Params.model_fields.items():
+                assert properties[key]["description"] == field.description, (name, key)
+
+
+def test_the_resolved_scenario_holds_every_parameter_the_scheme_used():
+    from simcode.codes.ldpc import LDPC
+    from simcode.delays.iid import Pareto
+
+    sc = load_scenario(ROOT / "scenarios" / "spread3.yaml", {"code.name": "ldpc", "delay.name": "pareto",
+                                                             "delay.scale": 0.1, "delay.alpha": 3})
+    saved = sc.to_dict()
+    assert list(saved["code"]) == ["name", *LDPC.Params.model_fields]
+    assert list(saved["delay"]) == ["name", "mode", *Pareto.Params.model_fields]
+    assert saved["code"]["decoder"] == LDPC.Params.model_fields["decoder"].default
+    assert Scenario.model_validate(saved).digest() == sc.digest()
+
+
+def test_scheme_parameters_are_numbers_as_everywhere_else(tmp_path):
+    """A whole float is the integer a YAML file means (`1e6`), as for every other key; a boolean is not."""
+    sc = load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set(["code.name=ldpc", "cluster.n_learners=8",
+                                                                       "code.dv=3e0"]))
+    assert sc.code.dv == 3 and isinstance(sc.code.dv, int)
+    with pytest.raises(BadInput, match="not a whole number") as info:
+        load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set(["code.name=replication", "code.replicas=true"]))
+    assert info.value.key == "code.replicas"
+
+
+def test_a_missing_parameter_says_what_it_takes_in_a_scenario(tmp_path):
+    from simcode.delays.iid import ShiftedExponential
+
+    path = write(tmp_path, "delay: {name: shifted_exponential}\n")
+    with pytest.raises(BadInput) as info:
+        load_scenario(path)
+    field = ShiftedExponential.Params.model_fields["rate"]
+    assert info.value.key == "delay.rate" and info.value.file == str(path)
+    assert info.value.message == f"missing; allowed: a finite number in (0, 1e18] ({field.description})"
+
+
+def _count_calls(monkeypatch, owner, name, counts, label):
+    original = getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        counts[label] = counts.get(label, 0) + 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+
+
+def test_a_run_builds_its_code_and_delay_model_once(monkeypatch):
+    """Validation builds both (only construction can check them) and hands them to the run: one random
+    matrix drawn, one CSV read. A second run of the same scenario builds its own (a delay model has state)."""
+    from simcode.codes.ldpc import LDPC
+    from simcode.delays import empirical
+    from simcode.sim.runner import simulate
+
+    counts: dict[str, int] = {}
+    _count_calls(monkeypatch, LDPC, "__init__", counts, "code")
+    _count_calls(monkeypatch, empirical, "load_delay_column", counts, "csv")
+    measured = ROOT / "tests" / "data" / "measured_delays.csv"
+    sc = load_scenario(ROOT / "scenarios" / "spread3.yaml",
+                       {"run.workload": "timing", "run.iterations": 3, "code.name": "ldpc", "cluster.n_learners": 6,
+                        "delay.name": "empirical", "delay.file": str(measured)})
+    first = simulate(sc)
+    assert counts == {"code": 1, "csv": 1}
+    second = simulate(sc)
+    assert counts == {"code": 2, "csv": 2}
+    assert first.trace.equals(second.trace)

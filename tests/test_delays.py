@@ -46,6 +46,7 @@ def draws(model: DelayModel, seed: int, iterations: int) -> np.ndarray:
 
 def test_every_registered_model_is_tested():
     assert set(DELAYS) == set(PARAMS)
+    assert {name for name, _ in REQUIRED} == set(DELAYS) - {"none", "fixed_k", "persistent"}
     assert {"none", "fixed_k", "shifted_exponential", "pareto", "lognormal", "weibull", "bimodal",
             "persistent", "markov", "failure", "empirical"} <= set(DELAYS)
 
@@ -349,6 +350,21 @@ def test_bad_parameter_messages_say_what_is_allowed():
     with pytest.raises(BadInput) as error:
         make_delay("bimodal", n_learners=5, p_slow=1.5, slowdown=1)
     assert error.value.message == "1.5 is out of range; allowed: a finite number in [0, 1]"
+
+
+REQUIRED = [(name, key) for name in sorted(DELAYS) for key, field in DELAYS[name].Params.model_fields.items()
+            if field.is_required()]
+
+
+@pytest.mark.parametrize(("name", "key"), REQUIRED)
+def test_a_missing_required_parameter_says_what_it_takes(name, key):
+    from simcode.params import allowed_values
+
+    field = DELAYS[name].Params.model_fields[key]
+    given = {k: v for k, v in PARAMS[name].items() if k != key}
+    with pytest.raises(BadInput) as error:
+        make_delay(name, n_learners=5, **given)
+    assert (error.value.key, error.value.message) == (key, f"missing; allowed: {allowed_values(field)}")
 
 
 def test_unknown_parameter_lists_the_allowed_ones():
