@@ -7,8 +7,8 @@ answer to the learner's compute time (`mode: add`, seconds) or stretches the com
 Parameters are checked here, once, so that a scenario with a bad value fails before any run starts
 with a `BadInput` that names the parameter and says what is allowed. A model declares its parameters
 as `Params` (a ParamsModel: types, bounds, defaults, descriptions; the scenario's `delay` section is
-built from it too) and receives them, checked and complete, in `_configure`, which checks only what
-depends on the number of learners.
+built from it too) and finds them, checked and complete, as attributes of the same names; its
+`_configure` checks only what depends on the number of learners.
 
 Randomness comes only from the generator passed to `sample`, and what a model draws depends only on
 its own parameters and the iterations so far, never on the coding scheme or the network, so two runs
@@ -59,13 +59,16 @@ class DelayModel:
     def __init__(self, n_learners: int, mode: str = "add", **params: Any):
         size = check(DelaySize, {"n_learners": n_learners, "mode": mode}, "a delay model")
         self.n_learners, self.mode = size.n_learners, size.mode
-        self.params = check(self.Params, params, f"delay model {self.name!r}", also=("mode",)).model_dump()
-        self._configure(**self.params)
+        checked = check(self.Params, params, f"delay model {self.name!r}", also=("mode",))
+        self.params = checked.model_dump()
+        for key, value in checked:
+            setattr(self, key, value)
+        self._configure()
         self.reset()
 
-    def _configure(self, **params: Any) -> None:
-        """Keep the checked parameters as attributes; raise BadInput on a value this many learners
-        cannot take."""
+    def _configure(self) -> None:
+        """Check what depends on the number of learners (BadInput naming the key) and prepare what
+        sampling needs."""
 
     def _learner_count(self, key: str, value: int) -> int:
         """A number of learners (a whole number >= 0) that does not exceed the learners there are."""

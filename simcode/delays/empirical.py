@@ -107,9 +107,8 @@ class Empirical(DelayModel):
                                          "position; unset: the first column of numbers")
         scale: Float = Field(1.0, ge=0, le=MAX_SECONDS, description="factor applied to every measured delay")
 
-    def _configure(self, file: str, column: str | int | None, scale: float) -> None:
-        self.scale = scale
-        self.measured = load_delay_column(file, column)
+    def _configure(self) -> None:
+        self.measured = load_delay_column(self.file, self.column)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         picks = rng.integers(0, len(self.measured), size=self.n_learners)

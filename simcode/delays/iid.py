@@ -40,9 +40,8 @@ class FixedK(DelayModel):
         k: Int = Field(1, ge=0, le=MAX_COUNT, description="learners late each iteration (at most N)")
         delay: Float = Field(0.25, ge=0, le=MAX_SECONDS, description=LATE_BY)
 
-    def _configure(self, k: int, delay: float) -> None:
-        self.k = self._learner_count("k", k)
-        self.delay = delay
+    def _configure(self) -> None:
+        self._learner_count("k", self.k)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         delays = np.zeros(self.n_learners)
@@ -61,9 +60,6 @@ class ShiftedExponential(DelayModel):
     class Params(ParamsModel):
         shift: Float = shift_field()
         rate: Float = Field(gt=0, le=MAX_RATE, description="rate of the exponential part (1 / its mean)")
-
-    def _configure(self, shift: float, rate: float) -> None:
-        self.shift, self.rate = shift, rate
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         return self.shift + rng.exponential(1.0 / self.rate, size=self.n_learners)
@@ -89,9 +85,6 @@ class Pareto(DelayModel):
         alpha: Float = Field(gt=0, le=MAX_COUNT, description="tail index: finite mean iff > 1, variance iff > 2")
         shift: Float = shift_field()
 
-    def _configure(self, scale: float, alpha: float, shift: float) -> None:
-        self.scale, self.alpha, self.shift = scale, alpha, shift
-
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         return self.shift + self.scale * (1.0 + rng.pareto(self.alpha, size=self.n_learners))
 
@@ -112,9 +105,6 @@ class Lognormal(DelayModel):
         sigma: Float = Field(gt=0, le=100, description="standard deviation of the underlying normal")
         shift: Float = shift_field()
 
-    def _configure(self, mu: float, sigma: float, shift: float) -> None:
-        self.mu, self.sigma, self.shift = mu, sigma, shift
-
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         return self.shift + rng.lognormal(self.mu, self.sigma, size=self.n_learners)
 
@@ -133,9 +123,6 @@ class Weibull(DelayModel):
         scale: Float = Field(gt=0, le=MAX_SECONDS, description="scale of the Weibull part")
         shift: Float = shift_field()
 
-    def _configure(self, shape: float, scale: float, shift: float) -> None:
-        self.shape, self.scale, self.shift = shape, scale, shift
-
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         return self.shift + self.scale * rng.weibull(self.shape, size=self.n_learners)
 
@@ -153,9 +140,6 @@ class Bimodal(DelayModel):
         p_slow: Float = probability_field("probability that a learner is slow in an iteration")
         slowdown: Float = Field(ge=0, le=MAX_SECONDS, description="how late a slow learner is")
         base: Float = Field(0.0, ge=0, le=MAX_SECONDS, description="how late the other learners are")
-
-    def _configure(self, p_slow: float, slowdown: float, base: float) -> None:
-        self.p_slow, self.slowdown, self.base = p_slow, slowdown, base
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         slow = rng.random(self.n_learners) < self.p_slow

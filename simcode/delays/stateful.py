@@ -39,12 +39,14 @@ class Persistent(DelayModel):
                               "random (at most N); unset: 1 unless slow is given")
         delay: Float = Field(0.25, ge=0, le=MAX_SECONDS, description=LATE_BY)
 
-    def _configure(self, slow: list[int] | None, k: int | None, delay: float) -> None:
-        if slow is not None and k is not None:
+    def _configure(self) -> None:
+        if self.slow is not None and self.k is not None:
             raise BadInput("slow", "give either slow (learner indices) or k (how many), not both")
-        self.delay = delay
-        self.fixed_slow = None if slow is None else self._indices(slow)
-        self.k = len(slow) if slow is not None else self._learner_count("k", 1 if k is None else k)
+        self.fixed_slow = None if self.slow is None else self._indices(self.slow)
+        if self.slow is not None:
+            self.k = len(self.slow)
+        else:
+            self.k = self._learner_count("k", 1 if self.k is None else self.k)
 
     def _indices(self, slow: list[int]) -> np.ndarray:
         seen: set[int] = set()
@@ -89,10 +91,9 @@ class Markov(DelayModel):
                                              "(p_slow + p_recover > 0)")
         delay: Float = Field(0.25, ge=0, le=MAX_SECONDS, description=LATE_BY)
 
-    def _configure(self, p_slow: float, p_recover: float, delay: float) -> None:
-        if p_slow + p_recover == 0:
+    def _configure(self) -> None:
+        if self.p_slow + self.p_recover == 0:
             raise BadInput("p_recover", "p_slow and p_recover are both 0; allowed: p_slow + p_recover > 0")
-        self.p_slow, self.p_recover, self.delay = p_slow, p_recover, delay
 
     def stationary_slow(self) -> float:
         """Long-run probability that a learner is slow."""
@@ -131,9 +132,10 @@ class Failure(DelayModel):
         max_failed: Int | None = Field(None, ge=0, le=MAX_COUNT, description="most learners failed at once "
                                        "(at most N); unset: N")
 
-    def _configure(self, p_fail: float, permanent: bool, max_failed: int | None) -> None:
-        self.p_fail, self.permanent = p_fail, permanent
-        self.max_failed = self.n_learners if max_failed is None else self._learner_count("max_failed", max_failed)
+    def _configure(self) -> None:
+        if self.max_failed is None:
+            self.max_failed = self.n_learners
+        self._learner_count("max_failed", self.max_failed)
 
     def reset(self) -> None:
         self.failed = np.zeros(self.n_learners, dtype=bool)
