@@ -177,10 +177,10 @@ def fit_profile(updates, env_steps, decodes, rank_checks, serialize) -> tuple[Pr
     lines: list[str] = []
     fitted: dict = {"env_step": {}, "residuals": {}}
 
-    def fit(name, points, features, names):
+    def fit(name, points, features, names, relative=True):
         x = np.array([features(p) for p in points], dtype=float)
         y = np.array([p["seconds"] for p in points])
-        coef, residual = fit_linear(x, y)
+        coef, residual = fit_linear(x, y, relative)
         fitted["residuals"][name] = round(residual, 4)
         lines.append(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in zip(names, coef))
                      + f"   (relative RMS residual {residual:.1%})")
@@ -204,7 +204,8 @@ def fit_profile(updates, env_steps, decodes, rank_checks, serialize) -> tuple[Pr
                            ("intercept", "per_copied_value", "per_solved_value"))
     fitted["rank_check"] = fit("rank_check", rank_checks, lambda p: (1.0, p["rows"] * p["agents"] ** 2),
                                ("intercept", "per_row_agent2"))
-    serial = fit("serialize", serialize, lambda p: (1.0, p["bytes"]), ("per_message", "per_byte"))
+    # Messages that matter are megabytes (minibatches, states, coded rows): the large sizes decide.
+    serial = fit("serialize", serialize, lambda p: (1.0, p["bytes"]), ("per_message", "per_byte"), relative=False)
     fitted["serialize"] = {"per_message": serial["per_message"],
                            "bytes_per_second": 1.0 / max(serial["per_byte"], 1e-15)}
     return Profile.model_validate({**fitted, "provenance": provenance()}), lines

@@ -157,17 +157,18 @@ def check_cost(scenario: Scenario, file: str | None = None) -> None:
     cost.profile = str(found)
 
 
-def fit_linear(features: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, float]:
+def fit_linear(features: np.ndarray, seconds: np.ndarray, relative: bool = True) -> tuple[np.ndarray, float]:
     """Non-negative least-squares coefficients of seconds ~ features @ coef (every cost grows with its
     feature), and the relative RMS residual.
 
-    Relative: each point is weighted by 1/seconds, so a fit across sizes that differ by orders of
-    magnitude is judged by its relative errors, not dominated by the largest points."""
+    `relative` weights each point by 1/seconds, so a fit across sizes that differ by orders of
+    magnitude is judged by its relative errors, not dominated by the largest points; without it the
+    largest points decide (right for a cost whose large cases matter most, such as big messages)."""
     from scipy.optimize import lsq_linear
 
     features = np.asarray(features, dtype=float)
     seconds = np.asarray(seconds, dtype=float)
-    weights = 1.0 / seconds
-    coef = lsq_linear(features * weights[:, None], np.ones_like(seconds), bounds=(0.0, np.inf)).x
+    weights = 1.0 / seconds if relative else np.full_like(seconds, 1.0 / seconds.max())
+    coef = lsq_linear(features * weights[:, None], seconds * weights, bounds=(0.0, np.inf)).x
     relative = features @ coef / seconds - 1.0
     return coef, float(np.sqrt(np.mean(relative**2)))
