@@ -4,7 +4,7 @@ What is timed is what the simulated clock charges for: the batched MADDPG update
 learner in one call) at several M, environment steps with every agent acting (the Trainer's own
 loop on mpe2) at several M per scenario, the real decoders, the rank check the seed runs after every
 arrival, and pickling plus a loopback socket for the bytes a message carries. Every point is the
-median of a few repeats; the fits and their residuals are printed, and the profile is written with
+lower quartile of several repeats; the fits and their residuals are printed, and the profile is written with
 its provenance (machine, date, versions), so a scenario that names it is reproducible anywhere.
 `provenance.command` marks the file as calibrate's: `write_profile` replaces no other file.
 """
@@ -44,14 +44,20 @@ ENV_POINTS = {
 UPDATE_AGENTS = (3, 6, 10, 15)
 
 
-def median_seconds(work: Callable[[], object], repeats: int) -> float:
-    work()  # the first call pays for fresh memory pages and lazy set-up
+def quiet_seconds(work: Callable[[], object], repeats: int) -> float:
+    """The lower quartile of `repeats` timings of `work`, after one untimed call.
+
+    The lower quartile, not the median: on a shared machine another process's burst inflates some
+    timings by 10x or more, never deflates them, and what a profile should hold is the work's own
+    cost (straggling is the delay model's job). The first call pays for fresh memory pages and lazy
+    set-up."""
+    work()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         work()
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.percentile(times, 25))
 
 
 def measure_updates(batch: int, repeats: int) -> list[dict]:
@@ -72,7 +78,7 @@ def measure_updates(batch: int, repeats: int) -> list[dict]:
         state = layout.initial_state(generator(0, "networks"))
         data = random_batch(layout, batch, generator(0, "minibatches"))
         agents = list(range(m))
-        seconds = median_seconds(lambda u=update, s=state, d=data, a=agents: u(s, d, a), repeats) / m
+        seconds = quiet_seconds(lambda u=update, s=state, d=data, a=agents: u(s, d, a), repeats) / m
         points.append({"agents": m, "gflop": shapes.update_flops[0] / 1e9, "seconds": seconds})
     return points
 
@@ -90,7 +96,7 @@ def measure_env_steps(steps: int) -> list[dict]:
                 "maddpg": {"batch_size": 32, "buffer_size": 4 * steps, "learning_starts": 0,
                            "steps_per_iteration": steps}})
             trainer = Trainer(sc)
-            seconds = median_seconds(trainer.collect, 3) / steps
+            seconds = quiet_seconds(trainer.collect, 3) / steps
             points.append({"scenario": scenario, "agents": sc.n_agents, "seconds": seconds})
     return points
 
@@ -109,7 +115,7 @@ def measure_decodes(repeats: int) -> list[dict]:
             coded = {i: code.matrix[i] @ theta for i in range(n)}
             for stragglers in sorted({1, 2, min(4, m)}):
                 received = {i: coded[i] for i in range(stragglers, n)}  # the first s systematic rows late
-                seconds = median_seconds(lambda code=code, received=received: code.decode(received), repeats)
+                seconds = quiet_seconds(lambda code=code, received=received: code.decode(received), repeats)
                 points.append({"agents": m, "copied": m - stragglers, "solved": stragglers,
                                "rows_used": n - m, "values": values, "seconds": seconds})
     return points
@@ -121,7 +127,7 @@ def measure_rank_checks(repeats: int) -> list[dict]:
     for m in (3, 10, 15, 30):
         for rows in (m, m + 5):
             matrix = rng.standard_normal((rows, m))
-            seconds = median_seconds(lambda matrix=matrix: np.linalg.matrix_rank(matrix), 10 * repeats)
+            seconds = quiet_seconds(lambda matrix=matrix: np.linalg.matrix_rank(matrix), 10 * repeats)
             points.append({"agents": m, "rows": rows, "seconds": seconds})
     return points
 
@@ -133,7 +139,7 @@ def measure_serialize(repeats: int) -> list[dict]:
     with Loopback() as loopback:
         for nbytes in (80_000, 800_000, 8_000_000, 32_000_000):
             payload = np.zeros(nbytes // 8)
-            seconds = median_seconds(lambda payload=payload: loopback.send(payload), max(repeats, 5))
+            seconds = quiet_seconds(lambda payload=payload: loopback.send(payload), max(repeats, 5))
             points.append({"bytes": nbytes, "seconds": seconds})
     return points
 
@@ -232,7 +238,7 @@ def provenance() -> dict[str, str]:
 def calibrate(batch: int = 1024, quick: bool = False, progress: Callable[[str], None] | None = None):
     """Measure everything and fit: -> (profile, report lines)."""
     say = progress or (lambda _phase: None)
-    repeats = 2 if quick else 5
+    repeats = 3 if quick else 9
     say("updates")
     updates = measure_updates(batch, repeats)
     say("environment steps")
