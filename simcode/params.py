@@ -1,10 +1,10 @@
 """Typed parameters: strict numbers with bounds, and one way to say what is wrong with a value.
 
 Every pydantic model of simcode (the scenario's sections, each coding scheme's and each delay model's
-`Params`, a ParamsModel) declares its numbers with the types below, so a boolean is never a number, a whole float is
-the integer a YAML file means (`1e6`), nothing is infinite or NaN, and every number has bounds. The
-fields' types, bounds, defaults and descriptions are the one statement of what is allowed: error
-messages (`problem`) and `simcode codes show` (`describe`) read them from there.
+`Params`, a ParamsModel) declares its numbers with the types below, so a boolean is never a number,
+a whole float is the integer a YAML file means (`1e6`), nothing is infinite or NaN, and every number
+has bounds. The fields' types, bounds, defaults and descriptions are the one statement of what is
+allowed: error messages (`problem`) and `simcode codes show` (`describe`) read them from there.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ NUMBER_ERRORS = {"int_type": "is not a whole number", "int_parsing": "is not a w
                  "less_than": "is out of range", "less_than_equal": "is out of range"}
 
 
-def _value_types(annotation: Any) -> list[Any]:
+def value_types(annotation: Any) -> list[Any]:
     """The types a field's value may have, None and Annotated's metadata left out."""
     members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
     return [get_args(t)[0] if get_origin(t) is Annotated else t for t in members if t is not type(None)]
@@ -72,7 +72,7 @@ def _value_types(annotation: Any) -> list[Any]:
 
 def allowed_range(field: FieldInfo | None) -> str:
     """'a whole number in [1, 1000000]', 'a finite number > 0' from a field's type and bounds."""
-    whole = field is not None and int in _value_types(field.annotation)
+    whole = field is not None and int in value_types(field.annotation)
     kind = "a whole number" if whole else "a finite number"
     bound = {attr: getattr(item, attr) for item in getattr(field, "metadata", [])
              for attr in ("gt", "ge", "lt", "le") if getattr(item, attr, None) is not None}
@@ -90,7 +90,7 @@ def allowed_range(field: FieldInfo | None) -> str:
 def allowed_values(field: FieldInfo) -> str:
     """What a field takes, read from its type and bounds ("'peel' or 'solve'", 'a finite number in
     (0, 1]'), with its description after it."""
-    types = _value_types(field.annotation)
+    types = value_types(field.annotation)
     if len(types) == 1 and get_origin(types[0]) is Literal:
         kind = " or ".join(repr(value) for value in get_args(types[0]))
     elif types == [bool]:

@@ -33,6 +33,15 @@ class Section(BaseModel):
     name: str
     _kept: dict[tuple, Any] = PrivateAttr(default_factory=dict)  # sizes -> the object validation built
 
+    def __eq__(self, other: object) -> bool:
+        # What validation kept for the run is no part of what the section says.
+        if not isinstance(other, Section):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(self.__dict__.values())))
+
     def params(self) -> dict[str, Any]:
         """The parameters, defaults included, as make_code / make_delay take them."""
         return {key: getattr(self, key) for key in type(self).model_fields if key not in self.own_keys}

@@ -158,7 +158,7 @@ def _numeric_fields(model, prefix=""):
     (`code.ldpc.dv`): each scheme and delay model declares its own."""
     from typing import get_args
 
-    from simcode.params import _value_types
+    from simcode.params import value_types
 
     for name, field in model.model_fields.items():
         annotation = field.annotation
@@ -167,7 +167,7 @@ def _numeric_fields(model, prefix=""):
                 yield from _numeric_fields(member, f"{prefix}{name}.{member.model_fields['name'].default}.")
         elif isinstance(annotation, type) and hasattr(annotation, "model_fields"):
             yield from _numeric_fields(annotation, f"{prefix}{name}.")
-        elif _value_types(annotation) and all(t in (int, float) for t in _value_types(annotation)):
+        elif value_types(annotation) and all(t in (int, float) for t in value_types(annotation)):
             yield f"{prefix}{name}", field
 
 
@@ -283,6 +283,7 @@ def test_a_run_builds_its_code_and_delay_model_once(monkeypatch):
     sc = load_scenario(ROOT / "scenarios" / "spread3.yaml",
                        {"run.workload": "timing", "run.iterations": 3, "code.name": "ldpc", "cluster.n_learners": 6,
                         "delay.name": "empirical", "delay.file": str(measured)})
+    assert sc == Scenario.model_validate(sc.to_dict())  # what it keeps for the run is no part of it
     first = simulate(sc)
     assert counts == {"code": 1, "csv": 1}
     second = simulate(sc)
