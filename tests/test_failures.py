@@ -106,12 +106,23 @@ def timing_args(*sets: str) -> list[str]:
 
 
 @pytest.mark.parametrize("delay", ["1.7e+308", "1.0e+300", "1.0e+13"])  # YAML 1.1 floats
-def test_a_delay_that_would_overflow_the_clock_is_one_line_naming_the_key(tmp_path, capsys, delay):
+def test_a_delay_beyond_any_simulated_time_is_bad_input(tmp_path, capsys, delay):
+    """A delay parameter has bounds (its model's Params): past them it is refused before any run."""
     out = tmp_path / "run"
     status = main([*timing_args("delay.k=3", f"delay.delay={delay}"), "--out", str(out)])
     err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "delay.delay: " in err and "is out of range; allowed: a finite number in [0, 1e9]" in err
+    assert not out.exists()
+
+
+def test_a_drawn_delay_that_would_overflow_the_clock_is_one_line_naming_the_key(tmp_path, capsys):
+    """Parameters within bounds can still draw a delay too long to be a time (a heavy tail)."""
+    out = tmp_path / "run"
+    status = main([*timing_args("delay.name=lognormal", "delay.mu=20", "delay.sigma=10"), "--out", str(out)])
+    err = capsys.readouterr().err
     assert status == 1 and len(err.strip().splitlines()) == 1
-    assert "iteration 0" in err and f"delay.delay={float(delay):g} is too large" in err
+    assert "iteration 0" in err and "delay.mu=20 is too large" in err
     assert not out.exists()
 
 
