@@ -110,9 +110,22 @@ def test_shared_nic_sends_one_message_after_another_in_order():
     assert arrivals == pytest.approx({0: each, 1: 2 * each, 2: 3 * each, "other sender": each}, rel=1e-12)
 
 
+@pytest.mark.parametrize("receivers, rounds", [(1, 1), (3, 2), (4, 3), (7, 3), (15, 4), (16, 5)])
+def test_broadcast_is_a_binomial_tree_serialised_once(receivers, rounds):
+    env = simpy.Environment()
+    nics = SharedNics(env, NetworkConfig(latency=0.002, bandwidth=1e6, model="shared"), overhead=lambda n: n * 1e-8)
+    done = nics.broadcast(-1, 5000, receivers)
+    after = nics.send(-1, lambda _arrival: None, 5000)  # the controller's next message waits for the broadcast
+    env.run()
+    tree = 5000 * 1e-8 + rounds * (0.002 + 5000 / 1e6)
+    assert done.value is None and env.now == pytest.approx(tree + 0.002 + 5000 / 1e6 + 5000 * 1e-8, rel=1e-12)
+    assert after.triggered
+
+
 def test_shared_network_iteration_is_the_serial_send_schedule():
-    """uncoded, 3 learners: the states' broadcast (3 messages), then the environment, then the three
-    minibatch messages one after another; the last learner's result decides."""
+    """uncoded, 3 learners: the states' broadcast (serialised once, a binomial tree over 4 nodes: 2
+    rounds), then the environment, then the three minibatch messages one after another; the last
+    learner's result decides."""
     env_step, steps = 1e-4, 100
     cost = {"model": "fixed", "update": UPDATE, "env_step": env_step, "decode": 0.0}
     per_message = 0.002
@@ -121,7 +134,7 @@ def test_shared_network_iteration_is_the_serial_send_schedule():
                                            "per_message": per_message}})
     task, result, state = sizes(shared)
     assert len(set(task)) == 1  # equal minibatch messages, without the states
-    broadcast = 3 * (wire(state) + per_message)
+    broadcast = per_message + 2 * wire(state)
     expected = broadcast + steps * env_step + 3 * (wire(task[0]) + per_message) + UPDATE + wire(result) + per_message
     trace = simulate(shared).trace
     np.testing.assert_allclose(trace["duration"], expected, rtol=1e-12)
@@ -137,8 +150,9 @@ def test_shared_network_acks_leave_the_controller_in_learner_order():
     sc = scenario("mds", 2, 3, delay={"name": "persistent", "slow": [2], "delay": 5.0}, cluster=cluster,
                   cost={"model": "fixed", "update": 0.001, "env_step": 0.0, "decode": 0.0})
     task, result, state = sizes(sc)
-    all_sent = 3 * wire(state) + sum(map(wire, task))  # the controller receives once its sends are done
-    second_answer = 3 * wire(state) + wire(task[0]) + wire(task[1]) + 0.001 + wire(result)
+    broadcast = 2 * wire(state)  # a binomial tree over the controller and 3 learners: 2 rounds
+    all_sent = broadcast + sum(map(wire, task))  # the controller receives once its sends are done
+    second_answer = broadcast + wire(task[0]) + wire(task[1]) + 0.001 + wire(result)
     decided = max(second_answer, all_sent)
     assert all_sent + 0.001 < decided + wire(ACK_NBYTES)  # learner 2 is done computing before any ack arrives
     trace = simulate(sc).trace

@@ -26,7 +26,6 @@ The clock logic holds no torch and no file I/O: the real computation hides behin
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -37,26 +36,13 @@ from simcode.config import NetworkConfig
 from simcode.errors import SimulationError
 from simcode.sim.busy import busy_seconds
 from simcode.sim.cost import CostModel, DecodeWork, HostTimes
+from simcode.sim import protocol
 from simcode.sim.network import CONTROLLER, make_network
-from simcode.sim.workload import IterationData, relative_error
+from simcode.sim.protocol import Result, Task
+from simcode.sim.workload import IterationData
 
 # An acknowledgement carries next to nothing: a pickled small integer and its envelope.
 ACK_NBYTES = 64
-
-
-@dataclass
-class Task:
-    iteration: int
-    row: int        # which row of the matrix to compute (a re-sent task computes another's row)
-    busy: float     # simulated seconds of computation, straggler delay included; inf: no answer
-    compute: float  # of which the computation itself (cancel_wait waits out the rest only until acked)
-
-
-@dataclass
-class Result:
-    iteration: int
-    row: int
-    learner: int
 
 
 class Learner:
@@ -146,7 +132,7 @@ class Cluster:
         self.decided_at = 0.0  # when the received rows were found to decode
         self.learners = [Learner(self, i) for i in range(self.n_learners)]
         if code is not None:
-            self.rows = [np.flatnonzero(code.matrix[i]).tolist() for i in range(code.matrix.shape[0])]
+            self.rows = protocol.row_agents(code.matrix)
             self.unit_agent = [row[0] if len(row) == 1 else -1 for row in self.rows]
             # What learner i receives: its agents' minibatches, and every agent's state unless the
             # shared network broadcasts the states on their own.
@@ -222,9 +208,9 @@ class Cluster:
                                   "allowed: times that add up to a finite number of seconds")
 
     def broadcast_states(self):
-        """Shared network: the seed's broadcast, every agent's state to each learner in turn through the
-        controller's interface; the controller steps the environment once it is done."""
-        yield self.env.all_of([self.network.send(CONTROLLER, _nothing, self.state_nbytes) for _ in self.learners])
+        """Shared network: the seed's broadcast (`comm.bcast`) of every agent's state to every learner,
+        a binomial tree from the controller's interface; the controller steps the environment once it is done."""
+        yield self.network.broadcast(CONTROLLER, self.state_nbytes, len(self.learners))
 
     def send_acks(self):
         """cancel_wait: acknowledge the iteration to every learner, in learner order, before decoding
@@ -264,13 +250,16 @@ class Cluster:
         resent = 0
         deadline = self.env.now + self.timeout if self.timeout else math.inf
         while not self.code.can_decode(received):
-            on_the_way = self.n_learners - failed - len(answered) + resent
-            may_resend = not resent and deadline < math.inf
-            if may_resend and answered and self.env.now >= deadline:
+            move = protocol.next_move(n_learners=self.n_learners, failed=failed, answered=len(answered),
+                                      resent=resent, timeout_set=deadline < math.inf,
+                                      past_deadline=self.env.now >= deadline)
+            if move == "resend":
                 resent = self.resend(iteration, received, answered, data)
                 continue
-            if on_the_way <= 0 and not (may_resend and answered):
-                raise SimulationError(self.undecodable_message(iteration, received, failed))
+            if move == "fail":
+                raise SimulationError(protocol.undecodable_message(iteration, self.code, self.timeout, len(received),
+                                                                   failed, self.n_learners))
+            may_resend = not resent and deadline < math.inf
             # Past the deadline with nobody to re-send to, the next answer is what we wait for.
             result = yield from self.next_result(deadline if may_resend and self.env.now < deadline else math.inf)
             if result is None or result.iteration != iteration:
@@ -293,16 +282,6 @@ class Cluster:
         get.cancel()
         return None
 
-    def undecodable_message(self, iteration: int, received: dict, failed: int) -> str:
-        if self.timeout is None:
-            advice = "set cluster.timeout to re-send missing work to the learners that answered"
-        else:
-            advice = (f"cluster.timeout ({self.timeout:g} s) is set, but it re-sends missing work only once and only "
-                      "to learners that answered, and too few did")
-        return (f"iteration {iteration}: {self.code.name} cannot decode from the {len(received)} results that can "
-                f"arrive ({failed} of {self.n_learners} learners failed; the scheme tolerates "
-                f"{self.code.tolerance}); {advice}")
-
     def compute_seconds(self, data) -> np.ndarray:
         """Each learner's compute time for its row this iteration (constant unless costs are measured)."""
         if self.cost.reproducible and self._fixed_compute is not None:
@@ -313,18 +292,14 @@ class Cluster:
         return seconds
 
     def resend(self, iteration: int, received: dict, answered: list[int], data) -> int:
-        """After the timeout: the rows still missing go to learners that answered, round robin."""
-        missing = [row for row in range(self.n_learners) if row not in received]
-        helpers = sorted(set(answered))
-        if not helpers:
-            return 0
-        for n, row in enumerate(missing):
-            learner = self.learners[helpers[n % len(helpers)]]
+        """After the timeout: the rows still missing go to learners that answered (protocol.resend_plan)."""
+        plan = protocol.resend_plan(self.n_learners, received, answered)
+        for row, helper in plan:
             nbytes = sum(self.batch_nbytes(j) for j in self.rows[row])
-            # Re-sent work is computed without a new straggler draw (documented simplification).
             seconds = self.cost.update_seconds(self.rows[row], data.host)
-            self.network.send(CONTROLLER, _deliver(learner.inbox, Task(iteration, row, seconds, seconds)), nbytes)
-        return len(missing)
+            task = Task(iteration, row, seconds, seconds)
+            self.network.send(CONTROLLER, _deliver(self.learners[helper].inbox, task), nbytes)
+        return len(plan)
 
     def batch_nbytes(self, agent: int) -> int:
         return self.workload.shapes.batch_nbytes[agent]
@@ -342,41 +317,22 @@ class Cluster:
         theta = data.theta
         if theta is None:
             return None, math.nan
-        scheme = self.code.name if self.code is not None else CENTRALIZED
-        rewards_finite = all(math.isfinite(r) for r in data.rewards)
-        if not (math.isfinite(data.theta_scale) and rewards_finite):
-            # Inaccurate decodes installed earlier are the usual cause: say how inaccurate they were.
-            worst = max((r["decode_error"] for r in self.records), default=0.0)
-            raise SimulationError(f"iteration {iteration} ({scheme}): the MADDPG training diverged: "
-                                  f"{'updated states' if rewards_finite else 'episode rewards'} are not finite"
-                                  f" (worst decode error before: {worst:.3g})")
+        protocol.check_trained(iteration, self.code.name if self.code is not None else CENTRALIZED, data,
+                               self.records)
         if self.code is None:
             return theta, 0.0
+        # The shared-training shortcut: every row encoded from the direct states, as its learner would.
         coded = {row: self.encode(row, theta) for row in received}
-        decoded = self.code.decode(coded)
         if self._scratch is None or self._scratch.shape != theta.shape:
             self._scratch = np.empty_like(theta)
-        error = relative_error(decoded, data, self._scratch)  # nan or inf exactly when decoded is not finite
-        if not math.isfinite(error):
-            raise SimulationError(f"iteration {iteration}: {scheme} decoded states that are not finite (decode error "
-                                  f"{error}); the code cannot decode these results in float64")
-        return decoded, error
+        return protocol.decode_and_check(iteration, self.code, coded, data, self._scratch)
 
     def encode(self, row: int, theta: np.ndarray) -> np.ndarray:
         """What learner `row` sends: its row of the matrix times the states."""
-        agents = self.rows[row]
-        coefficients = self.code.matrix[row]
-        if len(agents) == 1 and coefficients[agents[0]] == 1.0:
-            return theta[agents[0]]  # a systematic row is the agent's state itself
-        if len(agents) == len(coefficients):
-            return coefficients @ theta  # a dense row: no gathered copy of the states
-        return coefficients[agents] @ theta[agents]
+        return protocol.combine(self.code.matrix[row], self.rows[row], theta)
 
 
 def _deliver(inbox: simpy.Store, message: object):
     """What a message's arrival does: put it in the receiver's inbox."""
     return lambda _arrival: inbox.put(message)
 
-
-def _nothing(_arrival: simpy.Event | None) -> None:
-    """The delivery of a message whose arrival nobody waits on (the states' broadcast)."""

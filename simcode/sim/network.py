@@ -8,6 +8,8 @@
   and arrives when it lets go, so the messages of one sender leave one after another in the order
   they were sent, as the seed's blocking MPI sends do. A sender that wants to know when its last
   message has left waits for the events `send` returns. Receiving costs nothing: only senders queue.
+  The states' broadcast at the start of an iteration is MPI's (`broadcast`): serialised once, then a
+  binomial tree, so it costs log2 of the nodes in message times, not one per learner.
 
 The per-message overhead (serialisation) is `cluster.network.per_message` seconds when the scenario
 sets it; with `cost.model: profile` and the shared network, the profile's serialisation cost of the
@@ -16,6 +18,7 @@ message's bytes; otherwise none.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import simpy
@@ -64,6 +67,23 @@ class SharedNics(Links):
         if sender not in self.nics:
             self.nics[sender] = simpy.Resource(self.env, capacity=1)
         return self.env.process(self.transmit(self.nics[sender], deliver, nbytes))
+
+    def broadcast(self, sender: int, nbytes: float, receivers: int) -> simpy.Event:
+        """One message to `receivers` nodes as MPI's broadcast sends it (the seed's `comm.bcast`): pickled
+        once at the root, then a binomial tree, ceil(log2(receivers + 1)) rounds of latency + bytes /
+        bandwidth, during which the sender's interface is busy."""
+        if sender not in self.nics:
+            self.nics[sender] = simpy.Resource(self.env, capacity=1)
+        rounds = math.ceil(math.log2(receivers + 1))
+        seconds = rounds * (self.latency + nbytes / self.bandwidth)
+        if self.overhead is not None:
+            seconds += self.overhead(nbytes)
+        return self.env.process(self.hold(self.nics[sender], seconds))
+
+    def hold(self, nic: simpy.Resource, seconds: float):
+        with nic.request() as turn:
+            yield turn
+            yield self.env.timeout(seconds)
 
     def transmit(self, nic: simpy.Resource, deliver: Deliver, nbytes: float):
         with nic.request() as turn:  # requests are served first come, first served
