@@ -1,0 +1,130 @@
+"""The protocol of one coded iteration, written once and driven by either clock.
+
+The SimPy clock (simcode.sim.cluster) runs it in simulated seconds; the real backend
+(simcode.sim.real) runs it in real time on Ray actors. Both call the pure steps here:
+
+- what learner i computes: the agents of row i of the assignment matrix (`row_agents`), their
+  MADDPG updates from the current states and their own minibatches;
+- what it sends: the float64 combination of its agents' new states (`combine`, `learner_result`);
+- when the controller decodes: as soon as the rows received can be decoded (`code.can_decode`);
+  while it cannot, `next_move` says whether to wait, re-send after the timeout or give up;
+- what it decodes and checks: `decode_and_check`, the decoded states against the direct update;
+- late work (`cluster.on_decode`): `cancel` frees late learners at once (their result, if any,
+  is ignored); `let_finish` lets them finish (their result is ignored, the next work waits); the
+  seed's `cancel_wait` acks every learner, which cuts a straggler's extra wait short but not its
+  computation, and the next iteration starts when every learner is free.
+
+The SimPy clock may compute each agent's update once and encode every row from those states (an
+exact shortcut: the combination of the same states is the same number); a real learner computes its
+row's updates itself. No clock, no torch and no I/O here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from simcode.errors import SimulationError
+from simcode.sim.workload import IterationData, relative_error
+
+ON_DECODE = ("cancel", "let_finish", "cancel_wait")
+
+
+@dataclass
+class Task:
+    iteration: int
+    row: int        # which row of the matrix to compute (a re-sent task computes another's row)
+    busy: float     # seconds of computation, straggler delay included; inf: no answer
+    compute: float  # of which the computation itself (cancel_wait waits out the rest only until acked)
+
+
+@dataclass
+class Result:
+    iteration: int
+    row: int
+    learner: int
+
+
+def row_agents(matrix: np.ndarray) -> list[list[int]]:
+    """The agents each learner updates: the nonzero columns of its row."""
+    return [np.flatnonzero(matrix[i]).tolist() for i in range(matrix.shape[0])]
+
+
+def combine(coefficients: np.ndarray, agents: list[int], theta: np.ndarray) -> np.ndarray:
+    """A row's message: its coefficients times the states (M, P), reading only the row's agents."""
+    if len(agents) == 1 and coefficients[agents[0]] == 1.0:
+        return theta[agents[0]]  # a systematic row is the agent's state itself
+    if len(agents) == len(coefficients):
+        return coefficients @ theta  # a dense row: no gathered copy of the states
+    return coefficients[agents] @ theta[agents]
+
+
+def learner_result(coefficients: np.ndarray, agents: list[int], new_states: list[np.ndarray],
+                   width: int) -> np.ndarray:
+    """What a real learner sends: the float64 combination of the new states of its own agents
+    (`new_states[n]` is agent `agents[n]`'s, padded to `width` as the controller's rows are)."""
+    rows = np.zeros((len(agents), width), dtype=np.float64)
+    for n, state in enumerate(new_states):
+        rows[n, : state.size] = state
+    if len(agents) == 1 and coefficients[agents[0]] == 1.0:
+        return rows[0]
+    return coefficients[agents] @ rows
+
+
+def next_move(*, n_learners: int, failed: int, answered: int, resent: int, timeout_set: bool,
+              past_deadline: bool) -> str:
+    """While the rows received do not decode: 'resend' (the missing rows, once, to learners that
+    answered, after the timeout), 'fail' (no result can still arrive) or 'wait'."""
+    may_resend = not resent and timeout_set
+    if may_resend and answered and past_deadline:
+        return "resend"
+    on_the_way = n_learners - failed - answered + resent
+    if on_the_way <= 0 and not (may_resend and answered):
+        return "fail"
+    return "wait"
+
+
+def resend_plan(n_rows: int, received, answered: list[int]) -> list[tuple[int, int]]:
+    """(row, learner): the rows still missing, round robin over the learners that answered.
+    Re-sent work is computed without a new straggler draw (documented simplification)."""
+    helpers = sorted(set(answered))
+    if not helpers:
+        return []
+    missing = [row for row in range(n_rows) if row not in received]
+    return [(row, helpers[n % len(helpers)]) for n, row in enumerate(missing)]
+
+
+def undecodable_message(iteration: int, code, timeout: float | None, received: int, failed: int,
+                        n_learners: int) -> str:
+    if timeout is None:
+        advice = "set cluster.timeout to re-send missing work to the learners that answered"
+    else:
+        advice = (f"cluster.timeout ({timeout:g} s) is set, but it re-sends missing work only once and only "
+                  "to learners that answered, and too few did")
+    return (f"iteration {iteration}: {code.name} cannot decode from the {received} results that can "
+            f"arrive ({failed} of {n_learners} learners failed; the scheme tolerates "
+            f"{code.tolerance}); {advice}")
+
+
+def check_trained(iteration: int, scheme: str, data: IterationData, records: list[dict]) -> None:
+    """A non-finite number stops the run: a NaN decode error would otherwise vanish from every max."""
+    rewards_finite = all(math.isfinite(r) for r in data.rewards)
+    if not (math.isfinite(data.theta_scale) and rewards_finite):
+        # Inaccurate decodes installed earlier are the usual cause: say how inaccurate they were.
+        worst = max((r["decode_error"] for r in records), default=0.0)
+        raise SimulationError(f"iteration {iteration} ({scheme}): the MADDPG training diverged: "
+                              f"{'updated states' if rewards_finite else 'episode rewards'} are not finite"
+                              f" (worst decode error before: {worst:.3g})")
+
+
+def decode_and_check(iteration: int, code, coded: dict[int, np.ndarray], data: IterationData,
+                     scratch: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """The states decoded from the rows received, and their error relative to the direct update."""
+    decoded = code.decode(coded)
+    error = relative_error(decoded, data, scratch)  # nan or inf exactly when decoded is not finite
+    if not math.isfinite(error):
+        raise SimulationError(f"iteration {iteration}: {code.name} decoded states that are not finite (decode error "
+                              f"{error}); the code cannot decode these results in float64")
+    return decoded, error
