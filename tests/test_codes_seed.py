@@ -60,3 +60,15 @@ def test_random_sparse_defaults_to_the_seeds_density():
     fractions = [np.count_nonzero(make_code("random_sparse", n_agents=m, n_learners=n, seed=s).matrix) / (m * n)
                  for s in range(20)]
     assert abs(np.mean(fractions) - 0.8) < 0.03
+
+
+def test_codes_show_says_which_construction_each_scheme_follows():
+    from simcode.codes import CODES
+    from simcode.codes.show import render
+
+    for name in CODES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            text = render(name, n_agents=3, n_learners=3 if name == "uncoded" else 6)
+        line = next(line for line in text.splitlines() if line.startswith("construction: "))
+        assert "seed" in line and len(line) > 40

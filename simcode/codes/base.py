@@ -68,6 +68,8 @@ class Code:
     Params: ClassVar[type[ParamsModel]] = ParamsModel
     # Warn (once per code object) when a decode is predicted to miss ACCURACY for the results' dtype.
     WARN_IF_INACCURATE: ClassVar[bool] = False
+    # Which construction the matrix follows, and where it departs from the paper's own code (`codes show`).
+    CONSTRUCTION: ClassVar[str] = ""
 
     def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
         size = check(CodeSize, {"n_agents": n_agents, "n_learners": n_learners, "seed": seed}, "a code")

@@ -73,6 +73,9 @@ class LDPC(Code):
     """Systematic generator of a random (dv, dc)-regular LDPC code; decoded by peeling."""
 
     name = "ldpc"
+    CONSTRUCTION = ("simcode's own: a random (dv, dc)-regular code with a systematic generator, so that any M "
+                    "fits; the seed's (coding_framework/RegularLDPC_code.py) takes pyldpc's make_ldpc, Gallager's "
+                    "banded parity checks, whose rank decides M rather than the number of agents")
 
     class Params(ParamsModel):
         dv: Int | None = Field(None, ge=1, le=MAX_COUNT, description="column weight: checks per bit, odd and "

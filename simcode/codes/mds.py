@@ -53,6 +53,8 @@ class MDS(AnyMOfN):
     """Well-conditioned MDS code: systematic [I; Gaussian]; any M of N results decode."""
 
     name = "mds"
+    CONSTRUCTION = ("simcode's own: systematic [I; Gaussian], chosen for conditioning; the seed's MDS code "
+                    "is the Vandermonde matrix (mds_vandermonde)")
 
     def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
         super().__init__(n_agents, n_learners, seed, **params)

@@ -26,6 +26,7 @@ class MDSVandermonde(AnyMOfN):
     """The paper's real Vandermonde MDS code (nodes in [0.1, 0.5]); ill-conditioned beyond M ~ 6."""
 
     name = "mds_vandermonde"
+    CONSTRUCTION = "exactly the seed's (coding_framework/MDS_code.py): np.vander(np.linspace(.1, .5, M), N).T"
     WARN_IF_INACCURATE = True
 
     def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):

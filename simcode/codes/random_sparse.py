@@ -38,6 +38,9 @@ class RandomSparse(Code):
     """Random sparse Gaussian assignment (entry nonzero with probability p); decodes on rank M."""
 
     name = "random_sparse"
+    CONSTRUCTION = ("the seed's ensemble (coding_framework/RandomLinear_code.py: N(0, 1) entries kept with "
+                    "probability p; p = 0.8 in its MADDPG runs) from simcode's seeded stream, so the matrices "
+                    "differ; simcode redraws until the rank is M")
 
     class Params(ParamsModel):
         p: Float = Field(0.8, gt=0, le=1, description="probability that an entry is nonzero (the seed's: 0.8)")

@@ -28,6 +28,9 @@ class Replication(Code):
     """Learner i computes agent i mod M (the seed's), or each agent on `replicas` learners; exact copies."""
 
     name = "replication"
+    CONSTRUCTION = ("the seed's (coding_framework/ReplicationBased.py) when replicas is unset: the identity, "
+                    "then copies of agents 0, 1, ... (the seed's code stops at N = 2M; simcode goes on round-robin); "
+                    "with replicas: simcode's own round-robin placement")
 
     class Params(ParamsModel):
         replicas: Int | None = Field(None, ge=1, le=MAX_COUNT, description="learners that compute each agent "
@@ -38,7 +41,6 @@ class Replication(Code):
         m, n = self.n_agents, self.n_learners
         matrix = np.zeros((n, m))
         if self.replicas is None:  # the seed's: learner i computes agent i mod M
-            self.replicas = n // m  # the fewest copies any agent has
             matrix[np.arange(n), np.arange(n) % m] = 1.0
         elif self.replicas > n:
             raise BadInput("replicas", f"{self.replicas} copies need as many distinct learners; "
@@ -58,4 +60,4 @@ class Replication(Code):
         return np.all(alive.astype(float) @ self.matrix > 0, axis=1)
 
     def _compute_tolerance(self) -> int:
-        return self.replicas - 1
+        return int(self.matrix.sum(axis=0).min()) - 1  # every copy of the least-copied agent but one

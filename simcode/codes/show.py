@@ -71,7 +71,7 @@ def render(name: str, n_agents: int, n_learners: int, seed: int = 0, params: dic
     code = make_code(name, n_agents=n_agents, n_learners=n_learners, seed=seed, **(params or {}))
     m, n = code.n_agents, code.n_learners
     shown = ", ".join(f"{k}={v}" for k, v in code.params().items()) or "none"
-    lines = [f"scheme: {name} - {summary_of(name)}", *parameter_lines(name),
+    lines = [f"scheme: {name} - {summary_of(name)}", f"construction: {type(code).CONSTRUCTION}", *parameter_lines(name),
              f"agents M={m}, learners N={n}, seed={seed}", f"params as used: {shown}"]
     nonzeros = code.load
     if n * m <= MAX_PRINTED_ENTRIES:

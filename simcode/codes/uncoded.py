@@ -14,6 +14,7 @@ class Uncoded(Code):
     """Identity assignment: learner i updates agent i (needs N = M); no straggler tolerance."""
 
     name = "uncoded"
+    CONSTRUCTION = "the seed's: the identity, learner i updates agent i"
 
     def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
         super().__init__(n_agents, n_learners, seed, **params)
