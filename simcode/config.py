@@ -58,6 +58,9 @@ class EnvConfig(_Section):
     # meant hard (simcode.marl.trainer.saved_scenario).
     actions: Literal["soft", "hard"] = Field("soft", description="soft: the sampled softmax vector "
                                              "(continuous actions); hard: its argmax (discrete actions)")
+    # Both engines give the same numbers (tests/test_fast_mpe.py); mpe2 is the reference, and renders.
+    engine: Literal["fast", "mpe2"] = Field("fast", description="fast: mpe2's scenarios stepped with numpy "
+                                            "array operations (simcode.marl.fast_mpe); mpe2: mpe2 itself")
 
 
 class MaddpgConfig(_Section):
@@ -89,8 +92,16 @@ class NetworkConfig(_Section):
         "or with cost.model: profile and the shared network the profile's serialisation cost")
 
 
+class RayConfig(_Section):
+    num_cpus: Float = Field(1.0, gt=0, le=MAX_COUNT, description="backend ray: CPUs each learner actor reserves")
+
+
 class ClusterConfig(_Section):
     n_learners: Int = Field(5, ge=1, le=MAX_COUNT)
+    backend: Literal["sim", "ray"] = Field(
+        "sim", description="sim: the SimPy clock (simulated seconds); ray: real learners on Ray actors, real "
+        "sleeps for the straggler delays, measured seconds (simcode.sim.real)")
+    ray: RayConfig = RayConfig()
     network: NetworkConfig = NetworkConfig()
     on_decode: Literal["cancel", "let_finish", "cancel_wait"] = Field(
         "cancel", description="what late learners do once the controller decodes: cancel: stop at once and "

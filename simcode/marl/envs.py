@@ -19,21 +19,30 @@ from gymnasium.spaces.utils import flatdim
 from pettingzoo.utils.conversions import aec_to_parallel
 
 from simcode.config import EnvConfig, MaddpgConfig
+from simcode.marl.fast_mpe import FastMpeEnv
 from simcode.mpe_scenarios import MPE_SCENARIOS
 
 
 def make_env(env_cfg: EnvConfig, render_mode: str | None = None, benchmark_data: bool = False):
-    """An mpe2 parallel env: Box(0, 1, (5,)) actions when `env_cfg.actions` is soft, Discrete(5) when
-    hard; `benchmark_data` fills infos with the scenario's data."""
+    """The scenario's environment, parallel API: Box(0, 1, (5,)) actions when `env_cfg.actions` is
+    soft, Discrete(5) when hard. `env_cfg.engine` fast: simcode.marl.fast_mpe (mpe2's numbers, array
+    operations); mpe2: mpe2 itself, which is also what renders (`render_mode`) and what fills infos
+    with the scenario's data (`benchmark_data`), whatever the engine."""
+    reference = _mpe2_raw_env(env_cfg, render_mode, benchmark_data)
+    if env_cfg.engine == "mpe2" or render_mode is not None or benchmark_data:
+        return aec_to_parallel(reference)
+    return FastMpeEnv(reference, env_cfg.scenario)
+
+
+def _mpe2_raw_env(env_cfg: EnvConfig, render_mode: str | None, benchmark_data: bool):
     entry = MPE_SCENARIOS[env_cfg.scenario]
     module = importlib.import_module(entry.module)
     # mpe2's parallel_env wraps raw_env in checking wrappers (step order, action bounds: clipping to
     # [0, 1] when continuous) before the parallel conversion; our actions are always valid (softmax
     # vectors, or indices), and without the wrappers a step is a third faster.
-    return aec_to_parallel(module.raw_env(max_cycles=env_cfg.max_cycles,
-                                          continuous_actions=env_cfg.actions == "soft",
-                                          render_mode=render_mode, benchmark_data=benchmark_data,
-                                          **entry.raw_env_kwargs(env_cfg)))
+    return module.raw_env(max_cycles=env_cfg.max_cycles, continuous_actions=env_cfg.actions == "soft",
+                          render_mode=render_mode, benchmark_data=benchmark_data,
+                          **entry.raw_env_kwargs(env_cfg))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,91 @@
+"""The fast engine (simcode.marl.fast_mpe) against mpe2 itself: same seeds and actions, same numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simcode.config import EnvConfig
+from simcode.marl.envs import make_env
+from simcode.marl.fast_mpe import SCENARIO_STEPS, FastMpeEnv
+from simcode.mpe_scenarios import MPE_SCENARIOS
+from simcode.seeding import generator
+
+# Every scenario at M = 3 and M = 10 learning agents where it scales (simple_push has 2).
+WORLDS = {
+    "spread-3": {"scenario": "simple_spread", "n_agents": 3},
+    "spread-10": {"scenario": "simple_spread", "n_agents": 10},
+    "tag-3": {"scenario": "simple_tag", "n_adversaries": 2, "n_good": 1},
+    "tag-10": {"scenario": "simple_tag", "n_adversaries": 7, "n_good": 3, "n_obstacles": 3},
+    "adversary-3": {"scenario": "simple_adversary", "n_agents": 2},
+    "adversary-10": {"scenario": "simple_adversary", "n_agents": 9},
+    "push-2": {"scenario": "simple_push"},
+}
+# Steps compared: 40 episodes of 25 with soft actions (resets with new seeds, goals and colours);
+# hard actions change only the action forces, and mpe2 itself is the slow half of this test.
+STEPS = {"soft": 1000, "hard": 250}
+RELATIVE = 1e-9
+
+
+def _close(fast, reference, what: str) -> None:
+    fast, reference = np.asarray(fast, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    assert fast.shape == reference.shape, what
+    np.testing.assert_allclose(fast, reference, rtol=RELATIVE, atol=0, err_msg=what)
+
+
+def _random_actions(env, soft: bool, rng: np.random.Generator) -> dict:
+    if soft:  # a random point of the simplex, float32 as the trainer gives it
+        return {a: rng.dirichlet(np.ones(5)).astype(np.float32) for a in env.agents}
+    return {a: int(rng.integers(5)) for a in env.agents}
+
+
+def _same_reset(fast, reference, seed: int) -> None:
+    fast_obs, _ = fast.reset(seed=seed)
+    reference_obs, _ = reference.reset(seed=seed)
+    assert list(fast_obs) == list(reference_obs)
+    for agent, obs in reference_obs.items():
+        assert fast_obs[agent].dtype == obs.dtype
+        _close(fast_obs[agent], obs, f"reset observation of {agent}")
+
+
+@pytest.mark.parametrize("actions", ["soft", "hard"])
+@pytest.mark.parametrize("world", list(WORLDS))
+def test_fast_engine_steps_as_mpe2_over_episodes(world, actions):
+    cfg = EnvConfig(**WORLDS[world], actions=actions)
+    fast, reference = make_env(cfg), make_env(cfg.model_copy(update={"engine": "mpe2"}))
+    assert isinstance(fast, FastMpeEnv) and not isinstance(reference, FastMpeEnv)
+    rng = generator(0, "evaluation")
+    for step in range(STEPS[actions]):
+        if step == 0 or not reference.agents:
+            _same_reset(fast, reference, seed=int(rng.integers(2**31 - 1)))
+        picks = _random_actions(reference, actions == "soft", rng)
+        fast_out, reference_out = fast.step(picks), reference.step(picks)
+        for name, fast_part, reference_part in zip(("obs", "reward"), fast_out, reference_out):
+            assert list(fast_part) == list(reference_part)
+            for agent in reference_part:
+                _close(fast_part[agent], reference_part[agent], f"step {step}: {name} of {agent}")
+        assert fast_out[2] == dict(reference_out[2]) and fast_out[3] == dict(reference_out[3])
+        assert fast.agents == reference.agents
+
+
+def test_every_scenario_has_a_fast_step():
+    assert set(SCENARIO_STEPS) == set(MPE_SCENARIOS)
+
+
+def test_engine_defaults_to_fast_and_rendering_uses_mpe2():
+    assert isinstance(make_env(EnvConfig()), FastMpeEnv)
+    assert not isinstance(make_env(EnvConfig(), render_mode="rgb_array"), FastMpeEnv)
+
+
+def test_unwrapped_world_holds_the_fast_engines_positions():
+    """evaluate reads benchmark data from env.unwrapped.world: it must be the state after the steps."""
+    cfg = EnvConfig()
+    fast, reference = make_env(cfg), make_env(cfg.model_copy(update={"engine": "mpe2"}))
+    for env in (fast, reference):
+        env.reset(seed=1)
+        for _ in range(5):
+            env.step({a: np.eye(5, dtype=np.float32)[2] for a in env.agents})
+    fast_world, reference_world = fast.unwrapped.world, reference.unwrapped.world
+    for mine, theirs in zip(fast_world.agents, reference_world.agents):
+        np.testing.assert_array_equal(mine.state.p_pos, theirs.state.p_pos)
+        np.testing.assert_array_equal(mine.state.p_vel, theirs.state.p_vel)
