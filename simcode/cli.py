@@ -255,6 +255,23 @@ def bench_updates(
         typer.echo(json.dumps(result))
 
 
+@bench_app.command("envs")
+def bench_envs(
+    scenario: str = typer.Option("simple_spread", "--scenario", help="An MPE scenario simcode knows."),
+    agents: int = typer.Option(3, "--agents", "-M", min=1, max=100, help="Number of learning agents."),
+    repeats: int = typer.Option(7, "--repeats", min=1, help="Timed repetitions of each engine, interleaved."),
+    as_json: bool = typer.Option(False, "--json", help="Last line: a JSON object with both engines' steps/s."),
+) -> None:
+    """Time environment steps: the fast engine (env.engine: fast) against mpe2 itself."""
+    from simcode.marl.bench_envs import bench_envs as bench_fn
+    from simcode.marl.bench_envs import format_report
+
+    result = bench_fn(scenario=scenario, agents=agents, repeats=repeats)
+    typer.echo(format_report(result))
+    if as_json:
+        typer.echo(json.dumps(result))
+
+
 @app.command()
 def calibrate(
     out: Path | None = typer.Option(None, "--out", parser=_given_path, metavar="FILE",

@@ -1,7 +1,8 @@
 """The MPE scenarios simcode trains on, one entry each: the config, the environments and evaluate read them.
 
 Adding an mpe2 scenario is one entry in `MPE_SCENARIOS` (plus an `EnvConfig` key if it needs a new
-one). Plain data and small functions: importing this module imports neither torch nor mpe2, so the
+one, and its observations and rewards as arrays in `simcode.marl.fast_mpe.SCENARIO_STEPS`, for the
+fast engine). Plain data and small functions: importing this module imports neither torch nor mpe2, so the
 typed config can read it.
 """
 
@@ -23,6 +24,16 @@ class MpeScenario:
 
     def n_agents(self, env_cfg: Any) -> int:
         return sum(int(getattr(env_cfg, key)) for key in self.agent_keys) + self.fixed_agents
+
+    def counts_for(self, total: int) -> dict[str, int] | None:
+        """EnvConfig keys giving `total` learning agents: every key after the first at 1 (one prey in
+        simple_tag), the first the rest; None when the scenario cannot have that many."""
+        if not self.agent_keys:
+            return {} if total == self.fixed_agents else None
+        rest = total - self.fixed_agents - (len(self.agent_keys) - 1)
+        if rest < 1:
+            return None
+        return {self.agent_keys[0]: rest, **{key: 1 for key in self.agent_keys[1:]}}
 
     def raw_env_kwargs(self, env_cfg: Any) -> dict[str, Any]:
         return {keyword: getattr(env_cfg, key) for keyword, key in self.env_keys.items()}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+
+from simcode.cli import main
 
 from simcode.config import EnvConfig
 from simcode.marl.envs import make_env
@@ -89,3 +93,19 @@ def test_unwrapped_world_holds_the_fast_engines_positions():
     for mine, theirs in zip(fast_world.agents, reference_world.agents):
         np.testing.assert_array_equal(mine.state.p_pos, theirs.state.p_pos)
         np.testing.assert_array_equal(mine.state.p_vel, theirs.state.p_vel)
+
+
+def test_bench_envs_prints_both_engines_steps_per_second_as_json(capsys):
+    assert main(["bench", "envs", "--scenario", "simple_push", "--agents", "2", "--repeats", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"scenario", "agents", "mpe2_steps_per_s", "fast_steps_per_s", "speedup"} <= set(result)
+    assert result["scenario"] == "simple_push" and result["agents"] == 2
+    assert result["mpe2_steps_per_s"] > 0 and result["fast_steps_per_s"] > 0
+
+
+@pytest.mark.parametrize("args", [["--scenario", "simple_push", "--agents", "3"], ["--scenario", "nope"],
+                                  ["--agents", "0"]])
+def test_bench_envs_bad_input_is_one_line_exit_2(args, capsys):
+    assert main(["bench", "envs", *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("simcode: ")
