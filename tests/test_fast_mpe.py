@@ -9,9 +9,10 @@ import pytest
 
 from simcode.cli import main
 
-from simcode.config import EnvConfig
+from simcode.config import EnvConfig, Scenario
 from simcode.marl.envs import make_env
 from simcode.marl.fast_mpe import SCENARIO_STEPS, FastMpeEnv
+from simcode.marl.trainer import Trainer
 from simcode.mpe_scenarios import MPE_SCENARIOS
 from simcode.seeding import generator
 
@@ -70,6 +71,24 @@ def test_fast_engine_steps_as_mpe2_over_episodes(world, actions):
                 _close(fast_part[agent], reference_part[agent], f"step {step}: {name} of {agent}")
         assert fast_out[2] == dict(reference_out[2]) and fast_out[3] == dict(reference_out[3])
         assert fast.agents == reference.agents
+
+
+@pytest.mark.parametrize("env", [{"scenario": "simple_spread"}, {"scenario": "simple_tag", "actions": "hard"}])
+def test_training_is_the_same_with_either_engine(env):
+    """The trajectory (episode rewards, every agent's state) does not depend on the engine."""
+    trained = {}
+    for engine in ("fast", "mpe2"):
+        scenario = Scenario.model_validate({"seed": 5, "env": {**env, "engine": engine}, "maddpg": {
+            "batch_size": 32, "learning_starts": 100, "steps_per_iteration": 25}})
+        trainer = Trainer(scenario)
+        trainer.warmup()
+        for _ in range(3):
+            trainer.step()
+        trained[engine] = trainer
+    fast, reference = trained["fast"], trained["mpe2"]
+    assert [e["rewards"] for e in fast.episode_log] == [e["rewards"] for e in reference.episode_log]
+    for mine, theirs in zip(fast.states(), reference.states()):
+        assert np.array_equal(np.asarray(mine), np.asarray(theirs))
 
 
 def test_every_scenario_has_a_fast_step():

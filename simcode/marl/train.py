@@ -123,9 +123,12 @@ def _train_in(out_dir: Path, trainer: Trainer, warm: bool, progress: bool) -> No
     """Warm up (unless `warm`), then train up to scenario.run.iterations, checkpointing as asked."""
     total = trainer.scenario.run.iterations
     every = trainer.scenario.run.checkpoint_every
-    if not warm:
-        trainer.warmup()
     with progress_bar(total, "train", enabled=progress, completed=trainer.iteration) as advance:
+        if not warm:
+            steps = max(0, trainer.scenario.learning_starts - len(trainer.buffer))
+            advance(0, status=f"warm-up: {steps} environment steps fill the replay buffer")
+            trainer.warmup()
+            advance(0, status="")
         while trainer.iteration < total:
             trainer.step()
             if every and trainer.iteration % every == 0 and trainer.iteration < total:

@@ -78,6 +78,9 @@ def simulate_group(scenarios: list[Scenario], progress: bool = False, shared: bo
     label = scenarios[0].code.name if len(scenarios) == 1 else f"{len(scenarios)} clocks"
     errors: dict[int, str] = {}  # clock index -> why it stopped (keep_going only)
     with progress_bar(iterations, f"simulating {label}", enabled=progress) as advance:
+        # The first iteration's clock step also fills the replay buffer: say so while the bar is at 0.
+        warmup = scenarios[0].learning_starts if real else 0
+        advance(0, status=f"warm-up: {warmup} environment steps fill the replay buffer" if warmup else "")
         for k in range(iterations):
             for n, cluster in enumerate(clusters):
                 if n in errors:
@@ -89,7 +92,7 @@ def simulate_group(scenarios: list[Scenario], progress: bool = False, shared: bo
                         raise
                     errors[n] = str(exc)
                     cluster.workload.leave()
-            advance(1)
+            advance(1, status="")
             if on_iteration:
                 on_iteration(k)
     host_seconds = (time.perf_counter() - started) / len(clusters)
