@@ -53,6 +53,8 @@ class WorldArrays:
         n = self.n_agents
         self.size_sum = self.size[:n, None] + self.size[None, :]  # (A, E): contact distance
         self.not_self = ~np.eye(n, len(self.pos), dtype=bool)  # (A, E): an entity is not its own company
+        self.good, self.adversaries = np.flatnonzero(~self.adversary), np.flatnonzero(self.adversary)
+        self.speed_limited = bool(np.isfinite(self.max_speed).any())
         # the (agent, entity) pairs with a contact force: both collide, and they are not the same
         self.contact_pairs = np.nonzero(self.collide[:n, None] & self.collide[None, :] & self.not_self)
         self.measure()
@@ -120,6 +122,8 @@ def contact_forces(arrays: WorldArrays, applied: np.ndarray) -> np.ndarray:
     """(A, 2): each agent's applied force plus its contact forces with every colliding entity, added
     in mpe2's order (entity index) so the sums are mpe2's to the bit."""
     agent, entity = arrays.contact_pairs
+    if not len(agent):  # nothing collides (simple_adversary)
+        return applied
     dist = arrays.dist[agent, entity]
     k = arrays.contact_margin
     penetration = np.logaddexp(0, -(dist - arrays.size_sum[agent, entity]) / k) * k
@@ -137,11 +141,16 @@ def integrate(arrays: WorldArrays, force: np.ndarray) -> None:
     arrays.pos[:n] += arrays.vel[:n] * arrays.dt
     vel = arrays.vel[:n] * (1 - arrays.damping)
     vel += (force / arrays.mass[:, None]) * arrays.dt
+    arrays.vel[:n] = _speed_limited(vel, arrays.max_speed) if arrays.speed_limited else vel
+
+
+def _speed_limited(vel: np.ndarray, max_speed: np.ndarray) -> np.ndarray:
+    """mpe2 rescales a velocity faster than its agent's max_speed to that speed."""
     speed = np.sqrt(np.square(vel[:, 0]) + np.square(vel[:, 1]))
-    too_fast = speed > arrays.max_speed
+    too_fast = speed > max_speed
     if too_fast.any():
-        vel[too_fast] = vel[too_fast] / speed[too_fast, None] * arrays.max_speed[too_fast, None]
-    arrays.vel[:n] = vel
+        vel[too_fast] = vel[too_fast] / speed[too_fast, None] * max_speed[too_fast, None]
+    return vel
 
 
 def step_world(arrays: WorldArrays, actions: np.ndarray, soft: bool) -> None:
@@ -236,14 +245,17 @@ def spread_rewards(arrays: WorldArrays, local_ratio: float) -> np.ndarray:
 
 def _boundary_penalty(x: np.ndarray) -> np.ndarray:
     """simple_tag's bound(x): 0 below 0.9, linear to 1, then exp(2x - 2) capped at 10."""
+    if (x < 0.9).all():
+        return np.zeros_like(x)
     with np.errstate(over="ignore"):
         outside = np.minimum(np.exp(2 * x - 2), 10)
     return np.where(x < 0.9, 0.0, np.where(x < 1.0, (x - 0.9) * 10, outside))
 
 
 def tag_rewards(arrays: WorldArrays) -> np.ndarray:
-    good, adv = np.flatnonzero(~arrays.adversary), np.flatnonzero(arrays.adversary)
-    caught = arrays.dist[np.ix_(good, adv)] < arrays.size_sum[np.ix_(good, adv)]  # (good, adversaries)
+    good, adv = arrays.good, arrays.adversaries
+    dist, contact = arrays.dist[good], arrays.size_sum[good]
+    caught = dist[:, adv] < contact[:, adv]  # (good, adversaries)
     rewards = np.empty(arrays.n_agents)
     rewards[adv] = 10.0 * caught.sum()
     penalty = _boundary_penalty(np.abs(arrays.pos[good]))
@@ -297,7 +309,7 @@ class FastMpeEnv:
         self.max_cycles = reference.max_cycles
         self._arrays = arrays_from_world(reference.world)
         self._steps = 0
-        self._gathers: dict[int, tuple[np.ndarray, list[int] | None]] = {}
+        self._gathers: dict[int, tuple[np.ndarray, list[tuple[int, int]] | None]] = {}
 
     def observation_space(self, agent: str):
         return self._reference.observation_space(agent)
@@ -319,21 +331,25 @@ class FastMpeEnv:
         self.agents = self.possible_agents[:]
         return self._observations(), {name: {} for name in self.agents}
 
-    def _observation_indices(self, arrays: WorldArrays) -> tuple[np.ndarray, list[int] | None]:
-        """Every agent's observation as indices into `source`, joined, and where to split them (None
-        when all are the same length). They depend on the goal only: kept for each goal seen."""
+    def _observation_indices(self, arrays: WorldArrays) -> tuple[np.ndarray, list[tuple[int, int]] | None]:
+        """Every agent's observation as indices into `source`, joined, and each one's (start, end)
+        (None when all are the same length). They depend on the goal only: kept for each goal seen."""
         if arrays.goal not in self._gathers:
             pieces = Pieces(arrays)
             rows = [self._step_of.observation(pieces, arrays, i) for i in range(arrays.n_agents)]
             lengths = {len(row) for row in rows}
-            splits = None if len(lengths) == 1 else np.cumsum([len(row) for row in rows])[:-1].tolist()
+            ends = np.cumsum([len(row) for row in rows]).tolist()
+            splits = None if len(lengths) == 1 else list(zip([0] + ends[:-1], ends))
             self._gathers[arrays.goal] = (np.array(_joined(rows), dtype=np.intp), splits)
         return self._gathers[arrays.goal]
 
     def _observations(self) -> dict[str, np.ndarray]:
         indices, splits = self._gather
         values = source(self._arrays)[indices]
-        rows = values.reshape(self._arrays.n_agents, -1) if splits is None else np.split(values, splits)
+        if splits is None:
+            rows = values.reshape(self._arrays.n_agents, -1)
+        else:
+            rows = [values[start:end] for start, end in splits]
         return dict(zip(self.possible_agents, rows))
 
     def step(self, actions: dict):
