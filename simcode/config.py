@@ -207,8 +207,10 @@ def get_dotted(data: dict[str, Any], key: str, default: Any = None) -> Any:
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     data = copy.deepcopy(data)
-    for key, value in overrides.items():
-        # Changing the scheme or delay model drops the old one's parameters.
+    # Names first: changing the scheme or delay model drops the old one's parameters, and must not drop
+    # the new one's given in the same overrides (`--set code.p=0.5 --set code.name=random_sparse`).
+    names_first = sorted(overrides.items(), key=lambda item: item[0] not in ("code.name", "delay.name"))
+    for key, value in names_first:
         if key in ("code.name", "delay.name") and get_dotted(data, key) != value:
             section = key.split(".")[0]
             kept = {"mode": data[section]["mode"]} if section == "delay" and "mode" in data.get(section, {}) else {}

@@ -289,3 +289,14 @@ def test_a_run_builds_its_code_and_delay_model_once(monkeypatch):
     second = simulate(sc)
     assert counts == {"code": 2, "csv": 2}
     assert first.trace.equals(second.trace)
+
+
+def test_scheme_parameters_given_before_the_scheme_name_are_kept():
+    """`--set code.p=0.5 --set code.name=random_sparse`: the name change drops the old scheme's
+    parameters, not the new one's given in the same command."""
+    overrides = parse_set(["code.p=0.5", "code.name=random_sparse", "delay.delay=0.1", "delay.name=persistent"])
+    sc = load_scenario(ROOT / "scenarios" / "spread3.yaml", overrides)
+    assert sc.code.name == "random_sparse" and sc.code.params()["p"] == 0.5
+    assert sc.delay.name == "persistent" and sc.delay.params()["delay"] == 0.1
+    with pytest.raises(BadInput, match="code.p"):
+        load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set(["code.p=1.5", "code.name=random_sparse"]))
