@@ -47,6 +47,8 @@ bench_app = typer.Typer(help="Benchmarks of the real computation.", no_args_is_h
 app.add_typer(codes_app, name="codes")
 app.add_typer(bench_app, name="bench")
 
+BACKEND_HELP = "sim (the SimPy clock) or ray (real learners on Ray actors); default: the scenario's cluster.backend."
+ADDRESS_HELP = "--backend ray: the address of a running Ray cluster (default: start a local Ray for the run)."
 SET_HELP = "Override any scenario key, e.g. --set code.name=ldpc --set delay.k=2 (repeatable)."
 TRAIN_SET_HELP = ("Override a scenario key training uses (env, maddpg, run, seed), e.g. --set maddpg.lr=0.001 "
                   "--set run.iterations=500 (repeatable).")
@@ -96,18 +98,30 @@ def run(
                                     help="Run directory (default runs/<scenario>-<code>)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     threads: int = typer.Option(0, "--threads", min=0, help=THREADS_HELP),
+    backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP),
+    address: str | None = typer.Option(None, "--address", metavar="HOST:PORT", help=ADDRESS_HELP),
 ) -> None:
-    """Simulate one coded training run: writes scenario.yaml, trace.csv and summary.json."""
+    """Simulate one coded training run (or run it for real on Ray): writes scenario.yaml, trace.csv and
+    summary.json."""
     from simcode.sim.runner import DECODE_WARNING, default_run_dir, run_to_dir
 
-    sc = _scenario(scenario, set_)
+    sc = _scenario(scenario, [*(set_ or []), *_backend_set(backend, address)])
+    if address is not None and sc.cluster.backend != "ray":
+        raise BadInput("--address", "an address is for the ray backend only; allowed: --backend ray --address HOST:PORT")
     _set_threads(threads)
     out = out or default_run_dir(scenario, sc)
-    summary = run_to_dir(sc, out, progress=progress)
+    summary = run_to_dir(sc, out, progress=progress, address=address)
     if summary["decode_warning"]:
         typer.echo(f"simcode: warning: decode error {summary['max_decode_error']:.3g} exceeds {DECODE_WARNING:g}: "
                    f"{summary['scheme']} does not reproduce centralized training here", err=True)
     typer.echo(_run_summary(summary, out))
+
+
+def _backend_set(backend: str | None, address: str | None) -> list[str]:
+    """The --set that --backend stands for; BadInput for an unknown backend."""
+    if backend is not None and backend not in ("sim", "ray"):
+        raise BadInput("--backend", f"{backend!r} is not a backend; allowed: sim, ray")
+    return [f"cluster.backend={backend}"] if backend else []
 
 
 def _run_summary(summary: dict, out: Path) -> str:
@@ -124,13 +138,16 @@ def _run_summary(summary: dict, out: Path) -> str:
         f"run written to {Path(out).resolve()}",
         f"  scheme {summary['scheme']}: {where}",
         f"  iteration  mean {summary['mean_iteration']:.4f} s   p99 {summary['p99_iteration']:.4f} s",
-        f"  simulated  {summary['sim_seconds']:.2f} s over {summary['iterations']} iterations "
+        f"  {'real     ' if summary.get('backend') == 'ray' else 'simulated'}  {summary['sim_seconds']:.2f} s over "
+        f"{summary['iterations']} iterations "
         f"(host {summary['host_seconds']:.2f} s)",
         f"  decode error  {'not checked (timing workload)' if err is None else f'{err:.2e}'}",
     ]
     if summary["final_reward"] is not None:  # summary.json holds finite numbers only
         lines.append(f"  episode reward (last 10 iterations)  {summary['final_reward']:.2f}")
-    if not summary["reproducible"]:
+    if summary.get("backend") == "ray":
+        lines.append("  measured on Ray: times are real seconds on these machines, not reproducible")
+    elif not summary["reproducible"]:
         lines.append("  cost model 'measured': simulated times come from host timings and are not reproducible")
     return "\n".join(lines)
 

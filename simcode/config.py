@@ -92,8 +92,16 @@ class NetworkConfig(_Section):
         "or with cost.model: profile and the shared network the profile's serialisation cost")
 
 
+class RayConfig(_Section):
+    num_cpus: Float = Field(1.0, gt=0, le=MAX_COUNT, description="backend ray: CPUs each learner actor reserves")
+
+
 class ClusterConfig(_Section):
     n_learners: Int = Field(5, ge=1, le=MAX_COUNT)
+    backend: Literal["sim", "ray"] = Field(
+        "sim", description="sim: the SimPy clock (simulated seconds); ray: real learners on Ray actors, real "
+        "sleeps for the straggler delays, measured seconds (simcode.sim.real)")
+    ray: RayConfig = RayConfig()
     network: NetworkConfig = NetworkConfig()
     on_decode: Literal["cancel", "let_finish", "cancel_wait"] = Field(
         "cancel", description="what late learners do once the controller decodes: cancel: stop at once and "

@@ -123,8 +123,14 @@ def decode_and_check(iteration: int, code, coded: dict[int, np.ndarray], data: I
                      scratch: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """The states decoded from the rows received, and their error relative to the direct update."""
     decoded = code.decode(coded)
+    return decoded, decode_error(iteration, code.name, decoded, data, scratch)
+
+
+def decode_error(iteration: int, scheme: str, decoded: np.ndarray, data: IterationData,
+                 scratch: np.ndarray | None = None) -> float:
+    """The decoded states' error relative to the direct update; a SimulationError when not finite."""
     error = relative_error(decoded, data, scratch)  # nan or inf exactly when decoded is not finite
     if not math.isfinite(error):
-        raise SimulationError(f"iteration {iteration}: {code.name} decoded states that are not finite (decode error "
+        raise SimulationError(f"iteration {iteration}: {scheme} decoded states that are not finite (decode error "
                               f"{error}); the code cannot decode these results in float64")
-    return decoded, error
+    return error

@@ -141,7 +141,9 @@ def check_finite(summary: dict) -> dict:
     return summary
 
 
-def summarize(scenario: Scenario, cluster: Cluster, trace: pd.DataFrame, host_seconds: float) -> dict:
+def summarize(scenario: Scenario, cluster, trace: pd.DataFrame, host_seconds: float) -> dict:
+    """The summary of a simulated (Cluster) or real (simcode.sim.real.RealCluster) run."""
+    real = None if isinstance(cluster, Cluster) else cluster
     durations = trace["duration"].to_numpy()
     errors = trace["decode_error"].to_numpy()
     rewards = trace["episode_reward"].dropna().to_numpy()
@@ -169,7 +171,8 @@ def summarize(scenario: Scenario, cluster: Cluster, trace: pd.DataFrame, host_se
         "resent": int(trace["resent"].sum()),
         "workload": scenario.run.workload,
         "cost_model": scenario.cost.model,
-        "reproducible": bool(cluster.cost.reproducible),
+        "reproducible": bool(real is None and cluster.cost.reproducible),  # real seconds never are
+        "backend": scenario.cluster.backend,
         "simcode_version": simcode.__version__,
         "scenario_hash": scenario.digest(),
     })
@@ -191,13 +194,19 @@ def write_run(out: Path, result: RunResult) -> None:
         outputs.mark(staged, "run")
 
 
-def run_to_dir(scenario: Scenario, out: Path, progress: bool = True) -> dict:
-    """Simulate `scenario` and write its run directory at `out`; returns the summary (its
-    `decode_warning` says when the decoded training was not the centralized one)."""
+def run_to_dir(scenario: Scenario, out: Path, progress: bool = True, address: str | None = None) -> dict:
+    """Run `scenario` (simulated, or for real with `cluster.backend: ray`, on the Ray cluster at `address`
+    or a local one) and write its run directory at `out`; returns the summary (its `decode_warning` says
+    when the decoded training was not the centralized one)."""
     out = Path(out)
     outputs.claim(out, "run")  # refuse a path that is not simcode's now, not after the whole run
     try:
-        result = simulate(scenario, progress=progress)
+        if scenario.cluster.backend == "ray":
+            from simcode.sim.real import run_real
+
+            result = run_real(scenario, address=address, progress=progress)
+        else:
+            result = simulate(scenario, progress=progress)
         write_run(out, result)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: nothing written, {out} is as it was") from None

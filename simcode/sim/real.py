@@ -1,0 +1,326 @@
+"""The real backend: the iteration's protocol (simcode.sim.protocol) driven by real time on Ray.
+
+Each learner is a Ray actor (`cluster.ray.num_cpus` CPUs each) that really computes its row: the
+batched MADDPG update of the agents in its row of the assignment matrix, on their minibatches, then
+the float64 combination of their new states. The controller is the driver: it steps the
+environment, puts the states and the minibatches in Ray's object store once per iteration (each
+learner reads them from there), sends every learner its task, and decodes from the first results
+that decode. Straggler delays are real sleeps, drawn from the same delay model, stream and seed as
+the simulation (`busy_time` of the measured compute time); a failed learner (infinite delay) never
+answers. Late work (`cluster.on_decode`):
+
+- cancel: the controller acks the late learners at once: a sleep is cut short and a task of an acked
+  iteration not yet started is skipped (a computation under way runs to its end: torch cannot be
+  interrupted mid-step, so the learner's next task waits for it);
+- let_finish: late results are ignored; only failed learners are released (so they take the next work);
+- cancel_wait (the seed's): every learner is acked; the ack cuts the wait, not the computation, and
+  the next iteration starts when every learner is free.
+
+Times are real seconds measured by the controller. The decode check (the controller's own direct
+update, to compare the decoded states with) is no part of the protocol: the clock is paused while
+it runs, so the trace holds what the protocol took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from simcode.codes import CENTRALIZED
+from simcode.config import Scenario
+from simcode.delays import busy_time
+from simcode.errors import BadInput, SimulationError
+from simcode.seeding import generator
+from simcode.sim import protocol
+from simcode.sim.protocol import Task
+from simcode.sim.workload import IterationData, shapes_of, stack_states, unstack_states
+
+
+class LearnerActor:
+    """A learner's body (wrapped by ray.remote): one task at a time; `ack` comes in on a second thread."""
+
+    def __init__(self, scenario: dict, index: int, matrix: np.ndarray):
+        import torch
+
+        from simcode.marl.envs import describe
+        from simcode.marl.maddpg import Update
+        from simcode.marl.state import Layout
+
+        torch.set_num_threads(1)  # one core per learner, as the cluster it stands for
+        sc = Scenario.model_validate(scenario)
+        self.index = index
+        self.layout = Layout(describe(sc.env, sc.maddpg))
+        self.update = Update(self.layout, sc.maddpg)
+        self.matrix = matrix
+        self.rows = protocol.row_agents(matrix)
+        self.width = max(self.layout.shapes.state_sizes)
+        self.acked = -1  # the latest iteration the controller acknowledged
+        self.acked_changed = threading.Condition()
+        self.one_task = threading.Lock()
+
+    def ready(self) -> int:
+        return self.index
+
+    def ack(self, iteration: int) -> None:
+        with self.acked_changed:
+            self.acked = max(self.acked, iteration)
+            self.acked_changed.notify_all()
+
+    def work(self, task: Task, delay: float, mode: str, compute_first: bool, states, batch):
+        """-> (iteration, row, learner, message, compute seconds), or None when acked first (no answer)."""
+        with self.one_task:
+            if self.acked >= task.iteration:
+                return None  # the controller moved on while this task waited: skipped
+            started = time.perf_counter()
+            message = None
+            if compute_first or math.isfinite(delay):
+                message = self.compute(task.row, states, batch)
+            compute = time.perf_counter() - started
+            extra = float(busy_time(compute, np.array([delay]), mode)[0]) - compute
+            if self.wait_unless_acked(task.iteration, extra) or message is None:
+                return None
+            return task.iteration, task.row, self.index, message, compute
+
+    def compute(self, row: int, states: list[np.ndarray], batch) -> np.ndarray:
+        agents = self.rows[row]
+        new = self.layout.pack(self.update(self.layout.unpack(states), batch, agents), agents)
+        return protocol.learner_result(self.matrix[row], agents, new, self.width)
+
+    def wait_unless_acked(self, iteration: int, seconds: float) -> bool:
+        """Sleep `seconds` (inf: until acked); True when the ack came first."""
+        deadline = time.monotonic() + seconds
+        with self.acked_changed:
+            while self.acked < iteration:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.acked_changed.wait(None if math.isinf(left) else left)
+        return True
+
+
+@contextlib.contextmanager
+def ray_session(n_learners: int, num_cpus: float, address: str | None) -> Iterator[object]:
+    """Ray for one run: joins `address`, or starts a local Ray with the CPUs the learners need (plus
+    the controller's) and shuts it down after; one already started in this process is used as is."""
+    try:
+        import ray
+    except ImportError:
+        raise BadInput("--backend", "ray is not installed; allowed: sim, or pip install 'simcode[ray]'") from None
+    if ray.is_initialized():
+        yield ray
+        return
+    kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                  configure_logging=True)
+    try:
+        if address:
+            check_reachable(address)
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=max(1, math.ceil(n_learners * num_cpus)) + 1, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        ray.shutdown()
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise BadInput("--address", f"cannot reach a Ray cluster at {address!r} ({reason}); allowed: the address "
+                       "of a running cluster (ray start --head prints it), or none for a local Ray") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def check_reachable(address: str, seconds: float = 3.0) -> None:
+    """A Ray address whose port does not answer is bad input now: ray.init would retry for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto":
+        return  # Ray finds the cluster this machine runs
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(f"nothing answers at {address} ({type(exc).__name__}: {exc})") from None
+
+
+class RealCluster:
+    """The controller of one real run; `records` gets one dict per iteration, as the SimPy cluster's."""
+
+    def __init__(self, scenario: Scenario, ray):
+        from simcode.marl.trainer import Trainer
+
+        self.ray = ray
+        self.scenario = scenario
+        n_learners = scenario.cluster.n_learners
+        self.code = scenario.code.build(scenario.n_agents, n_learners, scenario.seed)  # None: centralized
+        self.delay_model = scenario.delay.build(n_learners)
+        self.delay_model.reset()
+        self.delay_rng = generator(scenario.seed, "delays")
+        self.on_decode = scenario.cluster.on_decode
+        self.timeout = scenario.cluster.timeout
+        self.trainer = Trainer(scenario)
+        self.width = shapes_of(scenario).padded_size
+        self.n_learners = n_learners if self.code is not None else 0
+        self.records: list[dict] = []
+        self.paused = 0.0  # seconds of decode checks, kept off the clock
+        self.learners = self.start_learners(scenario)
+        self.started = time.perf_counter()  # the clock starts once every learner is up, as the simulated one
+
+    def start_learners(self, scenario: Scenario) -> list:
+        if self.code is None:
+            return []
+        actor = self.ray.remote(num_cpus=scenario.cluster.ray.num_cpus, max_concurrency=2, max_restarts=0)(
+            LearnerActor)
+        learners = [actor.remote(scenario.to_dict(), i, self.code.matrix) for i in range(self.n_learners)]
+        self.get(learners, [learner.ready.remote() for learner in learners])
+        return learners
+
+    def now(self) -> float:
+        return time.perf_counter() - self.started - self.paused
+
+    def get(self, learners: list, refs: list) -> list:
+        """ray.get, a dead actor's error turned into a SimulationError naming the learner."""
+        try:
+            return self.ray.get(refs)
+        except self.ray.exceptions.RayActorError as exc:
+            dead = next((i for i, ref in enumerate(refs) if _failed(self.ray, ref)), "?")
+            raise SimulationError(f"learner {dead} (a Ray actor) died during the run: "
+                                  f"{str(exc).splitlines()[0][:160]}") from None
+        except self.ray.exceptions.RayTaskError as exc:
+            raise SimulationError(f"a learner failed: {str(exc).splitlines()[0][:200]}") from None
+
+    def run(self, on_iteration=None) -> None:
+        self.trainer.warmup()
+        self.warmup_seconds = self.now()
+        for iteration in range(self.scenario.run.iterations):
+            self.records.append(self.iterate(iteration))
+            if on_iteration:
+                on_iteration(iteration)
+
+    def iterate(self, iteration: int) -> dict:
+        t_start = self.now()
+        rewards = self.trainer.collect()
+        batch = self.trainer.sample()
+        t_sent = self.now()
+        delays = self.delay_model.sample(self.delay_rng)  # drawn every iteration, whatever the scheme
+        if self.code is None:
+            direct = self.trainer.compute_updates(batch)
+            received, resent, pending = {}, 0, {}
+        else:
+            received, resent, pending = self.gather(iteration, delays, batch)
+        decoded = self.code.decode(received) if self.code is not None else None
+        t_decoded = self.now()
+        answered_late = self.release(iteration, delays, pending)
+        t_end = self.now()
+        checked_at = time.perf_counter()
+        if self.code is not None:
+            direct = self.trainer.compute_updates(batch)
+        decoded, error = self.check(iteration, rewards, direct, decoded)
+        self.trainer.install(unstack_states(decoded, self.trainer.state_sizes))
+        self.paused += time.perf_counter() - checked_at
+        coded = self.code is not None
+        return {
+            "iteration": iteration, "t_start": t_start, "t_end": t_end, "duration": t_end - t_start,
+            "n_received": len(received), "decode_error": error,
+            "episode_reward": float(np.mean(rewards)) if rewards else math.nan, "episodes": len(rewards),
+            "env_seconds": t_sent - t_start, "t_decoded": t_decoded, "n_late": answered_late,
+            "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
+            "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0, "resent": resent,
+        }
+
+    def check(self, iteration: int, rewards: list[float], direct: list[np.ndarray], decoded):
+        """The decoded states (the direct ones when centralized) and their error against the direct update."""
+        data = IterationData(rewards, stack_states(direct, self.width))
+        scheme = self.code.name if self.code is not None else CENTRALIZED
+        protocol.check_trained(iteration, scheme, data, self.records)
+        if decoded is None:
+            return data.theta, 0.0
+        return decoded, protocol.decode_error(iteration, scheme, decoded, data)
+
+    def gather(self, iteration: int, delays: np.ndarray, batch):
+        """Send every learner its task; collect results until they decode: -> (messages by row, re-sent
+        rows, {ref: learner} still pending)."""
+        states, batch_ref = self.ray.put(self.trainer.states()), self.ray.put(batch)
+        pending = {self.send(Task(iteration, i, math.nan, math.nan), float(delays[i]), states, batch_ref): i
+                   for i in range(self.n_learners)}
+        failed = int(np.count_nonzero(np.isinf(delays)))
+        received: dict[int, np.ndarray] = {}
+        answered: list[int] = []
+        resent = 0
+        deadline = self.now() + self.timeout if self.timeout else math.inf
+        while not self.code.can_decode(received):
+            move = protocol.next_move(n_learners=self.n_learners, failed=failed, answered=len(answered),
+                                      resent=resent, timeout_set=deadline < math.inf,
+                                      past_deadline=self.now() >= deadline)
+            if move == "resend":
+                for row, helper in protocol.resend_plan(self.n_learners, received, answered):
+                    pending[self.send(Task(iteration, row, math.nan, math.nan), 0.0, states, batch_ref,
+                                      helper)] = helper
+                    resent += 1
+                continue
+            if move == "fail":
+                raise SimulationError(protocol.undecodable_message(iteration, self.code, self.timeout, len(received),
+                                                                   failed, self.n_learners))
+            # Past the deadline with nobody to re-send to, the next answer is what we wait for.
+            wait = deadline - self.now() if not resent and self.now() < deadline < math.inf else None
+            done, _ = self.ray.wait(list(pending), num_returns=1, timeout=wait)
+            for ref in done:
+                learner = pending.pop(ref)
+                answer = self.get([learner], [ref])[0]
+                answered.append(learner)
+                if answer is not None:
+                    received.setdefault(answer[1], answer[3])
+        return received, resent, pending
+
+    def send(self, task: Task, delay: float, states, batch, learner: int | None = None):
+        learner = task.row if learner is None else learner
+        compute_first = self.on_decode == "cancel_wait"  # the seed's failed learner computes, then waits
+        return self.learners[learner].work.remote(task, delay, self.delay_model.mode, compute_first, states, batch)
+
+    def release(self, iteration: int, delays: np.ndarray, pending: dict) -> int:
+        """Late work, as `cluster.on_decode` says (module docstring): -> how many learners had not answered."""
+        late = sorted(set(pending.values()))
+        if self.on_decode == "let_finish":
+            to_ack = [i for i in late if math.isinf(delays[i])]
+        else:
+            to_ack = late if self.on_decode == "cancel" else range(self.n_learners)
+        for i in to_ack:
+            self.learners[i].ack.remote(iteration)
+        if self.on_decode == "cancel_wait":
+            self.get(self.learners, list(pending))  # every learner free before the next broadcast
+        return len(late)
+
+
+def _failed(ray, ref) -> bool:
+    try:
+        ray.get(ref, timeout=0)
+    except ray.exceptions.RayActorError:
+        return True
+    except Exception:  # not ready, or failed otherwise: not the dead actor's
+        return False
+    return False
+
+
+def run_real(scenario: Scenario, address: str | None = None, progress: bool = False):
+    """Run `scenario` for real on Ray: -> a RunResult like the simulator's (times in real seconds)."""
+    import pandas as pd
+
+    from simcode.progress import progress_bar
+    from simcode.sim.runner import RunResult, summarize
+
+    started = time.perf_counter()
+    with ray_session(scenario.cluster.n_learners, scenario.cluster.ray.num_cpus, address) as ray:
+        cluster = RealCluster(scenario, ray)
+        try:
+            with progress_bar(scenario.run.iterations, f"running {scenario.code.name} on Ray",
+                              enabled=progress) as advance:
+                cluster.run(on_iteration=lambda _k: advance(1))
+        finally:
+            for learner in cluster.learners:
+                ray.kill(learner)
+    trace = pd.DataFrame.from_records(cluster.records)
+    summary = summarize(scenario, cluster, trace, time.perf_counter() - started)
+    return RunResult(scenario, trace, summary, final_states=cluster.trainer.states())

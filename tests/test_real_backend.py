@@ -1,0 +1,161 @@
+"""The real backend (simcode.sim.real): the protocol driven by real time on Ray actors.
+
+One local Ray session serves the whole module (starting Ray takes seconds); runs are tiny (3 agents,
+small minibatches, a few iterations)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from simcode.cli import main
+from simcode.config import Scenario
+from simcode.errors import BadInput, SimulationError
+from simcode.marl.trainer import Trainer
+
+ray = pytest.importorskip("ray")
+
+ITERATIONS = 3
+SMALL = {
+    "seed": 3,
+    "env": {"scenario": "simple_spread", "n_agents": 3, "max_cycles": 25},
+    "maddpg": {"batch_size": 32, "hidden": 16, "steps_per_iteration": 25, "learning_starts": 64},
+    "cluster": {"n_learners": 4, "backend": "ray", "on_decode": "cancel"},
+    "code": {"name": "mds"},
+    "delay": {"name": "none"},
+    "run": {"iterations": ITERATIONS},
+}
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray.init(num_cpus=5, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def scenario(**sections) -> Scenario:
+    data = {key: dict(value) if isinstance(value, dict) else value for key, value in SMALL.items()}
+    for key, value in sections.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) else value
+    return Scenario.model_validate(data)
+
+
+class Alarm:
+    """A test that would hang fails instead, after `seconds`."""
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+
+    def __enter__(self):
+        def fail(*_):
+            raise TimeoutError(f"no answer within {self.seconds} s")
+        self.previous = signal.signal(signal.SIGALRM, fail)
+        signal.alarm(self.seconds)
+
+    def __exit__(self, *exc):
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+def centralized_states(sc: Scenario) -> list[np.ndarray]:
+    trainer = Trainer(sc)
+    trainer.warmup()
+    for _ in range(sc.run.iterations):
+        trainer.step()
+    return trainer.states()
+
+
+@pytest.mark.parametrize("scheme, learners", [("uncoded", 3), ("replication", 4), ("mds", 4),
+                                              ("mds_vandermonde", 4), ("random_sparse", 4), ("ldpc", 4)])
+def test_each_scheme_really_computes_and_decodes_the_centralized_update(ray_session, scheme, learners):
+    from simcode.sim.real import run_real
+
+    sc = scenario(code={"name": scheme}, cluster={"n_learners": learners})
+    result = run_real(sc)
+    assert result.summary["backend"] == "ray" and len(result.trace) == ITERATIONS
+    assert result.summary["max_decode_error"] <= 1e-9
+    for real, direct in zip(result.final_states, centralized_states(sc)):
+        np.testing.assert_allclose(real, direct, rtol=0, atol=1e-6)
+
+
+def test_a_straggler_sleeps_for_real_and_delays_uncoded_not_mds(ray_session):
+    from simcode.sim.real import run_real
+
+    straggler = {"name": "fixed_k", "k": 1, "delay": 0.4, "mode": "add"}
+    uncoded = run_real(scenario(code={"name": "uncoded"}, cluster={"n_learners": 3}, delay=straggler))
+    mds = run_real(scenario(code={"name": "mds"}, delay=straggler))
+    assert uncoded.trace["duration"].min() >= 0.4
+    assert mds.trace["duration"].max() < 0.4
+    assert (mds.trace["n_late"] == 1).all()
+
+
+ONE_FAILED = {"name": "failure", "p_fail": 1.0, "permanent": True, "max_failed": 1}
+
+
+@pytest.mark.parametrize("on_decode", ["cancel", "let_finish", "cancel_wait"])
+def test_a_failed_learner_never_answers_and_a_tolerant_code_still_finishes(ray_session, on_decode):
+    from simcode.sim.real import run_real
+
+    with Alarm(60):
+        result = run_real(scenario(delay=ONE_FAILED, cluster={"on_decode": on_decode}))
+    assert (result.trace["n_failed"] == 1).all() and (result.trace["n_received"] == 3).all()
+    assert result.summary["max_decode_error"] <= 1e-9
+
+
+def test_a_timeout_resends_the_failed_row_to_a_learner_that_answered(ray_session):
+    from simcode.sim.real import run_real
+
+    with Alarm(60):
+        result = run_real(scenario(code={"name": "uncoded"}, delay=ONE_FAILED,
+                                   cluster={"n_learners": 3, "timeout": 0.2}))
+    assert (result.trace["resent"] == 1).all() and (result.trace["duration"] >= 0.2).all()
+    assert result.summary["max_decode_error"] <= 1e-9
+
+
+def test_a_failed_learner_with_no_tolerance_is_one_error_not_a_hang(ray_session):
+    from simcode.sim.real import run_real
+
+    with Alarm(60), pytest.raises(SimulationError, match="uncoded cannot decode.*set cluster.timeout"):
+        run_real(scenario(code={"name": "uncoded"}, cluster={"n_learners": 3}, delay=ONE_FAILED))
+
+
+def test_an_unknown_backend_is_bad_input(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario().to_yaml())
+    assert main(["run", str(path), "--backend", "spark", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--backend" in err and "allowed: sim, ray" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_ray_not_installed_is_bad_input(monkeypatch):
+    from simcode.sim.real import run_real
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(BadInput, match="ray is not installed"):
+        run_real(scenario())
+
+
+def raylets() -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "raylet"]
+
+
+def test_an_unreachable_address_is_one_line_and_leaves_nothing(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario().to_yaml())
+    before = set(raylets())
+    done = subprocess.run([sys.executable, "-m", "simcode.cli", "run", str(path), "--backend", "ray",
+                           "--address", "127.0.0.1:9", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "--address" in done.stderr and "allowed:" in done.stderr
+    assert not (tmp_path / "run").exists()
+    assert set(raylets()) <= before
