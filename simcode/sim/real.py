@@ -46,14 +46,19 @@ from simcode.sim.workload import IterationData, shapes_of, stack_states, unstack
 class LearnerActor:
     """A learner's body (wrapped by ray.remote): one task at a time; `ack` comes in on a second thread."""
 
-    def __init__(self, scenario: dict, index: int, matrix: np.ndarray):
+    def __init__(self):
         import torch
 
+        torch.set_num_threads(1)  # one core per learner, as the cluster it stands for
+        self.acked_changed = threading.Condition()
+        self.one_task = threading.Lock()
+
+    def configure(self, scenario: dict, index: int, matrix: np.ndarray) -> int:
+        """Become learner `index` of a run (an actor serves the runs of one Ray session in turn)."""
         from simcode.marl.envs import describe
         from simcode.marl.maddpg import Update
         from simcode.marl.state import Layout
 
-        torch.set_num_threads(1)  # one core per learner, as the cluster it stands for
         sc = Scenario.model_validate(scenario)
         self.index = index
         self.layout = Layout(describe(sc.env, sc.maddpg))
@@ -61,12 +66,9 @@ class LearnerActor:
         self.matrix = matrix
         self.rows = protocol.row_agents(matrix)
         self.width = max(self.layout.shapes.state_sizes)
-        self.acked = -1  # the latest iteration the controller acknowledged
-        self.acked_changed = threading.Condition()
-        self.one_task = threading.Lock()
-
-    def ready(self) -> int:
-        return self.index
+        with self.acked_changed:
+            self.acked = -1  # the latest iteration the controller acknowledged
+        return index
 
     def ack(self, iteration: int) -> None:
         with self.acked_changed:
@@ -127,12 +129,39 @@ def ray_session(n_learners: int, num_cpus: float, address: str | None) -> Iterat
     except (ConnectionError, RuntimeError, ValueError) as exc:
         ray.shutdown()
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        if not address:
+            raise SimulationError(f"could not start a local Ray ({reason})") from None
         raise BadInput("--address", f"cannot reach a Ray cluster at {address!r} ({reason}); allowed: the address "
                        "of a running cluster (ray start --head prints it), or none for a local Ray") from None
     try:
         yield ray
     finally:
+        _POOL.clear()
         ray.shutdown()
+
+
+# Learner actors of the current Ray session, by CPUs reserved: starting an actor (a process importing
+# torch) takes seconds, so the runs of one session (a study, a test module) reuse them.
+_POOL: dict[tuple, list] = {}
+
+
+def learner_pool(ray, n_learners: int, num_cpus: float) -> list:
+    """`n_learners` idle learner actors of this Ray session, started when there are not enough."""
+    key = (ray.get_runtime_context().gcs_address, num_cpus)
+    for stale in [k for k in _POOL if k[0] != key[0]]:
+        del _POOL[stale]  # actors of an earlier session are gone with it
+    pool = _POOL.setdefault(key, [])
+    actor = ray.remote(num_cpus=num_cpus, max_concurrency=2, max_restarts=0)(LearnerActor)
+    pool.extend(actor.remote() for _ in range(n_learners - len(pool)))
+    return pool[:n_learners]
+
+
+def forget_learners(ray) -> None:
+    """Drop the pooled actors after a failure: a dead or busy actor is not reused."""
+    for learners in _POOL.values():
+        for learner in learners:
+            ray.kill(learner)
+    _POOL.clear()
 
 
 def check_reachable(address: str, seconds: float = 3.0) -> None:
@@ -166,17 +195,23 @@ class RealCluster:
         self.n_learners = n_learners if self.code is not None else 0
         self.records: list[dict] = []
         self.paused = 0.0  # seconds of decode checks, kept off the clock
+        self.outstanding: list = []  # the last iteration's tasks not collected (late or failed learners)
         self.learners = self.start_learners(scenario)
         self.started = time.perf_counter()  # the clock starts once every learner is up, as the simulated one
 
     def start_learners(self, scenario: Scenario) -> list:
         if self.code is None:
             return []
-        actor = self.ray.remote(num_cpus=scenario.cluster.ray.num_cpus, max_concurrency=2, max_restarts=0)(
-            LearnerActor)
-        learners = [actor.remote(scenario.to_dict(), i, self.code.matrix) for i in range(self.n_learners)]
-        self.get(learners, [learner.ready.remote() for learner in learners])
+        learners = learner_pool(self.ray, self.n_learners, scenario.cluster.ray.num_cpus)
+        matrix, data = self.ray.put(self.code.matrix), scenario.to_dict()
+        self.get(learners, [learner.configure.remote(data, i, matrix) for i, learner in enumerate(learners)])
         return learners
+
+    def stop(self) -> None:
+        """Release every learner (a failed one waits for an ack) and wait until all are free for the next run."""
+        final = self.scenario.run.iterations
+        self.ray.get([learner.ack.remote(final) for learner in self.learners])
+        self.ray.get(self.outstanding)
 
     def now(self) -> float:
         return time.perf_counter() - self.started - self.paused
@@ -291,6 +326,7 @@ class RealCluster:
             self.learners[i].ack.remote(iteration)
         if self.on_decode == "cancel_wait":
             self.get(self.learners, list(pending))  # every learner free before the next broadcast
+        self.outstanding = list(pending)
         return len(late)
 
 
@@ -313,14 +349,15 @@ def run_real(scenario: Scenario, address: str | None = None, progress: bool = Fa
 
     started = time.perf_counter()
     with ray_session(scenario.cluster.n_learners, scenario.cluster.ray.num_cpus, address) as ray:
-        cluster = RealCluster(scenario, ray)
         try:
+            cluster = RealCluster(scenario, ray)
             with progress_bar(scenario.run.iterations, f"running {scenario.code.name} on Ray",
                               enabled=progress) as advance:
                 cluster.run(on_iteration=lambda _k: advance(1))
-        finally:
-            for learner in cluster.learners:
-                ray.kill(learner)
+            cluster.stop()
+        except BaseException:
+            forget_learners(ray)
+            raise
     trace = pd.DataFrame.from_records(cluster.records)
     summary = summarize(scenario, cluster, trace, time.perf_counter() - started)
     return RunResult(scenario, trace, summary, final_states=cluster.trainer.states())
