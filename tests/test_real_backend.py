@@ -159,3 +159,30 @@ def test_an_unreachable_address_is_one_line_and_leaves_nothing(tmp_path):
     assert done.stderr.count("\n") == 1 and "--address" in done.stderr and "allowed:" in done.stderr
     assert not (tmp_path / "run").exists()
     assert set(raylets()) <= before
+
+
+def test_an_actor_that_dies_mid_run_is_one_error(ray_session):
+    from simcode.sim.real import RealCluster, forget_learners
+
+    cluster = RealCluster(scenario(), ray_session)
+    cluster.trainer.warmup()
+    cluster.iterate(0)
+    ray_session.kill(cluster.learners[0])
+    try:
+        with Alarm(60), pytest.raises(SimulationError, match="learner 0 .*died"):
+            for iteration in range(1, 3):
+                cluster.iterate(iteration)
+    finally:
+        forget_learners(ray_session)
+
+
+def test_a_real_run_that_cannot_go_on_exits_1_writes_nothing_and_stops_ray(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario(code={"name": "uncoded"}, cluster={"n_learners": 3}, delay=ONE_FAILED).to_yaml())
+    before = set(raylets())
+    done = subprocess.run([sys.executable, "-m", "simcode.cli", "run", str(path), "--out", str(tmp_path / "run"),
+                           "--no-progress"], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and "cannot decode" in done.stderr
+    assert not (tmp_path / "run").exists()
+    assert set(raylets()) <= before
