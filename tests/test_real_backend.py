@@ -186,3 +186,20 @@ def test_a_real_run_that_cannot_go_on_exits_1_writes_nothing_and_stops_ray(tmp_p
     assert done.stderr.count("\n") == 1 and "cannot decode" in done.stderr
     assert not (tmp_path / "run").exists()
     assert set(raylets()) <= before
+
+
+def test_a_study_runs_a_backend_axis_for_real_and_simulated(ray_session, tmp_path):
+    import pandas as pd
+    import yaml
+
+    from simcode.study.runner import run_study
+
+    base = tmp_path / "base.yaml"
+    base.write_text(scenario().to_yaml())
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({"base": "base.yaml", "set": {"run.iterations": 2},
+                                     "axes": {"code.name": ["mds"], "cluster.backend": ["ray", "sim"]}}))
+    root = run_study(str(study), out=tmp_path / "out", progress=False)
+    results = pd.read_csv(root / "results.csv").set_index("cluster.backend")
+    assert results.loc["ray", "backend"] == "ray" and results.loc["sim", "backend"] == "sim"
+    assert results.loc["ray", "max_decode_error"] <= 1e-9

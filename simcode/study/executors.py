@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import os
 import signal
 from collections.abc import Callable, Iterator
 
@@ -31,6 +32,8 @@ def run_group(scenario_dicts: list[dict], tick: Callable[[float], None] | None =
 
     torch.set_num_threads(1)  # one process per core: nested threading only slows the study down
     scenarios = [Scenario.model_validate(d) for d in scenario_dicts]
+    if scenarios[0].cluster.backend == "ray":
+        return [_real_run(scenario) for scenario in scenarios]  # a real run shares nothing (group_runs)
     share = len(scenarios) / scenarios[0].run.iterations
     results = simulate_group(scenarios, on_iteration=(lambda _k: tick(share)) if tick else None, keep_going=True)
     out: GroupResult = []
@@ -39,6 +42,18 @@ def run_group(scenario_dicts: list[dict], tick: Callable[[float], None] | None =
             result = simulate_group([result.scenario], keep_going=True)[0]
         out.append((result.scenario.to_dict(), result.trace.to_dict("records"), result.summary, result.error))
     return out
+
+
+def _real_run(scenario: Scenario) -> tuple[dict, list[dict], dict, str | None]:
+    """One run on Ray (the study's Ray session, or SIMCODE_RAY_ADDRESS's cluster, or a local one)."""
+    from simcode.errors import SimulationError
+    from simcode.sim.real import run_real
+
+    try:
+        result = run_real(scenario, address=os.environ.get("SIMCODE_RAY_ADDRESS"))
+    except SimulationError as exc:
+        return scenario.to_dict(), [], {}, str(exc)
+    return scenario.to_dict(), result.trace.to_dict("records"), result.summary, None
 
 
 def to_run_result(item: tuple[dict, list[dict], dict, str | None]) -> RunResult:

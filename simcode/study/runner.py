@@ -23,8 +23,10 @@ def group_runs(specs: list[RunSpec]) -> list[list[RunSpec]]:
     """Runs that train identically form one group and share one real computation."""
     groups: dict[str, list[RunSpec]] = defaultdict(list)
     for spec in specs:
-        # Timing-only runs have no computation to share: alone, each is saved as soon as it ends.
-        key = training_key(spec.scenario) if spec.scenario.run.workload == "maddpg" else spec.run_id
+        # Timing-only runs have no computation to share, nor real runs (each computes for real): alone,
+        # each is saved as soon as it ends.
+        shares = spec.scenario.run.workload == "maddpg" and spec.scenario.cluster.backend == "sim"
+        key = training_key(spec.scenario) if shares else spec.run_id
         groups[key].append(spec)
     return list(groups.values())
 
@@ -49,7 +51,8 @@ def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "loc
     submit = make_executor(executor, jobs)
     payload = [[spec.scenario.to_dict() for spec in group] for group in groups]
     done = 0
-    with progress_bar(len(todo), f"study {study.name}", enabled=progress) as advance:
+    with real_runs_session(todo, executor, jobs), progress_bar(len(todo), f"study {study.name}",
+                                                               enabled=progress) as advance:
         # In-process work ticks in fractions of runs as iterations pass; a finished group sets the
         # count to the runs saved so far.
         for n, group_result in submit(payload, advance):
@@ -62,6 +65,21 @@ def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "loc
             done += len(groups[n])
             advance(completed=done)
     return failures
+
+
+def real_runs_session(todo: list[RunSpec], executor: str, jobs: int):
+    """In-process real runs (cluster.backend ray) share one Ray session and its learner actors; other
+    executors' workers each start their own (or join SIMCODE_RAY_ADDRESS)."""
+    import contextlib
+    import os
+
+    specs = [spec.scenario for spec in todo if spec.scenario.cluster.backend == "ray"]
+    if not specs or executor != "local" or jobs != 1:
+        return contextlib.nullcontext()
+    from simcode.sim.real import ray_session
+
+    most = max(specs, key=lambda sc: sc.cluster.n_learners * sc.cluster.ray.num_cpus).cluster
+    return ray_session(most.n_learners, most.ray.num_cpus, os.environ.get("SIMCODE_RAY_ADDRESS"))
 
 
 def failed_runs_message(study: Study, failures: dict[str, str], root: Path) -> str:
