@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from simcode.config import EnvConfig, MaddpgConfig
-from simcode.marl.envs import describe
+from simcode.marl.envs import MaddpgShapes, describe
 from simcode.marl.maddpg import Batch, Update
 from simcode.marl.reference import make_reference_agents, reference_update_from_batch
 from simcode.marl.state import Layout
@@ -55,14 +55,19 @@ def _seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_updates(agents: int, batch: int = 1024, repeats: int = 5) -> dict:
-    """ms per agent update: batched (all agents in one call) vs the per-agent loop; peak memory."""
+def spread_update(agents: int, batch: int) -> tuple[MaddpgConfig, MaddpgShapes, Update, dict, Batch]:
+    """What timing the batched update needs: simple_spread with `agents` agents, seeded initial states
+    and one random minibatch per agent (shared by `bench updates` and `simcode calibrate`)."""
     cfg = MaddpgConfig(batch_size=batch)
     shapes = describe(EnvConfig(scenario="simple_spread", n_agents=agents), cfg)
     layout = Layout(shapes)
-    update = Update(layout, cfg)
     state = layout.initial_state(generator(0, "networks"))
-    data = random_batch(layout, batch, generator(0, "minibatches"))
+    return cfg, shapes, Update(layout, cfg), state, random_batch(layout, batch, generator(0, "minibatches"))
+
+
+def bench_updates(agents: int, batch: int = 1024, repeats: int = 5) -> dict:
+    """ms per agent update: batched (all agents in one call) vs the per-agent loop; peak memory."""
+    cfg, shapes, update, state, data = spread_update(agents, batch)
     everyone = list(range(agents))
 
     def batched_all():

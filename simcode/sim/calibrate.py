@@ -62,21 +62,11 @@ def quiet_seconds(work: Callable[[], object], repeats: int) -> float:
 
 def measure_updates(batch: int, repeats: int) -> list[dict]:
     """Seconds per agent update of the batched update over all M agents, and its GFLOP per agent."""
-    from simcode.config import EnvConfig, MaddpgConfig
-    from simcode.marl.bench import random_batch
-    from simcode.marl.envs import describe
-    from simcode.marl.maddpg import Update
-    from simcode.marl.state import Layout
-    from simcode.seeding import generator
+    from simcode.marl.bench import spread_update
 
     points = []
     for m in UPDATE_AGENTS:
-        cfg = MaddpgConfig(batch_size=batch)
-        shapes = describe(EnvConfig(scenario="simple_spread", n_agents=m), cfg)
-        layout = Layout(shapes)
-        update = Update(layout, cfg)
-        state = layout.initial_state(generator(0, "networks"))
-        data = random_batch(layout, batch, generator(0, "minibatches"))
+        _, shapes, update, state, data = spread_update(m, batch)
         agents = list(range(m))
         seconds = quiet_seconds(lambda u=update, s=state, d=data, a=agents: u(s, d, a), repeats) / m
         points.append({"agents": m, "gflop": shapes.update_flops[0] / 1e9, "seconds": seconds})
