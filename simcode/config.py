@@ -96,12 +96,21 @@ class RayConfig(_Section):
     num_cpus: Float = Field(1.0, gt=0, le=MAX_COUNT, description="backend ray: CPUs each learner actor reserves")
 
 
+class HostConfig(_Section):
+    cores: Int = Field(..., ge=1, le=MAX_COUNT, description="the machine's cores, shared by its computations")
+    learners: list[Int] = Field([], description="the learners it runs (indices from 0)")
+    controller: Bool = Field(False, description="true: the controller runs here too")
+
+
 class ClusterConfig(_Section):
     n_learners: Int = Field(5, ge=1, le=MAX_COUNT)
     backend: Literal["sim", "ray"] = Field(
         "sim", description="sim: the SimPy clock (simulated seconds); ray: real learners on Ray actors, real "
         "sleeps for the straggler delays, measured seconds (simcode.sim.real)")
     ray: RayConfig = RayConfig()
+    hosts: list[HostConfig] | None = Field(
+        None, description="machines and what runs on each: computations under way at once on one host share "
+        "its cores (processor sharing, simcode.sim.hosts); default none: every learner has a machine of its own")
     network: NetworkConfig = NetworkConfig()
     on_decode: Literal["cancel", "let_finish", "cancel_wait"] = Field(
         "cancel", description="what late learners do once the controller decodes: cancel: stop at once and "

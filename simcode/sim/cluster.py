@@ -37,6 +37,7 @@ from simcode.errors import SimulationError
 from simcode.sim.busy import busy_seconds
 from simcode.sim.cost import CostModel, DecodeWork, HostTimes
 from simcode.sim import protocol
+from simcode.sim.hosts import place
 from simcode.sim.network import CONTROLLER, make_network
 from simcode.sim.protocol import Result, Task
 from simcode.sim.workload import IterationData
@@ -53,6 +54,7 @@ class Learner:
         self.inbox = simpy.Store(self.env)
         self.working_on: int | None = None
         self.computing: simpy.Event | None = None  # cancel_wait: the computation under way
+        self.host = cluster.learner_hosts[index]  # None: a machine of its own
         self.process = self.env.process(self.work())
 
     def work(self):
@@ -70,12 +72,25 @@ class Learner:
                 continue  # failed: never answers this task
             self.working_on = task.iteration
             try:
-                yield self.env.timeout(task.busy)
+                if self.host is None:
+                    yield self.env.timeout(task.busy)
+                else:
+                    yield from self.compute_on_host(task)
             except simpy.Interrupt:
                 continue  # cancelled on decode
             finally:
                 self.working_on = None
             self.answer(task)
+
+    def compute_on_host(self, task: Task):
+        """The computation shares the host's cores; the straggler's extra time is a sleep, sharing nothing."""
+        job = self.host.compute(task.compute)
+        try:
+            yield job
+        except simpy.Interrupt:
+            self.host.cancel(job)
+            raise
+        yield self.env.timeout(task.busy - task.compute)
 
     def compute_then_wait(self, task: Task):
         """cancel_wait: the computation runs to its end; the straggler's extra wait (infinite for a
@@ -83,7 +98,7 @@ class Learner:
         ack = self.cluster.acks[self.index]
         if task.iteration < self.cluster.iteration or ack.triggered:
             return  # an acked learner knows its iteration decoded: work that arrives after the ack is dropped
-        self.computing = self.env.timeout(task.compute)
+        self.computing = self.host.compute(task.compute) if self.host else self.env.timeout(task.compute)
         yield self.computing
         self.computing = None
         extra = task.busy - task.compute
@@ -103,11 +118,12 @@ class Cluster:
 
     def __init__(self, *, code, n_learners: int, network: NetworkConfig, on_decode: str,
                  timeout: float | None, delay_model, delay_rng: np.random.Generator, cost: CostModel,
-                 workload, steps_per_iteration: int, warmup_steps: int, iterations: int):
+                 workload, steps_per_iteration: int, warmup_steps: int, iterations: int, hosts=None):
         self.env = simpy.Environment()
         self.code = code  # None: centralized, the controller computes every update itself
         self.n_agents = len(workload.shapes.state_sizes)
         self.n_learners = n_learners if code is not None else 0
+        self.learner_hosts, self.controller_host = place(self.env, hosts, self.n_learners)
         self.network = make_network(self.env, network, cost.message_overhead(network))
         self.cancel = on_decode == "cancel"
         self.wait_for_ack = on_decode == "cancel_wait"
@@ -168,17 +184,17 @@ class Cluster:
         if self.network.shared and self.code is not None:
             yield from self.broadcast_states()
         t_env = self.env.now
-        yield self.env.timeout(self.cost.env_seconds(self.steps_per_iteration, data.host))
+        yield self.controller_computes(self.cost.env_seconds(self.steps_per_iteration, data.host))
         t_sent = self.env.now
         delays = self.delay_model.sample(self.delay_rng)  # drawn every iteration, whatever the scheme
         if self.code is None:
-            yield self.env.timeout(self.cost.update_seconds(range(self.n_agents), data.host))
+            yield self.controller_computes(self.cost.update_seconds(range(self.n_agents), data.host))
             received, resent = {}, 0
         else:
             received, resent = yield from self.gather(iteration, delays, data)
             if self.wait_for_ack:
                 yield from self.send_acks()
-            yield self.env.timeout(self.cost.decode_seconds(self.decode_work(received)))
+            yield self.controller_computes(self.cost.decode_seconds(self.decode_work(received)))
         t_decoded = self.env.now
         self.check_clock(iteration, t_decoded)
         decoded, error = self.decode(iteration, received, data)
@@ -201,6 +217,10 @@ class Cluster:
             "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0,
             "resent": resent,
         }
+
+    def controller_computes(self, seconds: float) -> simpy.Event:
+        """The controller's own computation, sharing its host's cores when `cluster.hosts` names one."""
+        return self.controller_host.compute(seconds) if self.controller_host else self.env.timeout(seconds)
 
     def check_clock(self, iteration: int, now: float) -> None:
         if not math.isfinite(now):  # busy times are bounded, but a very long run may add up

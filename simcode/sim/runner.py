@@ -52,7 +52,8 @@ def build(scenario: Scenario, workload=None) -> Cluster:
                    on_decode=scenario.cluster.on_decode, timeout=scenario.cluster.timeout,
                    delay_model=delay, delay_rng=generator(scenario.seed, "delays"), cost=cost,
                    workload=workload, steps_per_iteration=scenario.maddpg.steps_per_iteration,
-                   warmup_steps=scenario.learning_starts, iterations=scenario.run.iterations)
+                   warmup_steps=scenario.learning_starts, iterations=scenario.run.iterations,
+                   hosts=scenario.cluster.hosts)
 
 
 def simulate(scenario: Scenario, progress: bool = False) -> RunResult:

@@ -1,0 +1,93 @@
+"""Host contention: computations that run at the same time on one machine share its cores.
+
+`cluster.hosts` lists machines (`cores`, the `learners` each runs, `controller: true` on the
+controller's). A host serves its computations by processor sharing: with n computations under way
+on c cores, each advances at min(1, c / n) seconds of work per second, so a learner's compute time
+stretches while its neighbours compute too. Straggler delays are sleeps and take no core. Learners no
+host lists (and the controller, unless a host names it) each have a machine of their own: today's
+behaviour, and the default with no `cluster.hosts` at all.
+"""
+
+from __future__ import annotations
+
+import simpy
+
+from simcode.errors import BadInput
+
+# Work left below this is done: the float rounding of rates times elapsed times.
+DONE_SECONDS = 1e-12
+
+
+class SharedCores:
+    """Processor sharing of one host's cores between the computations under way on it."""
+
+    def __init__(self, env: simpy.Environment, cores: int):
+        self.env = env
+        self.cores = cores
+        self.left: dict[simpy.Event, float] = {}  # computation -> seconds of work still to do
+        self.updated = env.now
+        self.generation = 0  # a timer set before the last change is stale
+
+    def compute(self, seconds: float) -> simpy.Event:
+        """An event that fires once `seconds` of work are done on this host."""
+        done = self.env.event()
+        self.advance()
+        self.left[done] = seconds
+        self.reschedule()
+        return done
+
+    def cancel(self, done: simpy.Event) -> None:
+        """Stop a computation (its learner was cancelled): the others speed up."""
+        if done in self.left:
+            self.advance()
+            del self.left[done]
+            self.reschedule()
+
+    def rate(self) -> float:
+        return min(1.0, self.cores / len(self.left)) if self.left else 1.0
+
+    def advance(self) -> None:
+        elapsed = self.env.now - self.updated
+        self.updated = self.env.now
+        if elapsed > 0 and self.left:
+            progress = elapsed * self.rate()
+            for job in self.left:
+                self.left[job] -= progress
+
+    def reschedule(self) -> None:
+        self.generation += 1
+        if not self.left:
+            return
+        generation = self.generation
+        wait = max(0.0, min(self.left.values()) / self.rate())
+        self.env.timeout(wait).callbacks.append(lambda _event: self.finish(generation))
+
+    def finish(self, generation: int) -> None:
+        if generation != self.generation:
+            return
+        self.advance()
+        for job, left in list(self.left.items()):
+            if left <= DONE_SECONDS:
+                del self.left[job]
+                job.succeed()
+        self.reschedule()
+
+
+def place(env: simpy.Environment, hosts, n_learners: int) -> tuple[list[SharedCores | None], SharedCores | None]:
+    """(each learner's host or None, the controller's host or None) from `cluster.hosts`."""
+    learner_hosts: list[SharedCores | None] = [None] * n_learners
+    controller = None
+    for h, host in enumerate(hosts or []):
+        cores = SharedCores(env, host.cores)
+        for i in host.learners:
+            if i >= n_learners or learner_hosts[i] is not None:
+                what = "not a learner" if i >= n_learners else "on two hosts"
+                raise BadInput(f"cluster.hosts[{h}].learners", f"learner {i} is {what}; allowed: each learner "
+                               f"index 0..{n_learners - 1} on at most one host")
+            learner_hosts[i] = cores
+        if host.controller:
+            if controller is not None:
+                raise BadInput(f"cluster.hosts[{h}].controller", "a second controller host; allowed: one host "
+                               "with controller: true")
+            controller = cores
+    return learner_hosts, controller
