@@ -123,7 +123,7 @@ class Cluster:
         self.code = code  # None: centralized, the controller computes every update itself
         self.n_agents = len(workload.shapes.state_sizes)
         self.n_learners = n_learners if code is not None else 0
-        self.learner_hosts, self.controller_host = place(self.env, hosts, self.n_learners)
+        self.learner_hosts, self.controller_host = place(self.env, hosts, n_learners)  # centralized uses none
         self.network = make_network(self.env, network, cost.message_overhead(network))
         self.cancel = on_decode == "cancel"
         self.wait_for_ack = on_decode == "cancel_wait"

@@ -157,6 +157,7 @@ def summarize(scenario: Scenario, cluster, trace: pd.DataFrame, host_seconds: fl
         "sim_seconds": float(trace["t_end"].iloc[-1]),
         "mean_iteration": float(durations.mean()),
         "median_iteration": float(np.median(durations)),
+        "p90_iteration": float(np.percentile(durations, 90)),
         "p99_iteration": float(np.percentile(durations, 99)),
         "std_iteration": float(durations.std()),
         "host_seconds": host_seconds,

@@ -17,6 +17,7 @@ import yaml
 import simcode
 from simcode import atomic
 from simcode.codes import CENTRALIZED
+from simcode.study import sim_vs_real
 from simcode.study.plots import UNIT, finished, write_plots
 from simcode.study.spec import Study
 from simcode.study.store import StudyStore
@@ -258,6 +259,7 @@ def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: 
               "Times are simulated seconds; each value is a mean over the finished runs that share its "
               "cell (the seeds).", ""]
     lines += _tables(study, results, notes)
+    lines += sim_vs_real.section(sim_vs_real.comparison(results, study.axis_keys))
     lines += _failed_section(study, results)
     lines += _decode_section(results, "code.name" if "code.name" in results.columns else None)
     if plots:
@@ -278,6 +280,9 @@ def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: 
 
 def write_report(study: Study, store: StudyStore, results: pd.DataFrame) -> Path:
     plots = write_plots(study, store, results)
+    real_vs_sim = sim_vs_real.scatter(sim_vs_real.comparison(results, study.axis_keys),
+                                      store.root / "plots" / "real_vs_sim.png")
+    plots += [real_vs_sim] if real_vs_sim else []
     atomic.write_text(store.root / "provenance.md", render_provenance(study))
     path = store.root / "report.md"
     atomic.write_text(path, render_report(study, results, plots, store.root))

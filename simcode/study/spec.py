@@ -38,10 +38,10 @@ PLOT_KINDS = {"line", "distribution", "reward_time", "bar"}
 PLOT_KEYS = {"kind", "x", "y", "hue", "where", "title", "file"}
 # The summary of a run (simcode.sim.runner.summarize): with the axis keys and run_id, the columns of
 # results.csv that plots may name. tests/test_study.py checks it against a real run's summary.
-SUMMARY_KEYS = ("iterations", "sim_seconds", "mean_iteration", "median_iteration", "p99_iteration",
+SUMMARY_KEYS = ("iterations", "sim_seconds", "mean_iteration", "median_iteration", "p90_iteration", "p99_iteration",
                 "std_iteration", "host_seconds", "max_decode_error", "decode_warning", "warmup_seconds",
                 "final_reward", "scheme", "n_agents", "n_learners", "tolerance", "load_max", "resent",
-                "workload", "cost_model", "reproducible", "simcode_version", "scenario_hash")
+                "workload", "cost_model", "reproducible", "backend", "simcode_version", "scenario_hash")
 
 
 @dataclass

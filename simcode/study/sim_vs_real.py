@@ -1,0 +1,77 @@
+"""The simulator against the real system: a study with a `cluster.backend` axis (ray and sim) gets a
+table of each cell's real and simulated mean and p90 iteration time and their ratio, and a scatter
+plot of real against simulated with the line y = x. A cell is every other axis (the seeds averaged)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from simcode.figures import save_figure
+
+BACKEND = "cluster.backend"
+WITHIN = 0.10  # the issue's bar: simulated within 10% of real
+MEASURES = ("mean_iteration", "p90_iteration")
+
+
+def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
+    """One row per cell: real and simulated mean and p90 iteration time and simulated / real; None
+    unless the study has both backends with finished runs."""
+    if BACKEND not in results.columns:
+        return None
+    from simcode.study.plots import finished
+
+    done = finished(results)
+    if not {"ray", "sim"} <= set(done[BACKEND]):
+        return None
+    # Keys with plain values name a cell (cluster.hosts, a list, follows from the others).
+    cells = [key for key in axis_keys if key not in (BACKEND, "seed") and key in done.columns
+             and done[key].map(lambda value: isinstance(value, (str, int, float, bool))).all()]
+    means = done.groupby([*cells, BACKEND], sort=False)[list(MEASURES)].mean().unstack(BACKEND)
+    table = pd.DataFrame(index=means.index)
+    for measure in MEASURES:
+        short = measure.removesuffix("_iteration")
+        table[f"real {short}"] = means[(measure, "ray")]
+        table[f"sim {short}"] = means[(measure, "sim")]
+        table[f"sim/real {short}"] = means[(measure, "sim")] / means[(measure, "ray")]
+    table["mean within 10%"] = (table["sim/real mean"] - 1).abs() <= WITHIN
+    return table.dropna(subset=["real mean", "sim mean"]).reset_index()
+
+
+def section(table: pd.DataFrame | None) -> list[str]:
+    if table is None or table.empty:
+        return []
+    from simcode.study.report import _markdown_table
+
+    hits = int(table["mean within 10%"].sum())
+    text = _markdown_table(table)
+    return ["## Real against simulated", "",
+            f"Real: measured seconds on Ray (cluster.backend ray); simulated: the model's seconds. "
+            f"{hits} of {len(table)} cells have the simulated mean within {WITHIN:.0%} of the real one.", "",
+            text, ""]
+
+
+def scatter(table: pd.DataFrame | None, path: Path) -> Path | None:
+    """Real against simulated mean iteration time, one point per cell, with y = x."""
+    if table is None or table.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 5))
+    hue = "code.name" if "code.name" in table.columns else None
+    for name, group in table.groupby(hue, sort=True) if hue else [("runs", table)]:
+        ax.scatter(group["sim mean"], group["real mean"], label=name, s=24)
+    top = float(np.nanmax(table[["sim mean", "real mean"]].to_numpy())) * 1.1
+    ax.plot([0, top], [0, top], color="grey", linewidth=1, linestyle="--", label="y = x")
+    ax.set(xlim=(0, top), ylim=(0, top), xlabel="simulated mean iteration time (simulated s)",
+           ylabel="real mean iteration time (measured s)", title="real against simulated")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,40 @@
+"""The sim-vs-real report: per cell, real and simulated mean and p90 and their ratio, and the scatter plot."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from simcode.study.sim_vs_real import comparison, scatter, section
+
+
+def results() -> pd.DataFrame:
+    rows = []
+    for scheme, real, sim in [("mds", 0.10, 0.105), ("uncoded", 0.30, 0.20)]:
+        for seed, wobble in [(0, -0.01), (1, 0.01)]:
+            rows.append({"code.name": scheme, "seed": seed, "cluster.backend": "ray", "status": "ok",
+                         "mean_iteration": real + wobble, "p90_iteration": 2 * real})
+            rows.append({"code.name": scheme, "seed": seed, "cluster.backend": "sim", "status": "ok",
+                         "mean_iteration": sim, "p90_iteration": 2 * sim})
+    return pd.DataFrame(rows)
+
+
+def test_each_cell_pairs_real_and_simulated_means_over_seeds():
+    table = comparison(results(), ["code.name", "seed", "cluster.backend"]).set_index("code.name")
+    assert table.loc["mds", "real mean"] == pytest.approx(0.10)
+    assert table.loc["mds", "sim/real mean"] == pytest.approx(1.05)
+    assert table.loc["uncoded", "sim/real p90"] == pytest.approx(0.20 / 0.30)
+    assert table.loc["mds", "mean within 10%"] and not table.loc["uncoded", "mean within 10%"]
+    text = "\n".join(section(table.reset_index()))
+    assert "1 of 2 cells" in text and "| mds |" in text
+
+
+def test_no_comparison_without_both_backends(tmp_path):
+    only_sim = results().query("`cluster.backend` == 'sim'")
+    assert comparison(only_sim, ["code.name", "seed", "cluster.backend"]) is None
+    assert section(None) == [] and scatter(None, tmp_path / "x.png") is None
+
+
+def test_the_scatter_plot_is_written(tmp_path):
+    table = comparison(results(), ["code.name", "seed", "cluster.backend"])
+    assert scatter(table, tmp_path / "plots" / "real_vs_sim.png").stat().st_size > 0
