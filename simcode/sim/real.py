@@ -240,6 +240,7 @@ class RealCluster:
         rewards = self.trainer.collect()
         batch = self.trainer.sample()
         t_sent = self.now()
+        self.compute_times: list[float] = []  # what the answering learners measured of their computation
         delays = self.delay_model.sample(self.delay_rng)  # drawn every iteration, whatever the scheme
         if self.code is None:
             direct = self.trainer.compute_updates(batch)
@@ -264,6 +265,8 @@ class RealCluster:
             "env_seconds": t_sent - t_start, "t_decoded": t_decoded, "n_late": answered_late,
             "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
             "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0, "resent": resent,
+            # Real runs only: the learners' own compute time; the rest of t_decoded - env is Ray's and the sleeps.
+            "learner_compute": float(np.mean(self.compute_times)) if self.compute_times else math.nan,
         }
 
     def check(self, iteration: int, rewards: list[float], direct: list[np.ndarray], decoded):
@@ -308,6 +311,7 @@ class RealCluster:
                 answered.append(learner)
                 if answer is not None:
                     received.setdefault(answer[1], answer[3])
+                    self.compute_times.append(answer[4])
         return received, resent, pending
 
     def send(self, task: Task, delay: float, states, batch, learner: int | None = None):
