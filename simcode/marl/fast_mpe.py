@@ -55,8 +55,12 @@ class WorldArrays:
         self.not_self = ~np.eye(n, len(self.pos), dtype=bool)  # (A, E): an entity is not its own company
         self.good, self.adversaries = np.flatnonzero(~self.adversary), np.flatnonzero(self.adversary)
         self.speed_limited = bool(np.isfinite(self.max_speed).any())
-        # the (agent, entity) pairs with a contact force: both collide, and they are not the same
-        self.contact_pairs = np.nonzero(self.collide[:n, None] & self.collide[None, :] & self.not_self)
+        # the (agent, entity) pairs with a contact force (both collide, and they are not the same), as
+        # flat indices into (A, E) arrays and into contact_forces' (A, 1 + E) terms
+        agent, entity = np.nonzero(self.collide[:n, None] & self.collide[None, :] & self.not_self)
+        self.contact_pairs = agent * len(self.pos) + entity
+        self.contact_terms = agent * (1 + len(self.pos)) + 1 + entity
+        self.contact_distance = self.size_sum.reshape(-1)[self.contact_pairs]
         self.measure()
 
     def measure(self) -> None:
@@ -121,17 +125,18 @@ def action_forces(arrays: WorldArrays, actions: np.ndarray, soft: bool) -> np.nd
 def contact_forces(arrays: WorldArrays, applied: np.ndarray) -> np.ndarray:
     """(A, 2): each agent's applied force plus its contact forces with every colliding entity, added
     in mpe2's order (entity index) so the sums are mpe2's to the bit."""
-    agent, entity = arrays.contact_pairs
-    if not len(agent):  # nothing collides (simple_adversary)
+    pairs = arrays.contact_pairs
+    if not len(pairs):  # nothing collides (simple_adversary)
         return applied
-    dist = arrays.dist[agent, entity]
+    dist = arrays.dist.reshape(-1)[pairs]
     k = arrays.contact_margin
-    penetration = np.logaddexp(0, -(dist - arrays.size_sum[agent, entity]) / k) * k
-    delta = -arrays.rel[agent, entity]  # agent - entity, as mpe2's pair (agent, entity); negation is exact
-    terms = np.zeros((arrays.n_agents, len(arrays.pos) + 1, 2))  # the applied force, then one per entity
-    terms[:, 0] = applied
-    terms[agent, entity + 1] = arrays.contact_force * delta / dist[:, None] * penetration[:, None]
-    return np.add.accumulate(terms, axis=1)[:, -1]  # sequential, as mpe2 adds pair after pair
+    penetration = np.logaddexp(0, -(dist - arrays.contact_distance) / k) * k
+    delta = -arrays.rel.reshape(-1, 2)[pairs]  # agent - entity, as mpe2's pair (agent, entity); exact
+    n, width = arrays.n_agents, 1 + len(arrays.pos)
+    terms = np.zeros((n * width, 2))  # per agent: the applied force, then one per entity
+    terms[::width] = applied
+    terms[arrays.contact_terms] = arrays.contact_force * delta / dist[:, None] * penetration[:, None]
+    return np.add.accumulate(terms.reshape(n, width, 2), axis=1)[:, -1]  # sequential, as mpe2 adds
 
 
 def integrate(arrays: WorldArrays, force: np.ndarray) -> None:
