@@ -27,6 +27,7 @@ import yaml
 
 from simcode import atomic
 from simcode.errors import BadInput
+from simcode.config import EnvConfig
 from simcode.sim.profile import Profile, fit_linear
 from simcode.yamlfiles import read_yaml
 
@@ -221,6 +222,7 @@ def provenance() -> dict[str, str]:
         pass
     return {"command": COMMAND, "date": datetime.date.today().isoformat(), "cpu": cpu,
             "cores": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
+            "env_engine": EnvConfig().engine,  # whose steps env_step timed: the default engine's
             "python": platform.python_version(), "simcode": simcode.__version__, "torch": torch.__version__,
             "numpy": numpy.__version__, "system": f"{platform.system()} {platform.release()}"}
 
