@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime
 import os
 import pickle
-import queue
 import platform
+import queue
 import socket
 import threading
 import time
@@ -26,8 +26,8 @@ import numpy as np
 import yaml
 
 from simcode import atomic
-from simcode.errors import BadInput
 from simcode.config import EnvConfig
+from simcode.errors import BadInput
 from simcode.sim.profile import Profile, fit_linear
 from simcode.yamlfiles import read_yaml
 
