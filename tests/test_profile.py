@@ -61,13 +61,3 @@ def test_profile_round_trips_through_yaml_and_bad_files_are_one_line(tmp_path):
     with pytest.raises(BadInput, match="not found|no such"):
         load_profile(tmp_path / "missing.yaml")
 
-
-def test_serialisation_per_byte_cost_resists_one_slow_size():
-    """A repeat of one size that page faults (3x slower) does not move the per-byte cost much."""
-    from simcode.sim.calibrate import per_byte_median
-
-    nbytes = np.array([8e4, 8e5, 8e6, 3.2e7])
-    seconds = 5e-5 + nbytes / 1e9
-    seconds[2] *= 3
-    coef = per_byte_median(np.column_stack([np.ones(4), nbytes]), seconds)
-    assert 1 / coef[1] == pytest.approx(1e9, rel=0.1) and coef[0] == pytest.approx(5e-5, abs=2e-5)

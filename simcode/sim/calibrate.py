@@ -128,7 +128,7 @@ def measure_serialize(repeats: int) -> list[dict]:
     side (a reader thread that lives across messages, so no thread start is timed)."""
     points = []
     with Loopback() as loopback:
-        for nbytes in (80_000, 800_000, 8_000_000, 32_000_000):
+        for nbytes in (80_000, 800_000, 4_000_000, 8_000_000, 16_000_000, 32_000_000):
             payload = np.zeros(nbytes // 8)
             seconds = quiet_seconds(lambda payload=payload: loopback.send(payload), max(repeats, 5))
             points.append({"bytes": nbytes, "seconds": seconds})
@@ -169,31 +169,15 @@ class Loopback:
         self.receiver.close()
 
 
-def per_byte_median(features: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """(per message, per byte) of a message cost: the per-byte cost is the median of seconds / bytes over
-    the messages of 800 kB or more, the per-message cost what the smallest message leaves over.
-
-    Messages that matter are megabytes (minibatches, states, coded rows), and a single slow or fast
-    repeat of one size (page faults of fresh buffers come and go) moved a least-squares line by 3x."""
-    nbytes = features[:, 1]
-    large = nbytes >= 800_000
-    per_byte = float(np.median(seconds[large] / nbytes[large])) if large.any() else float(seconds[-1] / nbytes[-1])
-    smallest = int(np.argmin(nbytes))
-    return np.array([max(0.0, seconds[smallest] - per_byte * nbytes[smallest]), per_byte])
-
-
 def fit_profile(updates, env_steps, decodes, rank_checks, serialize) -> tuple[Profile, list[str]]:
     """The profile fitted to the measurements, and the lines of a report (each point, fit, residual)."""
     lines: list[str] = []
     fitted: dict = {"env_step": {}, "residuals": {}}
 
-    def fit(name, points, features, names, relative=True, robust=None):
+    def fit(name, points, features, names, relative=True):
         x = np.array([features(p) for p in points], dtype=float)
         y = np.array([p["seconds"] for p in points])
         coef, residual = fit_linear(x, y, relative)
-        if robust is not None:
-            coef = robust(x, y)
-            residual = float(np.sqrt(np.mean((x @ coef / y - 1.0) ** 2)))
         fitted["residuals"][name] = round(residual, 4)
         lines.append(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in zip(names, coef))
                      + f"   (relative RMS residual {residual:.1%})")
@@ -217,8 +201,9 @@ def fit_profile(updates, env_steps, decodes, rank_checks, serialize) -> tuple[Pr
                            ("intercept", "per_copied_value", "per_solved_value"))
     fitted["rank_check"] = fit("rank_check", rank_checks, lambda p: (1.0, p["rows"] * p["agents"] ** 2),
                                ("intercept", "per_row_agent2"))
-    serial = fit("serialize", serialize, lambda p: (1.0, p["bytes"]), ("per_message", "per_byte"),
-                 robust=per_byte_median)
+    # Messages that matter are megabytes (minibatches, states, coded rows): the large sizes decide, and
+    # there are several of them, so that one size's page-faulting repeats do not move the line alone.
+    serial = fit("serialize", serialize, lambda p: (1.0, p["bytes"]), ("per_message", "per_byte"), relative=False)
     fitted["serialize"] = {"per_message": serial["per_message"],
                            "bytes_per_second": 1.0 / max(serial["per_byte"], 1e-15)}
     return Profile.model_validate({**fitted, "provenance": provenance()}), lines
