@@ -304,7 +304,9 @@ class RealCluster:
                                                                    failed, self.n_learners))
             # Past the deadline with nobody to re-send to, the next answer is what we wait for.
             wait = deadline - self.now() if not resent and self.now() < deadline < math.inf else None
-            done, _ = self.ray.wait(list(pending), num_returns=1, timeout=wait)
+            # Never block in Ray's C++ wait for long: the driver's Python signal handlers (Ctrl-C, a
+            # test's alarm) only run between calls.
+            done, _ = self.ray.wait(list(pending), num_returns=1, timeout=min(wait, 1.0) if wait else 1.0)
             for ref in done:
                 learner = pending.pop(ref)
                 answer = self.get([learner], [ref])[0]
