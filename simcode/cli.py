@@ -107,7 +107,8 @@ def run(
 
     sc = _scenario(scenario, [*(set_ or []), *_backend_set(backend, address)])
     if address is not None and sc.cluster.backend != "ray":
-        raise BadInput("--address", "an address is for the ray backend only; allowed: --backend ray --address HOST:PORT")
+        raise BadInput("--address", "an address is for the ray backend only; "
+                                    "allowed: --backend ray --address HOST:PORT")
     _set_threads(threads)
     out = out or default_run_dir(scenario, sc)
     summary = run_to_dir(sc, out, progress=progress, address=address)
