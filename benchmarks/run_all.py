@@ -1,6 +1,6 @@
 """Run every benchmark, one after the other; each prints its figures and the command that measures them.
 
-    python benchmarks/run_all.py            (about 10 minutes on 2 cores, most of it the learning run)
+    python benchmarks/run_all.py            (about 15 minutes on 2 cores, most of it the learning runs)
 """
 
 import subprocess
@@ -14,6 +14,8 @@ COMMANDS = [
     [sys.executable, str(HERE / "bench_codes.py")],
     SIMCODE + ["bench", "updates", "--agents", "10"],
     SIMCODE + ["bench", "updates", "--agents", "30", "--repeats", "3"],
+    SIMCODE + ["bench", "envs", "--scenario", "simple_spread", "--agents", "3"],
+    SIMCODE + ["bench", "envs", "--scenario", "simple_spread", "--agents", "10"],
     [sys.executable, str(HERE / "bench_sim.py")],
     [sys.executable, str(HERE / "bench_study.py")],
     [sys.executable, str(HERE / "bench_marl_learning.py")],
