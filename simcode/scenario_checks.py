@@ -28,6 +28,8 @@ def validate_scenario(scenario: Scenario, file: str | None = None, keep_built: b
         try:
             section.check_build(*sizes, keep=keep_built)
         except BadInput as exc:
+            if exc.key == "n_learners":  # a size the scheme cannot take is the cluster's key, not the code's
+                raise BadInput("cluster.n_learners", exc.message, file) from None
             raise exc.within(key, file) from None
 
 

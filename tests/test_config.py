@@ -42,7 +42,7 @@ def test_changing_the_scheme_drops_the_old_schemes_parameters(tmp_path):
     ("maddpg: {lr: -1}\n", {}, "maddpg.lr"),
     ("maddpg: {lrr: 0.1}\n", {}, "maddpg.lrr"),
     ("code: {name: nope}\n", {}, "code.name"),
-    ("cluster: {n_learners: 2}\nenv: {n_agents: 3}\ncode: {name: mds}\n", {}, "code.n_learners"),
+    ("cluster: {n_learners: 2}\nenv: {n_agents: 3}\ncode: {name: mds}\n", {}, "cluster.n_learners"),
     ("delay: {name: fixed_k, k: 9}\ncluster: {n_learners: 5}\n", {}, "delay.k"),
     ("delay: {name: bimodal, p_slow: 1.5, slowdown: 1}\n", {}, "delay.p_slow"),
     ("code: {name: random_sparse, p: 1.5}\n", {}, "code.p"),
@@ -300,3 +300,10 @@ def test_scheme_parameters_given_before_the_scheme_name_are_kept():
     assert sc.delay.name == "persistent" and sc.delay.params()["delay"] == 0.1
     with pytest.raises(BadInput, match="code.p"):
         load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set(["code.p=1.5", "code.name=random_sparse"]))
+
+
+@pytest.mark.parametrize("overrides", [["cluster.n_learners=2"], ["code.name=uncoded", "cluster.n_learners=4"]])
+def test_a_learner_count_the_scheme_cannot_take_names_the_cluster_key(overrides):
+    with pytest.raises(BadInput) as info:
+        load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set(overrides))
+    assert info.value.key == "cluster.n_learners" and "allowed" in info.value.message
