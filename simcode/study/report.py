@@ -71,22 +71,29 @@ def _failed_cells(results: pd.DataFrame, keys: list[str]) -> set[tuple]:
     return set(results.loc[results["status"] == "failed", keys].itertuples(index=False, name=None))
 
 
+def _cells(values: pd.DataFrame, floatfmt: str, notes: Notes, failed: set[tuple], key, blank) -> pd.DataFrame:
+    """Each number formatted; a cell whose `key(index, column)` lost runs gets the "failed" footnote,
+    a blank cell the footnote `blank(index, column)` names."""
+    text = values.astype(object)
+    for index in values.index:
+        for column in values.columns:
+            number = values.at[index, column]
+            shown = BLANK if pd.isna(number) else format(number, floatfmt)
+            if key(index, column) in failed:
+                shown += notes.mark("failed")
+            elif pd.isna(number):
+                shown += notes.mark(blank(index, column))
+            text.at[index, column] = shown
+    return text
+
+
 def _as_text(values: pd.DataFrame, results: pd.DataFrame, x: str, hue: str, floatfmt: str, notes: Notes,
              blank_reasons: dict | None = None) -> pd.DataFrame:
     """Format a hue x x table; a blank cell, and a cell that lost runs, get their footnote (a blank
     is "excluded" unless `blank_reasons` gives its column another reason)."""
-    failed = _failed_cells(results, [hue, x])
     blank_reasons = blank_reasons or {}
-    text = values.astype(object)
-    for h in values.index:
-        for v in values.columns:
-            number = values.at[h, v]
-            shown = BLANK if pd.isna(number) else format(number, floatfmt)
-            if (h, v) in failed:
-                shown += notes.mark("failed")
-            elif pd.isna(number):
-                shown += notes.mark(blank_reasons.get(v, "excluded"))
-            text.at[h, v] = shown
+    text = _cells(values, floatfmt, notes, _failed_cells(results, [hue, x]), lambda h, v: (h, v),
+                  lambda h, v: blank_reasons.get(v, "excluded"))
     text.columns = [f"{x}={c}" for c in values.columns]
     return text.reset_index()
 
@@ -186,19 +193,13 @@ def _row_text(values: pd.DataFrame, results: pd.DataFrame, rows: list[str], hue:
               notes: Notes, no_baseline: pd.Series | None = None) -> str:
     """Format a row-combination x scheme table; blanks and cells that lost runs get their footnote
     (a blank is "baseline" where `no_baseline` is true for its row, else "excluded")."""
-    failed = _failed_cells(results, [*rows, hue])
-    text = values.astype(object)
-    for index in values.index:
-        key = index if isinstance(index, tuple) else (index,)
-        for h in values.columns:
-            number = values.at[index, h]
-            shown = BLANK if pd.isna(number) else format(number, floatfmt)
-            if (*key, h) in failed:
-                shown += notes.mark("failed")
-            elif pd.isna(number):
-                lacks_baseline = no_baseline is not None and bool(no_baseline.get(index))
-                shown += notes.mark("baseline" if lacks_baseline else "excluded")
-            text.at[index, h] = shown
+    def key(index, h) -> tuple:
+        return (*(index if isinstance(index, tuple) else (index,)), h)
+
+    def blank(index, _h) -> str:
+        return "baseline" if no_baseline is not None and bool(no_baseline.get(index)) else "excluded"
+
+    text = _cells(values, floatfmt, notes, _failed_cells(results, [*rows, hue]), key, blank)
     return _markdown_table(text.reset_index())
 
 
