@@ -63,34 +63,32 @@ class SharedNics(Links):
         super().__init__(env, config, overhead)
         self.nics: dict[int, simpy.Resource] = {}
 
-    def send(self, sender: int, deliver: Deliver, nbytes: float) -> simpy.Event:
+    def nic(self, sender: int) -> simpy.Resource:
         if sender not in self.nics:
             self.nics[sender] = simpy.Resource(self.env, capacity=1)
-        return self.env.process(self.transmit(self.nics[sender], deliver, nbytes))
+        return self.nics[sender]
+
+    def send(self, sender: int, deliver: Deliver, nbytes: float) -> simpy.Event:
+        return self.env.process(self.transmit(self.nic(sender), self.seconds(nbytes), deliver))
 
     def broadcast(self, sender: int, nbytes: float, receivers: int) -> simpy.Event:
         """One message to `receivers` nodes as MPI's broadcast sends it (the seed's `comm.bcast`): pickled
         once at the root, then a binomial tree, ceil(log2(receivers + 1)) rounds of latency + bytes /
         bandwidth, during which the sender's interface is busy."""
-        if sender not in self.nics:
-            self.nics[sender] = simpy.Resource(self.env, capacity=1)
         rounds = math.ceil(math.log2(receivers + 1))
         seconds = rounds * (self.latency + nbytes / self.bandwidth)
         if self.overhead is not None:
             seconds += self.overhead(nbytes)
-        return self.env.process(self.hold(self.nics[sender], seconds))
+        return self.env.process(self.transmit(self.nic(sender), seconds))
 
-    def hold(self, nic: simpy.Resource, seconds: float):
-        with nic.request() as turn:
-            yield turn
-            yield self.env.timeout(seconds)
-
-    def transmit(self, nic: simpy.Resource, deliver: Deliver, nbytes: float):
+    def transmit(self, nic: simpy.Resource, seconds: float, deliver: Deliver | None = None):
+        """Hold `nic` for `seconds`, then deliver (if anything is to be delivered)."""
         with nic.request() as turn:  # requests are served first come, first served
             yield turn
-            on_the_wire = self.env.timeout(self.seconds(nbytes))
+            on_the_wire = self.env.timeout(seconds)
             yield on_the_wire
-        deliver(on_the_wire)
+        if deliver is not None:
+            deliver(on_the_wire)
 
 
 def make_network(env: simpy.Environment, config: NetworkConfig,
