@@ -98,6 +98,20 @@ def check_parents(path: Path, key: str) -> None:
             return
 
 
+def claim_file(path: Path, key: str, written_by_simcode, theirs: str, allowed: str) -> Path:
+    """The absolute path of a single file simcode may write (a profile, a GIF): its parents are
+    directories, it is not a directory or a link, and it is new or `written_by_simcode(path)`;
+    otherwise BadInput saying `theirs` ("is not ...") and what is `allowed`."""
+    path = Path(path)
+    check_parents(path, key)
+    if path.is_symlink() or path.is_dir():
+        raise BadInput(key, f"{path} is {'a symbolic link' if path.is_symlink() else 'a directory'}; "
+                            f"allowed: {allowed}")
+    if os.path.lexists(path) and not written_by_simcode(path):
+        raise BadInput(key, f"{path} {theirs}; allowed: {allowed}")
+    return path.absolute()
+
+
 def claim(path: Path, kind: str, key: str = "--out") -> str:
     """Check that simcode may write its `kind` directory at `path`, without touching anything.
 

@@ -173,18 +173,13 @@ def _render_env(trainer):
 def check_render_path(path: Path) -> Path:
     """The absolute path `--render` may write: a .gif file path under directories, and not an
     existing file unless it is a GIF simcode wrote (a user's file is never replaced)."""
-    path = Path(path)
-    outputs.check_parents(path, "--render")
-    if path.is_dir() or path.is_symlink():
-        raise BadInput("--render", f"{path} is a {'directory' if path.is_dir() else 'symbolic link'}; "
-                       "allowed: the path of a .gif file")
+    path = outputs.claim_file(path, "--render", _rendered_by_simcode,
+                              "exists and is not a GIF simcode rendered",
+                              "a new .gif path, or a GIF simcode rendered (it is replaced)")
     if path.suffix.lower() not in RENDER_SUFFIXES:
         raise BadInput("--render", f"{path}: {path.suffix or 'no suffix'} is not a format simcode renders; "
                        f"allowed suffixes: {', '.join(RENDER_SUFFIXES)}")
-    if path.exists() and not _rendered_by_simcode(path):
-        raise BadInput("--render", f"{path} exists and is not a GIF simcode rendered; allowed: a new path, or "
-                       "a GIF simcode rendered (it is replaced)")
-    return path.absolute()
+    return path
 
 
 def _rendered_by_simcode(path: Path) -> bool:

@@ -247,21 +247,18 @@ def calibrate(batch: int = 1024, quick: bool = False, progress: Callable[[str], 
 
 def check_output(path: Path, key: str = "--out") -> None:
     """BadInput unless `path` is new or a profile `simcode calibrate` wrote (checked before measuring)."""
-    from simcode.outputs import check_parents
+    from simcode.outputs import claim_file
 
-    path = Path(path)
-    allowed = "allowed: a new file, or a profile simcode calibrate wrote"
-    check_parents(path, key)
-    if not os.path.lexists(path):
-        return
-    if path.is_symlink() or not path.is_file():
-        raise BadInput(key, f"{path} is {'a symbolic link' if path.is_symlink() else 'a directory'}; {allowed}")
+    claim_file(path, key, _written_by_calibrate, "is a file simcode calibrate did not write",
+               "a new file, or a profile simcode calibrate wrote")
+
+
+def _written_by_calibrate(path: Path) -> bool:
     try:
         provenance = read_yaml(path).get("provenance")
     except BadInput:
-        provenance = None
-    if not (isinstance(provenance, dict) and provenance.get("command") == COMMAND):
-        raise BadInput(key, f"{path} is a file simcode calibrate did not write; {allowed}")
+        return False
+    return isinstance(provenance, dict) and provenance.get("command") == COMMAND
 
 
 def write_profile(profile: Profile, path: Path) -> None:
