@@ -21,6 +21,7 @@ Each cost is a small linear model in features that the work's own sizes give:
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,7 +103,25 @@ ALLOWED = "allowed: a file written by `simcode calibrate`"
 
 
 def load_profile(path: str | Path, key: str = "cost.profile") -> Profile:
-    """A profile from its YAML file, or BadInput under `key` naming the profile and what is wrong."""
+    """A profile from its YAML file, or BadInput under `key` naming the profile and what is wrong.
+
+    Read once per file version: a study validates and then builds every run, each naming the same
+    profile (2 ms a read), so the parsed profile is kept by path, size and modification time."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        stat = None
+    if stat is None:
+        return _parse_profile(str(path), key)
+    return _parsed(str(path), stat.st_size, stat.st_mtime_ns, key)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(path: str, _size: int, _mtime_ns: int, key: str) -> Profile:
+    return _parse_profile(path, key)
+
+
+def _parse_profile(path: str, key: str) -> Profile:
     try:
         data = read_yaml(path)
     except BadInput as exc:
