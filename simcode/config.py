@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from simcode import sections
 from simcode.errors import BadInput
 from simcode.mpe_scenarios import MPE_SCENARIOS
-from simcode.params import MAX_COUNT, MAX_RATE, MAX_SECONDS, MAX_SEED, MAX_SIZE, Bool, Float, Int, problem
+from simcode.params import MAX_COUNT, MAX_RATE, MAX_SECONDS, MAX_SEED, MAX_SIZE, Bool, Float, Int, first_error, problem
 from simcode.sections import CodeConfig, DelayConfig
 from simcode.yamlfiles import DuplicateKey, parse_yaml, read_yaml, resolve_scenario_path
 
@@ -285,7 +285,7 @@ def _locate(loc: tuple) -> tuple[str, Any]:
 
 
 def _pydantic_to_bad_input(exc: ValidationError, file: str | None, data: dict[str, Any]) -> BadInput:
-    err = exc.errors()[0]
+    err = first_error(exc)
     key, field = _locate(err["loc"])
     if err["type"] == "extra_forbidden":
         return BadInput(key, unknown_key(key, data) or "unknown key", file)

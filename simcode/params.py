@@ -118,6 +118,13 @@ def problem(err: Mapping[str, Any], field: FieldInfo | None) -> str:
     return f"{err['msg']} (got {value!r})"
 
 
+def first_error(exc: ValidationError) -> Mapping[str, Any]:
+    """The error to report of several: a value the user gave that is wrong comes before a key they
+    have not given yet (pareto with a bad alpha and no scale names the alpha)."""
+    errors = exc.errors()
+    return next((err for err in errors if err["type"] != "missing"), errors[0])
+
+
 def check(model: type[ParamsModel], values: Mapping[str, Any], owner: str, also: tuple[str, ...] = ()) -> ParamsModel:
     """`values` as an instance of `model`, or a BadInput naming the (first) bad key and what is allowed.
     An unknown key's message names `owner` ("scheme 'ldpc'") and lists the model's keys and `also`
@@ -125,7 +132,7 @@ def check(model: type[ParamsModel], values: Mapping[str, Any], owner: str, also:
     try:
         return model.model_validate(dict(values))
     except ValidationError as exc:
-        err = exc.errors()[0]
+        err = first_error(exc)
         key = str(err["loc"][0]) if err["loc"] else ""  # the parameter, not an element of a list it holds
         if err["type"] == "extra_forbidden":
             allowed = ", ".join([*model.model_fields, *also]) or "none"

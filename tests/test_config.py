@@ -307,3 +307,16 @@ def test_a_learner_count_the_scheme_cannot_take_names_the_cluster_key(overrides)
     with pytest.raises(BadInput) as info:
         load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set(overrides))
     assert info.value.key == "cluster.n_learners" and "allowed" in info.value.message
+
+
+@pytest.mark.parametrize("how", ["scenario", "library"])
+def test_a_bad_value_given_is_named_before_a_key_not_given(how):
+    """pareto with alpha=-1 and no scale: the user's wrong value is what the line is about."""
+    from simcode.delays import make_delay
+
+    with pytest.raises(BadInput) as err:
+        if how == "scenario":
+            load_scenario(ROOT / "scenarios" / "spread3.yaml", parse_set(["delay.name=pareto", "delay.alpha=-1"]))
+        else:
+            make_delay("pareto", n_learners=3, alpha=-1)
+    assert "alpha" in err.value.key and "out of range" in err.value.message
