@@ -285,6 +285,7 @@ def test_empirical_inf_means_no_answer(tmp_path):
         ("host,delay\na,0.1\nb,0.2\n", {"column": 5}, "column", "position"),
         ("host,note\na,x\nb,y\n", {}, "file", "no column of numbers"),
         ("delay\n0.1\n-0.2\n", {}, "file", "negative"),
+        ("delay\n0.1\n1e300\n", {}, "file", "too long for a delay"),
         ("a,b\n0.1,0.2\n0.3\n", {}, "file", "line 3"),
         ("delay\n0.1\nnan\n", {}, "file", "not a number"),
     ],

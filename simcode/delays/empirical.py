@@ -8,7 +8,7 @@ row and column is wrong.
 File format: one column of numbers, with or without a header row; or several columns with a header
 row (a first row with any non-numeric cell is a header). `column` picks a column by header name
 (or by 0-based position); by default the first column whose every value is a number is used.
-Values must be >= 0; `inf` is allowed and means the learner did not answer. Blank lines are skipped.
+Values must be in [0, 1e9] seconds; `inf` is allowed and means the learner did not answer. Blank lines are skipped.
 """
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ def load_delay_column(path: str | Path, column: str | int | None = None) -> np.n
         if value < 0:
             raise BadInput("file", f"{path} line {line}, column {names[index]!r}: {value!r} is negative; "
                                    "delays must be >= 0")
+        if MAX_SECONDS < value < math.inf:
+            raise BadInput("file", f"{path} line {line}, column {names[index]!r}: {value!r} is too long for a "
+                                   f"delay; allowed: seconds in [0, {MAX_SECONDS:g}], or inf for no answer")
     return np.array(values, dtype=np.float64)
 
 
