@@ -7,6 +7,7 @@ Files and directories are created with the permissions the process umask allows 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -66,11 +67,38 @@ def write_text(path: str | Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
+STAGING_TAG = "simcode-"  # a staging directory is .NAME.simcode-PID.XXXX: the pid of the process filling it
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process: alive
+    return True
+
+
+def remove_dead_staging(final: Path) -> None:
+    """Remove the staging directories of `final` whose process has died without cleaning up (a kill
+    -9). Only directories named as `staging_dir` names them are looked at, and only when their
+    process no longer exists; the `.NAME.old.` directory of an interrupted publish is never removed
+    (it may hold the one copy of the previous run)."""
+    prefix = f".{final.name}.{STAGING_TAG}"
+    for leftover in final.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = leftover.name[len(prefix):].split(".")[0]
+        if pid.isdigit() and leftover.is_dir() and not leftover.is_symlink() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def staging_dir(final: str | Path) -> Path:
-    """A fresh sibling directory to fill before `publish_dir` moves it into place."""
+    """A fresh sibling directory to fill before `publish_dir` moves it into place; leftovers of
+    killed processes for the same `final` are removed first."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    remove_dead_staging(final)
+    staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.{STAGING_TAG}{os.getpid()}.", dir=final.parent))
     try:
         os.chmod(staged, 0o777 & ~current_umask())
     except BaseException:

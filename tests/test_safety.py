@@ -403,3 +403,21 @@ def test_a_full_disk_while_rendering_is_one_line_and_leaves_no_file(tmp_path, ca
     assert main(render(policy_run, tmp_path / "episode.gif")) == 1
     assert one_line(capsys) == "simcode: /full/disk/file: No space left on device"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_runs_staging_directory_is_removed_by_the_next_run_and_nothing_else(tmp_path, capsys):
+    """kill -9 leaves `.NAME.simcode-PID.XXXX`; the next run into NAME removes it once PID is gone,
+    and leaves a live process's staging directory and a user's look-alike directory alone."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "run-a"
+    leftover = tmp_path / f".run-a.simcode-{dead.pid}.abcd"
+    live = tmp_path / f".run-a.simcode-{os.getpid()}.efgh"
+    users = tmp_path / ".run-a.notes"
+    for directory in (leftover, live, users):
+        directory.mkdir()
+        (directory / "trace.csv").write_text("x\n")
+    assert main(command("run", tmp_path, out)) == 0
+    assert not leftover.exists()
+    assert (live / "trace.csv").exists() and (users / "trace.csv").exists()
+    assert (out / "trace.csv").exists()
