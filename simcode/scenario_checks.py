@@ -20,6 +20,10 @@ def validate_scenario(scenario: Scenario, file: str | None = None, keep_built: b
     the code and delay model are built for these sizes (and, with `keep_built`, kept for the run)."""
     if scenario.cost.model == "measured" and scenario.run.workload != "maddpg":
         raise BadInput("cost.model", "measured times real computation; allowed with run.workload: maddpg", file)
+    if scenario.cluster.backend == "ray" and scenario.run.workload != "maddpg":
+        # Real learners compute real updates: there is no timing-only work for them to do.
+        raise BadInput("run.workload", f"{scenario.run.workload!r} with cluster.backend: ray; allowed: maddpg "
+                       "(real learners train), or timing with cluster.backend: sim", file)
     _check_buffer(scenario, file)
     check_memory(scenario, file)
     n = scenario.cluster.n_learners

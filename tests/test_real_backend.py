@@ -203,3 +203,31 @@ def test_a_study_runs_a_backend_axis_for_real_and_simulated(ray_session, tmp_pat
     results = pd.read_csv(root / "results.csv").set_index("cluster.backend")
     assert results.loc["ray", "backend"] == "ray" and results.loc["sim", "backend"] == "sim"
     assert results.loc["ray", "max_decode_error"] <= 1e-9
+
+
+def test_a_late_ack_of_an_earlier_run_does_not_skip_the_next_runs_work():
+    """A threaded actor may take an earlier run's ack after the next run's configure: it must be ignored
+    (before run numbers, it marked the new run's first iterations as acked, and their tasks were skipped)."""
+    from simcode.sim.real import LearnerActor, RunTask
+
+    sc = scenario()
+    code = sc.code.build(sc.n_agents, sc.cluster.n_learners, sc.seed)
+    trainer = Trainer(sc)
+    trainer.warmup()
+    trainer.collect()
+    learner = LearnerActor()
+    learner.configure(sc.to_dict(), 0, code.matrix, run=1)
+    learner.ack(5, run=0)  # run 0's release of its iteration 5, delivered late
+    answer = learner.work(RunTask(0, 0, run=1), 0.0, "add", False, trainer.states(), trainer.sample())
+    assert answer is not None and answer[:3] == (0, 0, 0)
+    learner.ack(0, run=1)
+    assert learner.work(RunTask(0, 0, run=1), 0.0, "add", False, trainer.states(), trainer.sample()) is None
+
+
+def test_timing_workload_on_the_real_backend_is_bad_input(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario(run={"workload": "timing"}).to_yaml())
+    assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "run.workload" in err and "allowed: maddpg" in err
+    assert not (tmp_path / "run").exists()

@@ -24,12 +24,14 @@ it runs, so the trace holds what the protocol took.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,8 +41,18 @@ from simcode.delays import busy_time
 from simcode.errors import BadInput, SimulationError
 from simcode.seeding import generator
 from simcode.sim import protocol
-from simcode.sim.protocol import Task
 from simcode.sim.workload import IterationData, shapes_of, stack_states, unstack_states
+
+
+@dataclass(frozen=True)
+class RunTask:
+    iteration: int
+    row: int  # which row of the matrix to compute (a re-sent task computes another's row)
+    run: int  # the run it belongs to (LearnerActor.configure)
+
+
+# Run numbers of this driver process: its learner actors serve its runs one after another.
+_RUN_NUMBERS = itertools.count()
 
 
 class LearnerActor:
@@ -52,9 +64,12 @@ class LearnerActor:
         torch.set_num_threads(1)  # one core per learner, as the cluster it stands for
         self.acked_changed = threading.Condition()
         self.one_task = threading.Lock()
+        self.run = -1  # no run yet
 
-    def configure(self, scenario: dict, index: int, matrix: np.ndarray) -> int:
-        """Become learner `index` of a run (an actor serves the runs of one Ray session in turn)."""
+    def configure(self, scenario: dict, index: int, matrix: np.ndarray, run: int) -> int:
+        """Become learner `index` of run number `run` (an actor serves the runs of one Ray session in
+        turn). A threaded actor does not keep one caller's calls in order, so a late ack or task of an
+        earlier run may come after this: every message names its run, and another run's is ignored."""
         from simcode.marl.envs import describe
         from simcode.marl.maddpg import Update
         from simcode.marl.state import Layout
@@ -67,26 +82,29 @@ class LearnerActor:
         self.rows = protocol.row_agents(matrix)
         self.width = max(self.layout.shapes.state_sizes)
         with self.acked_changed:
-            self.acked = -1  # the latest iteration the controller acknowledged
+            self.run = run
+            self.acked = -1  # the latest iteration of this run the controller acknowledged
+            self.acked_changed.notify_all()  # a task of an earlier run still waiting gives up
         return index
 
-    def ack(self, iteration: int) -> None:
+    def ack(self, iteration: int, run: int) -> None:
         with self.acked_changed:
-            self.acked = max(self.acked, iteration)
-            self.acked_changed.notify_all()
+            if run == self.run:
+                self.acked = max(self.acked, iteration)
+                self.acked_changed.notify_all()
 
-    def work(self, task: Task, delay: float, mode: str, compute_first: bool, states, batch):
+    def work(self, task: RunTask, delay: float, mode: str, compute_first: bool, states, batch):
         """-> (iteration, row, learner, message, compute seconds), or None when acked first (no answer)."""
         with self.one_task:
-            if self.acked >= task.iteration:
-                return None  # the controller moved on while this task waited: skipped
+            if task.run != self.run or self.acked >= task.iteration:
+                return None  # the controller moved on (or to another run) while this task waited: skipped
             started = time.perf_counter()
             message = None
             if compute_first or math.isfinite(delay):
                 message = self.compute(task.row, states, batch)
             compute = time.perf_counter() - started
             extra = float(busy_time(compute, np.array([delay]), mode)[0]) - compute
-            if self.wait_unless_acked(task.iteration, extra) or message is None:
+            if self.wait_unless_acked(task, extra) or message is None:
                 return None
             return task.iteration, task.row, self.index, message, compute
 
@@ -95,11 +113,11 @@ class LearnerActor:
         new = self.layout.pack(self.update(self.layout.unpack(states), batch, agents), agents)
         return protocol.learner_result(self.matrix[row], agents, new, self.width)
 
-    def wait_unless_acked(self, iteration: int, seconds: float) -> bool:
-        """Sleep `seconds` (inf: until acked); True when the ack came first."""
+    def wait_unless_acked(self, task: RunTask, seconds: float) -> bool:
+        """Sleep `seconds` (inf: until acked or another run begins); True when either came first."""
         deadline = time.monotonic() + seconds
         with self.acked_changed:
-            while self.acked < iteration:
+            while self.acked < task.iteration and self.run == task.run:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -196,6 +214,7 @@ class RealCluster:
         self.records: list[dict] = []
         self.paused = 0.0  # seconds of decode checks, kept off the clock
         self.outstanding: list = []  # the last iteration's tasks not collected (late or failed learners)
+        self.run_number = next(_RUN_NUMBERS)
         self.learners = self.start_learners(scenario)
         self.started = time.perf_counter()  # the clock starts once every learner is up, as the simulated one
 
@@ -204,13 +223,13 @@ class RealCluster:
             return []
         learners = learner_pool(self.ray, self.n_learners, scenario.cluster.ray.num_cpus)
         matrix, data = self.ray.put(self.code.matrix), scenario.to_dict()
-        self.get(learners, [learner.configure.remote(data, i, matrix) for i, learner in enumerate(learners)])
+        self.get(learners, [learner.configure.remote(data, i, matrix, self.run_number) for i, learner in enumerate(learners)])
         return learners
 
     def stop(self) -> None:
         """Release every learner (a failed one waits for an ack) and wait until all are free for the next run."""
         final = self.scenario.run.iterations
-        self.ray.get([learner.ack.remote(final) for learner in self.learners])
+        self.ray.get([learner.ack.remote(final, self.run_number) for learner in self.learners])
         self.ray.get(self.outstanding)
 
     def now(self) -> float:
@@ -282,7 +301,7 @@ class RealCluster:
         """Send every learner its task; collect results until they decode: -> (messages by row, re-sent
         rows, {ref: learner} still pending)."""
         states, batch_ref = self.ray.put(self.trainer.states()), self.ray.put(batch)
-        pending = {self.send(Task(iteration, i, math.nan, math.nan), float(delays[i]), states, batch_ref): i
+        pending = {self.send(RunTask(iteration, i, self.run_number), float(delays[i]), states, batch_ref): i
                    for i in range(self.n_learners)}
         failed = int(np.count_nonzero(np.isinf(delays)))
         received: dict[int, np.ndarray] = {}
@@ -295,7 +314,7 @@ class RealCluster:
                                       past_deadline=self.now() >= deadline)
             if move == "resend":
                 for row, helper in protocol.resend_plan(self.n_learners, received, answered):
-                    pending[self.send(Task(iteration, row, math.nan, math.nan), 0.0, states, batch_ref,
+                    pending[self.send(RunTask(iteration, row, self.run_number), 0.0, states, batch_ref,
                                       helper)] = helper
                     resent += 1
                 continue
@@ -316,7 +335,7 @@ class RealCluster:
                     self.compute_times.append(answer[4])
         return received, resent, pending
 
-    def send(self, task: Task, delay: float, states, batch, learner: int | None = None):
+    def send(self, task: RunTask, delay: float, states, batch, learner: int | None = None):
         learner = task.row if learner is None else learner
         compute_first = self.on_decode == "cancel_wait"  # the seed's failed learner computes, then waits
         return self.learners[learner].work.remote(task, delay, self.delay_model.mode, compute_first, states, batch)
@@ -329,7 +348,7 @@ class RealCluster:
         else:
             to_ack = late if self.on_decode == "cancel" else range(self.n_learners)
         for i in to_ack:
-            self.learners[i].ack.remote(iteration)
+            self.learners[i].ack.remote(iteration, self.run_number)
         if self.on_decode == "cancel_wait":
             self.get(self.learners, list(pending))  # every learner free before the next broadcast
         self.outstanding = list(pending)
