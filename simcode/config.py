@@ -49,10 +49,13 @@ class EnvConfig(_Section):
     scenario: ScenarioName = "simple_spread"
     n_agents: Int = Field(3, ge=1, le=MAX_COUNT, description="simple_spread: agents; simple_adversary: good agents")
     max_cycles: Int = Field(25, ge=1, le=MAX_SIZE)
-    n_adversaries: Int = Field(3, ge=1, le=MAX_COUNT, description="simple_tag: predators")
-    n_good: Int = Field(1, ge=1, le=MAX_COUNT, description="simple_tag: prey")
-    n_obstacles: Int = Field(2, ge=0, le=MAX_COUNT, description="simple_tag: obstacles")
-    local_ratio: Float = Field(0.5, ge=0, le=1, description="simple_spread: weight of local reward")
+    n_adversaries: Int = Field(3, ge=1, le=MAX_COUNT, description="simple_tag: predators; simple_world_comm: "
+                               "adversaries, their leader included")
+    n_good: Int = Field(1, ge=1, le=MAX_COUNT, description="simple_tag: prey; simple_world_comm: good agents")
+    n_obstacles: Int = Field(2, ge=0, le=MAX_COUNT, description="simple_tag, simple_world_comm: obstacles")
+    n_food: Int = Field(2, ge=1, le=MAX_COUNT, description="simple_world_comm: food landmarks")
+    n_forests: Int = Field(2, ge=0, le=MAX_COUNT, description="simple_world_comm: forests (hiding places)")
+    local_ratio: Float = Field(0.5, ge=0, le=1, description="simple_spread, simple_reference: weight of local reward")
     # What each agent gives mpe2: its Gumbel-softmax vector as a continuous action (the reference's
     # interface), or the vector's argmax as a discrete action. Scenarios saved before this key existed
     # meant hard (simcode.marl.trainer.saved_scenario).

@@ -25,7 +25,7 @@ from simcode.params import short_number
 
 GIB = 2**30
 FLOAT32, FLOAT64 = 4, 8
-ACTIONS = 5  # every MPE agent here has Discrete(5) actions
+MOVES = 5  # an agent that moves chooses among 5 movements (none, -x, +x, -y, +y)
 
 
 def total_memory_bytes() -> int | None:
@@ -82,61 +82,88 @@ def check_fits(parts: list[tuple[str, str, int]], subject: str, file: str | None
 
 
 # --------------------------------------------------------------------------- sizes of a problem
-# Observation sizes come as groups (length, how many agents have it): a list with one entry per
-# agent would itself be the allocation to avoid at absurd agent counts.
-
-def _spread(env) -> list[tuple[int, int]]:  # own vel, pos; every landmark; other agents' pos and comm
-    return [(6 * env.n_agents, env.n_agents)]
-
-
-def _adversary(env) -> list[tuple[int, int]]:  # N good agents, N landmarks, one adversary (first)
-    return [(4 * env.n_agents, 1), (4 * env.n_agents + 2, env.n_agents)]
+# Agents come as groups (observation length, action length, how many agents have them): a list with
+# one entry per agent would itself be the allocation to avoid at absurd agent counts. An action's
+# length is the sum of its components' (movement: MOVES; communication: the scenario's symbols).
+Groups = list[tuple[int, int, int]]
 
 
-def _tag(env) -> list[tuple[int, int]]:  # obstacles, everyone's position, the prey's velocities
+def _spread(env) -> Groups:  # own vel, pos; every landmark; other agents' pos and comm
+    return [(6 * env.n_agents, MOVES, env.n_agents)]
+
+
+def _adversary(env) -> Groups:  # N good agents, N landmarks, one adversary (first)
+    return [(4 * env.n_agents, MOVES, 1), (4 * env.n_agents + 2, MOVES, env.n_agents)]
+
+
+def _tag(env) -> Groups:  # obstacles, everyone's position, the prey's velocities
     common = 4 + 2 * env.n_obstacles + 2 * (env.n_adversaries + env.n_good - 1)
-    return [(common + 2 * env.n_good, env.n_adversaries), (common + 2 * (env.n_good - 1), env.n_good)]
+    return [(common + 2 * env.n_good, MOVES, env.n_adversaries), (common + 2 * (env.n_good - 1), MOVES, env.n_good)]
+
+
+def _world_comm(env) -> Groups:
+    """Own vel and pos, the obstacles, food and forests, the others' positions, the good agents'
+    velocities, one in-forest flag per forest; adversaries also hear the leader (4 symbols), and the
+    leader speaks them."""
+    common = 4 + 2 * (env.n_obstacles + env.n_food + env.n_forests) + 2 * (env.n_adversaries + env.n_good - 1)
+    common += env.n_forests
+    adversary = common + 2 * env.n_good + 4
+    groups = [(adversary, MOVES + 4, 1), (adversary, MOVES, env.n_adversaries - 1),
+              (common + 2 * (env.n_good - 1), MOVES, env.n_good)]
+    return [group for group in groups if group[2]]
 
 
 # One entry per scenario of simcode.mpe_scenarios.MPE_SCENARIOS (a test checks both lists and sizes).
 OBSERVATIONS = {"simple_spread": _spread, "simple_adversary": _adversary, "simple_tag": _tag,
-                "simple_push": lambda env: [(8, 1), (19, 1)]}  # the adversary, the good agent
+                "simple_push": lambda env: [(8, MOVES, 1), (19, MOVES, 1)],  # the adversary, the good agent
+                "simple": lambda env: [(4, MOVES, 1)],
+                # both move and say one of 10 symbols; they see the landmarks, the goal colour, the other's word
+                "simple_reference": lambda env: [(21, MOVES + 10, 2)],
+                # the speaker sees the goal colour and says one of 3 symbols; the listener moves
+                "simple_speaker_listener": lambda env: [(3, 3, 1), (11, MOVES, 1)],
+                # eve hears alice; bob and alice know the key; all say one of 4 symbols
+                "simple_crypto": lambda env: [(4, 4, 1), (8, 4, 2)],
+                "simple_world_comm": _world_comm}
 
 
-def observation_groups(env) -> list[tuple[int, int]]:
-    """(observation length, number of agents) in the MPE scenario of `env` (a config.EnvConfig)."""
+def observation_groups(env) -> Groups:
+    """(observation length, action length, number of agents) in the MPE scenario of `env` (a
+    config.EnvConfig)."""
     return OBSERVATIONS[env.scenario](env)
 
 
-def _agents(groups: list[tuple[int, int]]) -> int:
-    return sum(count for _, count in groups)
+def _agents(groups: Groups) -> int:
+    return sum(count for _, _, count in groups)
 
 
-def _obs_total(groups: list[tuple[int, int]]) -> int:
-    return sum(size * count for size, count in groups)
+def _obs_total(groups: Groups) -> int:
+    return sum(size * count for size, _, count in groups)
 
 
-def agent_state_floats(groups: list[tuple[int, int]], hidden: int) -> list[tuple[int, int]]:
+def _act_total(groups: Groups) -> int:
+    return sum(act * count for _, act, count in groups)
+
+
+def agent_state_floats(groups: Groups, hidden: int) -> list[tuple[int, int]]:
     """(flat state length, number of agents): (actor + critic) x (weights, targets, Adam m, Adam v)
     + the Adam step. Every critic is counted as a MADDPG one (all observations and actions in)."""
-    critic_in = _obs_total(groups) + ACTIONS * _agents(groups)
+    critic_in = _obs_total(groups) + _act_total(groups)
     critic = critic_in * hidden + hidden + hidden * hidden + hidden + hidden + 1
-    return [(4 * (d * hidden + hidden + hidden * hidden + hidden + hidden * ACTIONS + ACTIONS + critic) + 1, count)
-            for d, count in groups]
+    return [(4 * (d * hidden + hidden + hidden * hidden + hidden + hidden * a + a + critic) + 1, count)
+            for d, a, count in groups]
 
 
-def transition_floats(groups: list[tuple[int, int]]) -> int:
+def transition_floats(groups: Groups) -> int:
     """One stored transition: joint obs and next obs, joint action, rewards and done flags."""
-    m = _agents(groups)
-    return 2 * _obs_total(groups) + ACTIONS * m + 2 * m
+    return 2 * _obs_total(groups) + _act_total(groups) + 2 * _agents(groups)
 
 
-def minibatch_bytes(groups: list[tuple[int, int]], batch: int) -> int:
+def minibatch_bytes(groups: Groups, batch: int) -> int:
     """Every agent's own minibatch of joint transitions, gathered at once (float32)."""
     return _agents(groups) * batch * transition_floats(groups) * FLOAT32
 
 
-def states_bytes(groups: list[tuple[int, int]], hidden: int) -> int:
+def states_bytes(groups: Groups, hidden: int) -> int:
     """Agents' float32 states three times: current, updated, and packed flat for the controller."""
     return 3 * sum(size * count for size, count in agent_state_floats(groups, hidden)) * FLOAT32
 
@@ -190,7 +217,7 @@ def simulation_parts(scenario, real: bool) -> list[tuple[str, str, int]]:
 def bench_parts(agents: int, batch: int, hidden: int) -> list[tuple[str, str, int]]:
     """`simcode bench updates` (simple_spread): a random minibatch (drawn in float64, kept in
     float32), the batched update's states and the per-agent loop's networks and optimizers."""
-    groups = [(6 * agents, agents)]
+    groups = [(6 * agents, MOVES, agents)]
     drawn = agents * batch * _obs_total(groups) * FLOAT64
     return [("--agents, --batch", "the minibatches", drawn + minibatch_bytes(groups, batch)),
             ("--agents", "the agents' networks and Adam states", 2 * states_bytes(groups, hidden))]

@@ -51,6 +51,32 @@ def _tag_benchmark(scenario: Any, world: Any) -> dict[str, float]:
     return {"collisions": sum(scenario.benchmark_data(agent, world) for agent in world.agents)}
 
 
+def _speaker_listener_benchmark(scenario: Any, world: Any) -> dict[str, float]:
+    import numpy as np  # here: the config imports this module, and needs no numpy
+
+    speaker = world.agents[0]  # its goal_a is the listener, its goal_b the target landmark
+    offset = speaker.goal_a.state.p_pos - speaker.goal_b.state.p_pos
+    # final_: evaluate keeps the episode's last step (where the listener ended up), not the mean
+    return {"final_target_distance": float(np.sqrt(np.sum(np.square(offset))))}
+
+
+def _crypto_benchmark(scenario: Any, world: Any) -> dict[str, float]:
+    """How well bob (the listener) and eve (the eavesdropper) decode alice's message this step.
+
+    mpe2's rewards score a listener by the squared error between what it says (its communication
+    vector) and the message (the goal's one-hot colour): the errors here. A listener decodes the
+    message when the largest component of what it says is the message's; `bob_beats_eve` is 1 when
+    bob's error is below eve's (the step's communication is won by the good team), else 0."""
+    import numpy as np
+
+    eve, bob = world.agents[0], world.agents[1]
+    message = eve.goal_a.color
+    errors = {name: float(np.sum(np.square(agent.state.c - message))) for name, agent in (("eve", eve), ("bob", bob))}
+    decoded = {name: float(np.argmax(agent.state.c) == np.argmax(message)) for name, agent in (("eve", eve), ("bob", bob))}
+    return {"bob_error": errors["bob"], "eve_error": errors["eve"], "bob_decoded": decoded["bob"],
+            "eve_decoded": decoded["eve"], "bob_beats_eve": float(errors["bob"] < errors["eve"])}
+
+
 MPE_SCENARIOS: dict[str, MpeScenario] = {
     "simple_spread": MpeScenario("mpe2.simple_spread_v3", {"N": "n_agents", "local_ratio": "local_ratio"},
                                  agent_keys=("n_agents",), benchmark=_spread_benchmark),
@@ -60,4 +86,16 @@ MPE_SCENARIOS: dict[str, MpeScenario] = {
     "simple_adversary": MpeScenario("mpe2.simple_adversary_v3", {"N": "n_agents"}, agent_keys=("n_agents",),
                                     fixed_agents=1),  # the adversary
     "simple_push": MpeScenario("mpe2.simple_push_v3", fixed_agents=2),  # one adversary, one good agent
+    "simple": MpeScenario("mpe2.simple_v3", fixed_agents=1),  # one agent, one landmark
+    "simple_reference": MpeScenario("mpe2.simple_reference_v3", {"local_ratio": "local_ratio"},
+                                    fixed_agents=2),  # two agents that move and speak
+    "simple_speaker_listener": MpeScenario("mpe2.simple_speaker_listener_v4", fixed_agents=2,
+                                           benchmark=_speaker_listener_benchmark),  # a speaker, a listener
+    "simple_crypto": MpeScenario("mpe2.simple_crypto_v3", fixed_agents=3,
+                                 benchmark=_crypto_benchmark),  # eve (the adversary), bob, alice
+    "simple_world_comm": MpeScenario("mpe2.simple_world_comm_v3",
+                                     {"num_good": "n_good", "num_adversaries": "n_adversaries",
+                                      "num_obstacles": "n_obstacles", "num_food": "n_food",
+                                      "num_forests": "n_forests"},
+                                     agent_keys=("n_adversaries", "n_good"), benchmark=_tag_benchmark),
 }

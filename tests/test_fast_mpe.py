@@ -91,8 +91,13 @@ def test_training_is_the_same_with_either_engine(env):
         assert np.array_equal(np.asarray(mine), np.asarray(theirs))
 
 
-def test_every_scenario_has_a_fast_step():
-    assert set(SCENARIO_STEPS) == set(MPE_SCENARIOS)
+def test_scenarios_without_a_fast_step_fall_back_to_mpe2():
+    """The default engine (fast) works for every scenario: mpe2 steps the ones it does not know."""
+    assert set(SCENARIO_STEPS) <= set(MPE_SCENARIOS)
+    for name in MPE_SCENARIOS:
+        env = make_env(EnvConfig(scenario=name))
+        assert isinstance(env, FastMpeEnv) == (name in SCENARIO_STEPS)
+        env.reset(seed=0)
 
 
 def test_engine_defaults_to_fast_and_rendering_uses_mpe2():

@@ -117,7 +117,10 @@ def test_train_and_evaluate_say_where_they_wrote(trained, tmp_path, capsys, monk
     EnvConfig(scenario="simple_adversary", n_agents=1), EnvConfig(scenario="simple_adversary", n_agents=3),
     EnvConfig(scenario="simple_tag", n_adversaries=1, n_good=1, n_obstacles=0),
     EnvConfig(scenario="simple_tag", n_adversaries=2, n_good=3, n_obstacles=1),
-    EnvConfig(scenario="simple_push"),
+    EnvConfig(scenario="simple_push"), EnvConfig(scenario="simple"), EnvConfig(scenario="simple_reference"),
+    EnvConfig(scenario="simple_speaker_listener"), EnvConfig(scenario="simple_crypto"),
+    EnvConfig(scenario="simple_world_comm", n_adversaries=1, n_good=1, n_obstacles=0, n_food=1, n_forests=0),
+    EnvConfig(scenario="simple_world_comm", n_adversaries=4, n_good=2, n_obstacles=1, n_food=2, n_forests=2),
 ], ids=lambda e: f"{e.scenario}")
 def test_estimated_sizes_are_the_environments_real_sizes(env):
     from simcode import memory
@@ -128,7 +131,8 @@ def test_estimated_sizes_are_the_environments_real_sizes(env):
 
     real = describe(env, MaddpgConfig(hidden=8))
     groups = memory.observation_groups(env)
-    assert [size for size, count in groups for _ in range(count)] == list(real.obs_dims)
+    assert [size for size, _, count in groups for _ in range(count)] == list(real.obs_dims)
+    assert [act for _, act, count in groups for _ in range(count)] == list(real.act_dims)
     estimated = [size for size, count in memory.agent_state_floats(groups, 8) for _ in range(count)]
     assert estimated == list(real.state_sizes)  # every critic sees everything under maddpg
 

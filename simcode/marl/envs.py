@@ -19,19 +19,26 @@ from gymnasium.spaces.utils import flatdim
 from pettingzoo.utils.conversions import aec_to_parallel
 
 from simcode.config import EnvConfig, MaddpgConfig
-from simcode.marl.fast_mpe import FastMpeEnv
+from simcode.marl.fast_mpe import SCENARIO_STEPS, FastMpeEnv
 from simcode.mpe_scenarios import MPE_SCENARIOS
 
 
 def make_env(env_cfg: EnvConfig, render_mode: str | None = None, benchmark_data: bool = False):
-    """The scenario's environment, parallel API: Box(0, 1, (5,)) actions when `env_cfg.actions` is
-    soft, Discrete(5) when hard. `env_cfg.engine` fast: simcode.marl.fast_mpe (mpe2's numbers, array
-    operations); mpe2: mpe2 itself, which is also what renders (`render_mode`) and what fills infos
-    with the scenario's data (`benchmark_data`), whatever the engine."""
+    """The scenario's environment, parallel API: mpe2's Box(0, 1, (n,)) actions when `env_cfg.actions`
+    is soft, its Discrete ones when hard. `env_cfg.engine` fast: simcode.marl.fast_mpe (mpe2's
+    numbers, array operations) for the scenarios it steps (`fast_mpe.SCENARIO_STEPS`), mpe2 itself for
+    the others (the same numbers, slower: the fast engine is a speed-up, never a requirement); mpe2:
+    mpe2 itself, which is also what renders (`render_mode`) and what fills infos with the scenario's
+    data (`benchmark_data`), whatever the engine."""
     reference = _mpe2_raw_env(env_cfg, render_mode, benchmark_data)
-    if env_cfg.engine == "mpe2" or render_mode is not None or benchmark_data:
+    if not fast_engine_steps(env_cfg) or render_mode is not None or benchmark_data:
         return aec_to_parallel(reference)
     return FastMpeEnv(reference, env_cfg.scenario)
+
+
+def fast_engine_steps(env_cfg: EnvConfig) -> bool:
+    """Whether `make_env` steps this config with the fast engine (else mpe2 itself)."""
+    return env_cfg.engine == "fast" and env_cfg.scenario in SCENARIO_STEPS
 
 
 def _mpe2_raw_env(env_cfg: EnvConfig, render_mode: str | None, benchmark_data: bool):
