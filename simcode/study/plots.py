@@ -9,6 +9,8 @@ Kinds:
   themselves (a scheme with constant iteration times has a flat box but visible points).
 - `reward_time`: episode reward (rolling mean, averaged over seeds) against simulated wall-clock
   seconds, per `hue`.
+- `reward_band` and `frontier`: reward curves with confidence bands, and time to a reward threshold
+  against final reward (simcode.study.learning_plots); panels per `row` and `col`.
 Any plot may take `where: {key: value}` to keep only some runs, and `title`, `file`. Failed runs
 (results.csv `status` failed) have nothing to plot and are left out. Every time axis is labelled in
 "(simulated s)". Files are byte-reproducible (simcode.figures).
@@ -27,7 +29,7 @@ import pandas as pd
 import seaborn as sns
 
 from simcode.figures import save_figure
-from simcode.study.spec import Study
+from simcode.study.spec import LEARNING_PLOTS, Study
 from simcode.study.store import StudyStore
 
 UNIT = "(simulated s)"  # every time in a study is simulated seconds; labels say so the same way
@@ -111,12 +113,18 @@ def _reward_time(ax, traces: pd.DataFrame, hue: str, hue_order: list) -> bool:
     return True
 
 
-def plot_one(spec: dict, study: Study, store: StudyStore, results: pd.DataFrame, path: Path) -> Path | None:
+def plot_one(spec: dict, study: Study, store: StudyStore, results: pd.DataFrame, path: Path,
+             learning=None) -> Path | None:
+    """Draw one plot of the study file's list; the learning kinds draw from `learning`'s measures."""
     kind = spec["kind"]
     hue = spec.get("hue", "code.name")
     x = spec.get("x")
     y = spec.get("y", "mean_iteration")
     data = _where(finished(results), spec.get("where"))
+    if kind in LEARNING_PLOTS:
+        from simcode.study.learning_plots import plot_learning
+
+        return plot_learning(spec, data, learning, path) if learning is not None and not data.empty else None
     if data.empty or hue not in data.columns or (kind in ("line", "bar") and x not in data.columns):
         return None
     hue_order = list(dict.fromkeys(data[hue]))
@@ -145,11 +153,11 @@ def plot_one(spec: dict, study: Study, store: StudyStore, results: pd.DataFrame,
     return path if drawn else None
 
 
-def write_plots(study: Study, store: StudyStore, results: pd.DataFrame) -> list[Path]:
+def write_plots(study: Study, store: StudyStore, results: pd.DataFrame, learning=None) -> list[Path]:
     written = []
     for n, spec in enumerate(study.plots):
         name = spec.get("file") or f"{n:02d}-{spec['kind']}.png"
-        path = plot_one(spec, study, store, results, store.root / "plots" / name)
+        path = plot_one(spec, study, store, results, store.root / "plots" / name, learning)
         if path is not None:
             written.append(path)
     return written

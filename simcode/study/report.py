@@ -19,7 +19,9 @@ from simcode import atomic
 from simcode.codes import CENTRALIZED
 from simcode.study import sim_vs_real
 from simcode.study.plots import UNIT, finished, write_plots
-from simcode.study.spec import Study
+from simcode.study.learning import measure
+from simcode.study.learning import section as learning_section
+from simcode.study.spec import LEARNING_PLOTS, Study
 from simcode.study.store import StudyStore
 
 BASELINES = ("uncoded", CENTRALIZED)
@@ -251,7 +253,7 @@ def render_provenance(study: Study) -> str:
                       _markdown_table(_provenance_table(study)), ""])
 
 
-def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: Path) -> str:
+def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: Path, learning=None) -> str:
     notes = Notes()
     lines = [f"# Study `{study.name}`{' (quick)' if study.quick else ''}", ""]
     if study.description:
@@ -260,6 +262,7 @@ def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: 
               "Times are simulated seconds; each value is a mean over the finished runs that share its "
               "cell (the seeds).", ""]
     lines += _tables(study, results, notes)
+    lines += learning_section(learning if study.learning is not None else None)
     lines += sim_vs_real.section(sim_vs_real.comparison(results, study.axis_keys))
     lines += _failed_section(study, results)
     lines += _decode_section(results, "code.name" if "code.name" in results.columns else None)
@@ -280,11 +283,14 @@ def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: 
 
 
 def write_report(study: Study, store: StudyStore, results: pd.DataFrame) -> Path:
-    plots = write_plots(study, store, results)
+    # Reward measures read every trace: only for a study whose file asks for them.
+    wanted = study.learning is not None or any(p["kind"] in LEARNING_PLOTS for p in study.plots)
+    learning = measure(study, store, results) if wanted else None
+    plots = write_plots(study, store, results, learning)
     real_vs_sim = sim_vs_real.scatter(sim_vs_real.comparison(results, study.axis_keys),
                                       store.root / "plots" / "real_vs_sim.png")
     plots += [real_vs_sim] if real_vs_sim else []
     atomic.write_text(store.root / "provenance.md", render_provenance(study))
     path = store.root / "report.md"
-    atomic.write_text(path, render_report(study, results, plots, store.root))
+    atomic.write_text(path, render_report(study, results, plots, store.root, learning))
     return path

@@ -16,6 +16,8 @@ exclude:                              # combinations to leave out (every key giv
 quick: {run.iterations: 20}           # overrides applied by --quick
 plots:                                # what to draw (see simcode.study.plots)
   - {kind: line, x: delay.k, y: mean_iteration}
+tables:                               # optional: timing tables' rows; the learning table (study.learning)
+  learning: {by: [code.name], fraction: 0.5}
 ```
 Every run's columns in results.csv are the keys the axes set (`code.name`, `delay.k`, `seed`...).
 An axis key with no dot (other than `seed`) is a label: it names runs (for `exclude`, plots and
@@ -34,8 +36,9 @@ from simcode.errors import BadInput
 from simcode.yamlfiles import YAML_SUFFIXES, shipped_names, shipped_path
 
 STUDY_KEYS = {"description", "base", "set", "axes", "exclude", "quick", "plots", "name", "tables"}
-PLOT_KINDS = {"line", "distribution", "reward_time", "bar"}
-PLOT_KEYS = {"kind", "x", "y", "hue", "where", "title", "file"}
+LEARNING_PLOTS = {"reward_band", "frontier"}  # drawn from simcode.study.learning's measures, no x or y
+PLOT_KINDS = {"line", "distribution", "reward_time", "bar", *LEARNING_PLOTS}
+PLOT_KEYS = {"kind", "x", "y", "hue", "style", "row", "col", "where", "title", "file"}
 # The summary of a run (simcode.sim.runner.summarize): with the axis keys and run_id, the columns of
 # results.csv that plots may name. tests/test_study.py checks it against a real run's summary.
 SUMMARY_KEYS = ("iterations", "sim_seconds", "mean_iteration", "median_iteration", "p90_iteration", "p99_iteration",
@@ -65,6 +68,7 @@ class Study:
     plots: list[dict[str, Any]] = field(default_factory=list)
     quick: bool = False
     table_rows: list[str] = field(default_factory=list)  # `tables: {rows: [...]}`: rows of the report's tables
+    learning: dict[str, Any] | None = None  # `tables: {learning: {...}}`: the learning table's settings
 
 
 def resolve_study_path(name_or_file: str, studies_dir: Path | None = None) -> Path:
@@ -220,10 +224,14 @@ def _check_plots(plots: Any, columns: list[str], file: str) -> None:
                 raise BadInput(f"plots[{n}].{key}", f"unknown plot key; allowed: {', '.join(sorted(PLOT_KEYS))}", file)
         if plot["kind"] in ("line", "bar") and "x" not in plot:
             raise BadInput(f"plots[{n}].x", f"missing: a {plot['kind']} plot needs an x column", file)
+        if plot["kind"] in LEARNING_PLOTS and {"x", "y"} & set(plot):
+            raise BadInput(f"plots[{n}].{min({'x', 'y'} & set(plot))}", f"a {plot['kind']} plot draws reward "
+                           "against simulated seconds; allowed: hue, style, row, col, where, title, file", file)
         where = plot.get("where") or {}
         if not isinstance(where, dict):
             raise BadInput(f"plots[{n}].where", "must be a mapping of column: value", file)
-        named = [(k, plot[k]) for k in ("x", "y", "hue") if k in plot] + [(f"where.{k}", k) for k in where]
+        named = [(k, plot[k]) for k in ("x", "y", "hue", "style", "row", "col") if k in plot]
+        named += [(f"where.{k}", k) for k in where]
         for key, column in named:
             if column not in columns:
                 raise BadInput(f"plots[{n}].{key}", f"{column!r} is not a column of results.csv; allowed: "
@@ -249,7 +257,8 @@ def load_study(name_or_file: str, quick: bool = False, studies_dir: Path | None 
     _check_plots(plots, ["run_id", *axis_keys, *SUMMARY_KEYS], file)
     return Study(name=str(data.get("name") or path.stem), path=path, description=str(data.get("description", "")),
                  runs=runs, axis_keys=axis_keys, plots=plots, quick=quick,
-                 table_rows=_table_rows(data.get("tables"), axis_keys, file))
+                 table_rows=_table_rows(data.get("tables"), axis_keys, file),
+                 learning=_learning_table(data.get("tables"), axis_keys, file))
 
 
 def _table_rows(tables: Any, axis_keys: list[str], file: str) -> list[str]:
@@ -257,8 +266,11 @@ def _table_rows(tables: Any, axis_keys: list[str], file: str) -> list[str]:
     one column per scheme (without it: one row per scheme, one column per value of the first plot's x)."""
     if tables is None:
         return []
-    if not isinstance(tables, dict) or set(tables) - {"rows"}:
-        raise BadInput("tables", "must be a mapping {rows: [axis keys]}", file)
+    if not isinstance(tables, dict) or not tables or set(tables) - {"rows", "learning"}:
+        raise BadInput("tables", "must be a mapping {rows: [axis keys], learning: {by: [axis keys], "
+                                 "fraction: number}} (either or both)", file)
+    if "rows" not in tables:
+        return []
     rows = tables.get("rows")
     if not isinstance(rows, list) or not rows:
         raise BadInput("tables.rows", "must be a non-empty list of axis keys", file)
@@ -268,6 +280,25 @@ def _table_rows(tables: Any, axis_keys: list[str], file: str) -> list[str]:
             raise BadInput("tables.rows", f"{key!r} is not an axis of this study (schemes are the columns); "
                                           f"allowed: {allowed}", file)
     return [str(k) for k in rows]
+
+
+def _learning_table(tables: Any, axis_keys: list[str], file: str) -> dict[str, Any] | None:
+    """`tables: {learning: {by: [axis keys], fraction: f}}`: the report's learning table (simcode.study.learning),
+    one row per combination of `by` (default: every axis but the seed), its threshold `fraction` of the way
+    from the random policy's reward to the best cell's final reward (default 0.5)."""
+    if not isinstance(tables, dict) or "learning" not in tables:
+        return None
+    learning = tables["learning"] or {}
+    if not isinstance(learning, dict) or set(learning) - {"by", "fraction"}:
+        raise BadInput("tables.learning", "must be a mapping with keys by (a list of axis keys) and fraction", file)
+    by = learning.get("by", [k for k in axis_keys if k != "seed"])
+    if not isinstance(by, list) or not all(key in axis_keys for key in by):
+        raise BadInput("tables.learning.by", f"must be a list of axis keys; allowed: {', '.join(axis_keys)}", file)
+    fraction = learning.get("fraction", 0.5)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise BadInput("tables.learning.fraction", "must be a number in (0, 1]: the share of the way from the "
+                                                   "random policy's reward to the best final reward", file)
+    return {"by": [str(k) for k in by], "fraction": float(fraction)}
 
 
 TIMING_SECTIONS = ("code", "delay", "cluster", "cost")
