@@ -23,12 +23,13 @@ def _as_params(state: dict, net: str, j: int, layout: Layout, prefix: str = "") 
     """Agent j's tensors of `net` in nn.Sequential's parameter order."""
     p = {n.split(".")[1]: state[prefix + n][j] for n in net_names(net)}
     s = layout.shapes
-    if net == "actor":
-        return [p["W1"][:, :s.obs_dims[j]], p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]]
+    if net == "actor":  # inputs padded to the longest observation, outputs to the longest action
+        a = s.act_dims[j]
+        return [p["W1"][:, :s.obs_dims[j]], p["b1"], p["W2"], p["b2"], p["W3"][:a], p["b3"][:a]]
     w_obs, w_act = p["W1o"], p["W1a"]
     if s.local_critic[j]:  # only agent j's own observation and action columns are real
-        off, a = layout.obs_offsets[j], s.act_dims[j]
-        w_obs, w_act = w_obs[:, off:off + s.obs_dims[j]], w_act[:, j * a:(j + 1) * a]
+        off = layout.obs_offsets[j]
+        w_obs, w_act = w_obs[:, off:off + s.obs_dims[j]], w_act[:, layout.own_act(j)]
     return [torch.cat([w_obs, w_act], 1), p["b1"], p["W2"], p["b2"], p["W3"], p["b3"]]
 
 
@@ -53,7 +54,15 @@ def reference_agents(state: dict, layout: Layout, cfg: MaddpgConfig) -> list[Ref
 
 @pytest.mark.parametrize("env,policy", [({"scenario": "simple_spread", "n_agents": 3}, "maddpg"),
                                         ({"scenario": "simple_tag"}, "maddpg"),
-                                        ({"scenario": "simple_push"}, "ddpg")])
+                                        ({"scenario": "simple_push"}, "ddpg"),
+                                        # a speaker (3 symbols) and a listener (5 moves): actions of two sizes
+                                        ({"scenario": "simple_speaker_listener"}, "maddpg"),
+                                        # eve, bob and alice each say one of 4 symbols
+                                        ({"scenario": "simple_crypto"}, "maddpg"),
+                                        # agents that move and speak: two components each (5 + 10)
+                                        ({"scenario": "simple_reference"}, "ddpg"),
+                                        # a leader that moves and speaks (5 + 4) among agents that only move
+                                        ({"scenario": "simple_world_comm", "n_adversaries": 2}, "ddpg")])
 def test_batched_update_equals_the_reference_autograd_update(env, policy):
     cfg = MaddpgConfig(batch_size=64, hidden=32, good_policy=policy)
     shapes = describe(EnvConfig.model_validate(env), cfg)

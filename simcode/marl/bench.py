@@ -38,13 +38,18 @@ def _reset_peak() -> bool:
 
 
 def random_batch(layout: Layout, batch: int, rng: np.random.Generator) -> Batch:
+    """Random observations and rewards, and actions that are softmax vectors of each component."""
     s = layout.shapes
-    m, a = s.n_agents, s.act_dims[0]
+    m = s.n_agents
 
     def normal(*shape):
         return torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
 
-    act = torch.softmax(normal(m, batch, m, a), -1).reshape(m, batch, m * a)
+    parts = [size for agent_parts in s.act_parts for size in agent_parts]
+    if len(set(parts)) == 1:  # one softmax over every component at once
+        act = torch.softmax(normal(m, batch, len(parts), parts[0]), -1).reshape(m, batch, s.act_total)
+    else:
+        act = torch.cat([torch.softmax(x, -1) for x in torch.split(normal(m, batch, s.act_total), parts, -1)], -1)
     return Batch(obs=normal(m, batch, s.obs_total), act=act, rew=normal(m, batch),
                  next_obs=normal(m, batch, s.obs_total), done=torch.zeros(m, batch), seed=0, iteration=0)
 

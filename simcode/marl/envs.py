@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from gymnasium.spaces.utils import flatdim
 from pettingzoo.utils.conversions import aec_to_parallel
 
 from simcode.config import EnvConfig, MaddpgConfig
@@ -60,11 +59,21 @@ class MaddpgShapes:
 
     agent_names: tuple[str, ...]
     obs_dims: tuple[int, ...]
-    act_dims: tuple[int, ...]
+    act_dims: tuple[int, ...]  # each agent's action length: the sum of its components
     adversary: tuple[bool, ...]
     local_critic: tuple[bool, ...]  # ddpg: the critic sees only the agent's own obs and action
     hidden: int
     batch_size: int
+    # Each agent's categorical action components, in mpe2's order: movement (5) if it moves, then
+    # communication (the scenario's dim_c symbols) if it speaks. Its policy is a Gumbel-softmax per
+    # component, concatenated (openai/maddpg's soft multi-categorical).
+    act_parts: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.act_parts:  # one categorical component per agent
+            object.__setattr__(self, "act_parts", tuple((a,) for a in self.act_dims))
+        if tuple(sum(p) for p in self.act_parts) != tuple(self.act_dims) or not all(map(all, self.act_parts)):
+            raise ValueError(f"action components {self.act_parts} do not add up to the actions {self.act_dims}")
 
     @property
     def n_agents(self) -> int:
@@ -119,6 +128,16 @@ class MaddpgShapes:
         return out
 
 
+def action_parts(agent, world) -> tuple[int, ...]:
+    """An mpe2 agent's action components, as mpe2's SimpleEnv has them: movement (none and two
+    directions per axis) if it moves, then communication (one of dim_c symbols) if it speaks. mpe2's
+    Box is their concatenation; its Discrete their product, indexed movement-first."""
+    parts = ((2 * world.dim_p + 1,) if agent.movable else ()) + ((world.dim_c,) if not agent.silent else ())
+    if not parts:
+        raise ValueError(f"agent {agent.name} neither moves nor speaks: it has no action to learn")
+    return parts
+
+
 @lru_cache(maxsize=64)
 def _describe(env_json: str, hidden: int, batch_size: int, good_policy: str, adv_policy: str) -> MaddpgShapes:
     env = make_env(EnvConfig.model_validate(json.loads(env_json)))
@@ -126,10 +145,11 @@ def _describe(env_json: str, hidden: int, batch_size: int, good_policy: str, adv
     world = env.unwrapped.world
     adversary = tuple(bool(getattr(a, "adversary", False)) for a in world.agents)
     local = tuple((adv_policy if adv else good_policy) == "ddpg" for adv in adversary)
+    parts = tuple(action_parts(agent, world) for agent in world.agents)
     shapes = MaddpgShapes(
         agent_names=names,
         obs_dims=tuple(int(env.observation_space(a).shape[0]) for a in names),
-        act_dims=tuple(flatdim(env.action_space(a)) for a in names),  # Discrete(5) and Box (5,) alike
+        act_dims=tuple(sum(p) for p in parts), act_parts=parts,
         adversary=adversary, local_critic=local, hidden=hidden, batch_size=batch_size,
     )
     return shapes  # not closed: env.close() quits pygame for every env in the process

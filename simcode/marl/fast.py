@@ -18,7 +18,7 @@ Speed:
 Bits (an agent's update must not depend on its company; tests/test_marl.py checks each):
 - Batched matmuls (bmm) give each matrix of a batch the same kernel, as long as every weight is
   used as a transposed (out, in) matrix: MKL rounds a contiguous (in, out) operand differently in
-  other company at most batch sizes (own_action_grad gathers its weights so).
+  other company at most batch sizes (Actions.own_grad gathers its weights so).
 - A lone agent is computed as a pair with itself: torch lets a batch of one use every thread, where
   MKL may split a contraction and round differently.
 - Below SMALL_BATCH minibatch rows MKL rounds batched matmuls by their company: agents go one at a
@@ -168,20 +168,77 @@ class OwnObservations:
         return torch.gather(obs, 2, cols) * self.mask[idx].unsqueeze(1)
 
 
+class Actions:
+    """Agents' actions: a softmax per categorical component, and each agent's columns of the joint
+    action. An agent's action is padded to the longest (Amax); when every agent has one component of
+    the same size (no padding) these are plain views and one softmax, else masks (state.Layout's
+    part_masks) pick each component out of the padded width: the work then has the same shape for an
+    agent whatever its company, so its bits do not depend on it either."""
+
+    def __init__(self, layout: Layout):
+        self.one_part_each, self.width = layout.one_part_each, layout.act_max
+        self.masks = layout.part_masks  # (K, M, Amax)
+        self.real = self.masks.sum(0)  # (M, Amax): 1 on an agent's columns, 0 on padding
+        self.offsets, self.sizes = layout.act_offsets, layout.shapes.act_dims
+        # agent i's column c sits at c + offsets[i] of the joint action (padding reads column 0)
+        self.cols = ((torch.arange(self.width) + torch.tensor(self.offsets).unsqueeze(1)) * self.real).long()
+        self.joint_cols = self.real.reshape(-1).nonzero().squeeze(1)  # the real entries of (M, Amax), in order
+
+    def softmax(self, x: torch.Tensor, agents: list[int] | None = None) -> torch.Tensor:
+        """Softmax of each component of `x` (..., Amax), zero on padding: x (k, M, B, Amax), every
+        agent's, or (with `agents`) x (k, B, Amax), row r agent agents[r]'s."""
+        if self.one_part_each:
+            return softmax(x)
+        out = torch.zeros_like(x)
+        for outside in self._masks(agents) == 0:
+            top = x.masked_fill(outside, -torch.inf).amax(-1, keepdim=True)  # the component's max (-inf: none)
+            e = torch.exp((x - top).masked_fill_(outside, -torch.inf))  # 0 outside the component
+            out += e / e.sum(-1, keepdim=True).clamp_(min=1.0)  # a sum is >= 1 (its max's exp), or 0: no component
+        return out
+
+    def softmax_backward(self, a: torch.Tensor, d_a: torch.Tensor, agents: list[int]) -> torch.Tensor:
+        """dL/dx from d_a = dL/da, a = softmax(x, agents): per component the Jacobian diag(a_c) - a_c a_c^T,
+        so a * (d_a - <a_c, d_a>) on component c's columns."""
+        if self.one_part_each:
+            return a * (d_a - (a * d_a).sum(-1, keepdim=True))
+        inner = sum(mask * (a * d_a * mask).sum(-1, keepdim=True) for mask in self._masks(agents))
+        return a * (d_a - inner)
+
+    def _masks(self, agents: list[int] | None) -> torch.Tensor:
+        if agents is None:
+            return self.masks.unsqueeze(2)[:, None]  # (K, 1, M, 1, Amax)
+        return self.masks[:, agents].unsqueeze(2)  # (K, k, 1, Amax)
+
+    def joint(self, acts: torch.Tensor) -> torch.Tensor:
+        """(k, M, B, Amax) every agent's actions -> (k, B, sum of action sizes), the joint action."""
+        k, m, b = acts.shape[:3]
+        joint = acts.transpose(1, 2).reshape(k, b, m * self.width)
+        return joint if self.one_part_each else joint[..., self.joint_cols]
+
+    def with_own(self, joint: torch.Tensor, own: torch.Tensor, agents: list[int], out: torch.Tensor) -> torch.Tensor:
+        """`out` (k, B, S) = the joint actions with row r's agent agents[r]'s replaced by own[r] (k, B, Amax)."""
+        out.copy_(joint)
+        for r, j in enumerate(agents):
+            out[r, :, self.offsets[j]:self.offsets[j] + self.sizes[j]] = own[r, :, :self.sizes[j]]
+        return out
+
+    def own_grad(self, d_first: torch.Tensor, w_act: torch.Tensor, agents: list[int]) -> torch.Tensor:
+        """d_first (k, B, H) @ (row r's agent's action columns of w_act (k, H, S)) -> (k, B, Amax), zero
+        on padding. The columns are gathered as (k, Amax, H) and used transposed, as every weight here
+        (see Bits)."""
+        idx = torch.tensor(agents)
+        cols = self.cols[idx].unsqueeze(-1).expand(-1, -1, w_act.shape[1])
+        own = torch.gather(w_act.transpose(1, 2), 1, cols).contiguous()
+        if not self.one_part_each:
+            own.mul_(self.real[idx].unsqueeze(-1))
+        return torch.bmm(d_first, own.transpose(1, 2))
+
+
 def rows(agents: list[int]) -> slice | torch.Tensor:
     """Index of `agents` on a leading agent axis: a run of consecutive agents is a view, not a copy."""
     if agents == list(range(agents[0], agents[-1] + 1)):
         return slice(agents[0], agents[-1] + 1)
     return torch.tensor(agents, dtype=torch.long)
-
-
-def own_action_grad(d_first: torch.Tensor, w_act: torch.Tensor, agents: list[int], act_dim: int) -> torch.Tensor:
-    """d_first (k, B, H) @ (agent agents[r]'s action columns of w_act (k, H, M * A)) -> (k, B, A).
-
-    The columns are gathered as (k, A, H) and used transposed, as every weight here (see Bits)."""
-    k, hidden = w_act.shape[:2]
-    own = w_act.view(k, hidden, -1, act_dim).permute(0, 2, 3, 1)[torch.arange(k), torch.tensor(agents)]
-    return torch.bmm(d_first, own.contiguous().transpose(1, 2))
 
 
 def per_agent_norms(grads: list[torch.Tensor]) -> torch.Tensor:
@@ -198,6 +255,7 @@ def scratch_bytes_per_agent(layout: Layout, batch_rows: int) -> int:
     hidden layers of three networks and their gradients, padded observations if sizes differ."""
     s = layout.shapes
     padded = 0 if len(set(s.obs_dims)) == 1 else 2 * s.n_agents * layout.obs_max
+    padded += s.n_agents * (layout.act_max - min(s.act_dims))
     return 4 * batch_rows * (4 * s.act_total + 24 * s.hidden + padded)
 
 

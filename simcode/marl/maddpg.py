@@ -12,8 +12,12 @@ is written by hand, with a one-line derivation that names the loss term it comes
 own backward is fast.StackedMLP's. How all this is made fast, and bit-stable across groupings, is
 fast.py: every speed trick is there, with its reason.
 
+An agent's action has one or more categorical components (movement, communication: the agent's
+`act_parts`); its policy is a Gumbel-softmax per component, concatenated, as openai/maddpg's soft
+multi-categorical (reference.py). An agent with one component is the plain case.
+
 Names: M agents, k agents of the group being updated (the leading axis of every tensor here),
-B minibatch rows, A actions per agent. `mine`: the group's states; h1, h2 (`hidden`): a network's
+B minibatch rows, A actions per agent (Amax: the longest, to which actions are padded). `mine`: the group's states; h1, h2 (`hidden`): a network's
 hidden layers after ReLU; d_x: the gradient of the loss being minimised with respect to x;
 d_pre: gradients at the hidden layers' pre-activations (first layer first).
 """
@@ -39,7 +43,7 @@ class Batch:
     """One minibatch per agent (leading axis = agent whose update uses it), float32 tensors."""
 
     obs: torch.Tensor       # (M, B, sum of obs dims): all agents' observations, concatenated
-    act: torch.Tensor       # (M, B, M * A): all agents' (soft) actions
+    act: torch.Tensor       # (M, B, sum of action sizes): all agents' (soft) actions, concatenated
     rew: torch.Tensor       # (M, B): the updating agent's reward
     next_obs: torch.Tensor  # (M, B, sum of obs dims)
     done: torch.Tensor      # (M, B): termination (not truncation) of the updating agent
@@ -105,21 +109,22 @@ class Update:
     def __init__(self, layout: Layout, cfg: MaddpgConfig):
         self.layout, self.cfg = layout, cfg
         s = layout.shapes
-        m, a = s.n_agents, s.act_dims[0]
-        self.act_dim = a
+        m = s.n_agents
         self.scratch = fast.Scratch()
         self.nets = fast.StackedMLP(self.scratch)
         self.own_obs = fast.OwnObservations(layout)
+        self.actions = fast.Actions(layout)
+        self.act_sizes = torch.tensor(s.act_dims, dtype=torch.float32)
         # A ddpg critic sees only its own observation and action: masks of its first layer's real columns.
         self.local = any(s.local_critic)
         self.obs_keep = torch.ones((m, s.obs_total))
-        self.act_keep = torch.ones((m, m * a))
+        self.act_keep = torch.ones((m, s.act_total))
         for j in range(m):
             if s.local_critic[j]:
                 self.obs_keep[j] = 0.0
                 self.obs_keep[j, layout.own_obs_cols[j, :s.obs_dims[j]]] = 1.0
                 self.act_keep[j] = 0.0
-                self.act_keep[j, j * a:(j + 1) * a] = 1.0
+                self.act_keep[j, layout.own_act(j)] = 1.0
 
     def __call__(self, state: dict[str, torch.Tensor], batch: Batch, agents: list[int]):
         """New stacked states (k = len(agents) rows, in order) from all agents' `state`."""
@@ -129,10 +134,10 @@ class Update:
 
     def group(self, state: dict[str, torch.Tensor], batch: Batch, agents: list[int]) -> dict[str, torch.Tensor]:
         """The update of one group of agents, computed together."""
-        m, a, b = self.layout.n_agents, self.act_dim, batch.obs.shape[1]
+        m, a, b = self.layout.n_agents, self.layout.act_max, batch.obs.shape[1]
         rows = fast.rows(agents)
         mine, data = {n: t[rows] for n, t in state.items()}, batch.of(rows)
-        # Gumbel noise -log(-log(u)) of each agent's update, from its own generator: (k, M + 1, B, A),
+        # Gumbel noise -log(-log(u)) of each agent's update, from its own generator: (k, M + 1, B, Amax),
         # the M target actions', then the agent's own action's.
         gumbel = torch.stack([update_noise(batch.seed, batch.iteration, j, (m + 1, b, a)) for j in agents])
         gumbel.log_().neg_().log_().neg_()
@@ -143,13 +148,13 @@ class Update:
         return {n: new[n] for n in state}
 
     def targets(self, state, mine, data: Batch, gumbel_next: torch.Tensor) -> torch.Tensor:
-        """y = r + gamma (1 - done) Q'_j(x', a'_1..a'_M), a'_i = softmax(mu'_i(o'_i) + gumbel), (k, B).
+        """y = r + gamma (1 - done) Q'_j(x', a'_1..a'_M), a'_i = softmax(mu'_i(o'_i) + gumbel) per
+        component, (k, B).
 
         Every agent's target actor (from `state`, all agents) acts on each group member's minibatch."""
-        k, b = data.obs.shape[:2]
         own_next = self.own_obs.of_every_agent(data.next_obs).transpose(1, 2)  # (k, M, B, Dmax)
         logits_next = self.nets.forward_each(params(state, "actor", "target_"), "actor", own_next, "target_actor")
-        act_next = fast.softmax(logits_next.add_(gumbel_next)).transpose(1, 2).reshape(k, b, -1)
+        act_next = self.actions.joint(self.actions.softmax(logits_next.add_(gumbel_next)))
         q_next, _ = self.nets.forward(params(mine, "critic", "target_"), "critic", (data.next_obs, act_next),
                                       "target_critic")
         return data.rew + self.cfg.gamma * (1.0 - data.done) * q_next.squeeze(-1)
@@ -169,25 +174,27 @@ class Update:
 
     def actor_step(self, mine, critic, data: Batch, gumbel_own: torch.Tensor,
                    agents: list[int]) -> dict[str, torch.Tensor]:
-        """Actor loss L_pi = -mean_B Q_j(x, a with a_j = softmax(l + gumbel)) + reg mean_{B,A} l^2, where
-        l = mu_j(o_j) are agent j's logits and Q_j is the updated `critic`; its clipped Adam step."""
-        m, a = self.layout.n_agents, self.act_dim
+        """Actor loss L_pi = -mean_B Q_j(x, a with a_j = softmax(l + gumbel) per component)
+        + reg mean_{B,A_j} l^2, where l = mu_j(o_j) are agent j's logits (all its components') and Q_j is
+        the updated `critic`; its clipped Adam step."""
         k, b = data.obs.shape[:2]
         actor, own_obs = params(mine, "actor"), self.own_obs.of_rows(data.obs, agents)
         logits, actor_hidden = self.nets.forward(actor, "actor", (own_obs,), "actor")
-        sample = fast.softmax(logits + gumbel_own)  # a_j
-        act_pi = self.scratch("act_pi", k, b, m * a)
-        act_pi.copy_(data.act)
-        for r, j in enumerate(agents):
-            act_pi[r, :, j * a:(j + 1) * a] = sample[r]
+        sample = self.actions.softmax(logits + gumbel_own, agents)  # a_j
+        act_pi = self.actions.with_own(data.act, sample, agents, self.scratch("act_pi", *data.act.shape))
         _, critic_hidden = self.nets.forward(critic, "critic", (data.obs, act_pi), "critic")
         d_q = torch.full((k, b, 1), -1.0 / b)  # dL_pi/dQ = -1/B, from -mean_B Q
         d_critic_pre = self.nets.backward(critic, "critic", critic_hidden, d_q, "critic")
         # dL_pi/da_j = dL/dz1 W1a[:, j's columns]: a_j enters Q only through the first layer's action weights
-        d_sample = fast.own_action_grad(d_critic_pre[0], critic["critic.W1a"], agents, a)
-        # dL_pi/dl through a_j = softmax(.): Jacobian diag(a_j) - a_j a_j^T, so a_j * (d_a - <a_j, d_a>)
-        d_logits = sample * (d_sample - (sample * d_sample).sum(-1, keepdim=True))
-        d_logits.add_(logits, alpha=2.0 * self.cfg.policy_reg / (b * a))  # d(reg mean_{B,A} l^2)/dl = 2 reg l / (B A)
+        d_sample = self.actions.own_grad(d_critic_pre[0], critic["critic.W1a"], agents)
+        # dL_pi/dl through each component c of a_j = softmax(.): Jacobian diag(a_c) - a_c a_c^T, so
+        # a_c * (d_a - <a_c, d_a>) on c's columns
+        d_logits = self.actions.softmax_backward(sample, d_sample, agents)
+        # d(reg mean_{B,A_j} l^2)/dl = 2 reg l / (B A_j) (padded logits are 0, and get 0)
+        if self.actions.one_part_each:
+            d_logits.add_(logits, alpha=2.0 * self.cfg.policy_reg / (b * self.layout.act_max))
+        else:
+            d_logits.add_(logits * (2.0 * self.cfg.policy_reg / b / self.act_sizes[agents]).view(-1, 1, 1))
         grads = self.nets.gradients(actor, "actor", (own_obs,), actor_hidden, d_logits, "actor")
         return self.adam_step(mine, "actor", grads)
 

@@ -1,7 +1,8 @@
 """Agents' states as stacked tensors (one leading agent axis) and as flat float32 vectors.
 
 Every parameter tensor is stacked over agents, padded to a common shape: actor inputs are padded to
-the largest observation, and a ddpg (local) critic uses the centralized critic's input layout with
+the largest observation, actor outputs to the longest action (the padded logits are zero and so
+are their actions), and a ddpg (local) critic uses the centralized critic's input layout with
 only its own observation and action rows real. Padded entries are zero, get zero gradient and so
 stay zero; the flat vector of an agent holds only its real entries (row-major, in `names` order),
 so pack/unpack is an exact round trip.
@@ -54,12 +55,19 @@ class Layout:
     obs_offsets: list[int] = field(init=False)
     own_obs_cols: torch.Tensor = field(init=False)  # (M, Dmax): agent i's columns in the joint obs
     own_obs_mask: torch.Tensor = field(init=False)  # (M, Dmax): 1 on real columns, 0 on padding
+    act_offsets: list[int] = field(init=False)  # agent i's first column in the joint action
+    # (K, M, Amax): part_masks[c, i] is 1 on the columns of agent i's c-th action component (none
+    # when it has fewer than c + 1), K the most components an agent has; padding is in none.
+    part_masks: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.shapes
-        h, a, m = s.hidden, s.act_dims[0], s.n_agents
-        if any(d != a for d in s.act_dims):
-            raise ValueError("all agents must have the same number of actions")
+        h, a, m = s.hidden, self.act_max, s.n_agents
+        self.act_offsets = list(np.cumsum((0,) + s.act_dims[:-1]))
+        self.part_masks = torch.zeros((max(map(len, s.act_parts)), m, a))
+        for i, parts in enumerate(s.act_parts):
+            for c, end in enumerate(np.cumsum(parts)):
+                self.part_masks[c, i, end - parts[c]:end] = 1.0
         self.obs_offsets = list(np.cumsum((0,) + s.obs_dims[:-1]))
         # Padding reads column 0 and is masked to zero.
         self.own_obs_cols = torch.zeros((m, self.obs_max), dtype=torch.long)
@@ -71,7 +79,7 @@ class Layout:
         base = {
             "actor.W1": (h, self.obs_max), "actor.b1": (h,), "actor.W2": (h, h), "actor.b2": (h,),
             "actor.W3": (a, h), "actor.b3": (a,),
-            "critic.W1o": (h, s.obs_total), "critic.W1a": (h, m * a), "critic.b1": (h,),
+            "critic.W1o": (h, s.obs_total), "critic.W1a": (h, s.act_total), "critic.b1": (h,),
             "critic.W2": (h, h), "critic.b2": (h,), "critic.W3": (1, h), "critic.b3": (1,),
         }
         self.param_shapes = {}
@@ -87,12 +95,14 @@ class Layout:
             for j in range(m):
                 if base_name == "actor.W1":
                     mask[j, :, s.obs_dims[j]:] = False
+                elif base_name in ("actor.W3", "actor.b3"):
+                    mask[j, s.act_dims[j]:] = False
                 elif base_name == "critic.W1o" and s.local_critic[j]:
                     mask[j] = False
                     mask[j, :, self.obs_offsets[j]:self.obs_offsets[j] + s.obs_dims[j]] = True
                 elif base_name == "critic.W1a" and s.local_critic[j]:
                     mask[j] = False
-                    mask[j, :, j * a:(j + 1) * a] = True
+                    mask[j, :, self.own_act(j)] = True
             self.real[name] = mask.reshape(m, -1)
         self._index = [[self.real[n][j].nonzero().squeeze(1) for n in self.names] for j in range(m)]
         sizes = [sum(len(i) for i in idx) for idx in self._index]
@@ -101,6 +111,19 @@ class Layout:
     @property
     def obs_max(self) -> int:
         return max(self.shapes.obs_dims)
+
+    @property
+    def act_max(self) -> int:
+        return max(self.shapes.act_dims)
+
+    @property
+    def one_part_each(self) -> bool:
+        """Every agent's action is one categorical of the same size (no padding, one softmax)."""
+        return all(parts == (self.act_max,) for parts in self.shapes.act_parts)
+
+    def own_act(self, j: int) -> slice:
+        """Agent j's columns in the joint action."""
+        return slice(self.act_offsets[j], self.act_offsets[j] + self.shapes.act_dims[j])
 
     @property
     def n_agents(self) -> int:
@@ -139,7 +162,7 @@ class Layout:
         """Glorot-uniform weights and zero biases (tf.layers defaults, as the reference), targets = copies."""
         s, m = self.shapes, self.n_agents
         state = {n: torch.zeros((m, *shape), dtype=torch.float32) for n, shape in self.param_shapes.items()}
-        h, a = s.hidden, s.act_dims[0]
+        h = s.hidden
         for j in range(m):
             def glorot(fan_in: int, fan_out: int) -> torch.Tensor:  # (out, in)
                 limit = np.sqrt(6.0 / (fan_in + fan_out))
@@ -147,12 +170,12 @@ class Layout:
 
             state["actor.W1"][j, :, :s.obs_dims[j]] = glorot(s.obs_dims[j], h)
             state["actor.W2"][j] = glorot(h, h)
-            state["actor.W3"][j] = glorot(h, a)
+            state["actor.W3"][j, :s.act_dims[j]] = glorot(h, s.act_dims[j])
             w1 = glorot(s.critic_in(j), h)
             if s.local_critic[j]:
                 d, off = s.obs_dims[j], self.obs_offsets[j]
                 state["critic.W1o"][j, :, off:off + d] = w1[:, :d]
-                state["critic.W1a"][j, :, j * a:(j + 1) * a] = w1[:, d:]
+                state["critic.W1a"][j, :, self.own_act(j)] = w1[:, d:]
             else:
                 state["critic.W1o"][j] = w1[:, :s.obs_total]
                 state["critic.W1a"][j] = w1[:, s.obs_total:]

@@ -4,10 +4,12 @@ The controller calls `warmup()` once, then per iteration `collect()`, `sample()`
 `compute_updates(batch)` (pure: learners may compute any subsets) and `install(states)`.
 `step()` is the same iteration done centrally.
 
-Acting: each agent samples softmax(logits + gumbel) as the reference does, and the replay buffer keeps
-that soft vector, which is what the critics see. With `env.actions: soft` (the default, the
-reference's interface) the environment gets the same vector as a continuous action; with `hard` it
-gets its argmax (a sample of the categorical policy, by the Gumbel-max trick). mpe2 ends episodes by
+Acting: each agent samples softmax(logits + gumbel) per action component (movement, communication)
+as the reference does, and the replay buffer keeps those soft vectors, concatenated, which is what
+the critics see. With `env.actions: soft` (the default, the reference's interface) the environment
+gets the same vector as a continuous action (mpe2 reads movement, then communication); with `hard`
+it gets each component's argmax (a sample of its categorical policy, by the Gumbel-max trick),
+composed into mpe2's Discrete index (movement + 5 x symbol for an agent that does both). mpe2 ends episodes by
 truncation at max_cycles, which is not stored as done: targets bootstrap through it (the reference
 does too); terminations (none in these scenarios) are stored as done.
 
@@ -58,6 +60,8 @@ class Trainer:
         self.episode_log: list[dict] = []  # one entry per finished episode
         self._own_cols = self.layout.own_obs_cols.numpy()
         self._own_mask = self.layout.own_obs_mask.numpy()
+        self._inside = self.layout.part_masks.numpy() > 0  # (K, M, Amax): each action component's columns
+        self._real_act = self._inside.any(0).reshape(-1)  # the joint action's entries of (M, Amax)
         self.env = make_env(scenario.env)
         self._new_episode()
 
@@ -83,22 +87,48 @@ class Trainer:
         return actor_logits_numpy(actor, joint_obs[self._own_cols] * self._own_mask)
 
     def act(self, joint_obs: np.ndarray, rng: np.random.Generator, greedy: bool = False):
-        """(sampled action indices, soft actions (M, A)) of all agents for one joint observation:
-        softmax(logits + Gumbel noise from `rng`, shape (M, A)) and its argmax; without noise when
-        `greedy`. `env_actions` turns the soft actions into what the environment takes."""
+        """(sampled discrete actions, soft actions (M, Amax)) of all agents for one joint observation:
+        softmax(logits + Gumbel noise from `rng`, shape (M, Amax)) per action component, zero on
+        padding, and mpe2's Discrete index of its components' argmaxes; without noise when `greedy`.
+        `env_actions` turns the soft actions into what the environment takes."""
         logits = self.actor_logits(joint_obs)
         if not greedy:
             logits = logits + rng.gumbel(size=logits.shape).astype(np.float32)
-        soft = np.exp(logits - logits.max(axis=1, keepdims=True))
-        soft /= soft.sum(axis=1, keepdims=True)
-        return soft.argmax(axis=1).tolist(), soft.astype(np.float32)
+        if self.layout.one_part_each:
+            soft = np.exp(logits - logits.max(axis=1, keepdims=True))
+            soft /= soft.sum(axis=1, keepdims=True)
+        else:
+            soft = np.zeros_like(logits)
+            for inside in self._inside:
+                top = np.where(inside, logits, -np.inf).max(axis=1, keepdims=True)  # -inf: no such component
+                e = np.where(inside, np.exp(logits - top), 0.0)
+                soft += e / np.maximum(e.sum(axis=1, keepdims=True), 1.0)  # a component's sum is >= 1
+        return self.discrete_actions(soft), soft.astype(np.float32)
+
+    def discrete_actions(self, soft: np.ndarray) -> list[int]:
+        """mpe2's Discrete index of each agent's argmaxes: movement + 5 x symbol when it has both
+        (its components' product, the first varying fastest)."""
+        if self.layout.one_part_each:
+            return soft.argmax(axis=1).tolist()
+        out = []
+        for j, parts in enumerate(self.shapes.act_parts):
+            index, stride, start = 0, 1, 0
+            for size in parts:
+                index += stride * int(soft[j, start:start + size].argmax())
+                stride, start = stride * size, start + size
+            out.append(index)
+        return out
 
     def env_actions(self, soft: np.ndarray) -> list:
-        """What each agent gives the environment: its float32 soft vector (`env.actions: soft`) or the
-        vector's argmax (`hard`)."""
+        """What each agent gives the environment: its float32 soft vector (`env.actions: soft`; all its
+        components) or mpe2's Discrete index of their argmaxes (`hard`)."""
         if self.scenario.env.actions == "soft":
-            return list(soft)
-        return soft.argmax(axis=1).tolist()
+            return list(soft) if self.layout.one_part_each else [v[:a] for v, a in zip(soft, self.shapes.act_dims)]
+        return self.discrete_actions(soft)
+
+    def joint_action(self, soft: np.ndarray) -> np.ndarray:
+        """(M, Amax) -> every agent's real columns, concatenated: what the replay buffer keeps."""
+        return soft.reshape(-1) if self.layout.one_part_each else soft.reshape(-1)[self._real_act]
 
     def _env_step(self) -> float | None:
         """One environment step with the current policies; the episode reward if the episode ended."""
@@ -108,7 +138,7 @@ class Trainer:
         next_obs = self._joint(obs)
         rewards = np.array([rew[a] for a in self.agent_names], dtype=np.float32)
         done = np.array([term[a] for a in self.agent_names], dtype=np.float32)
-        self.buffer.add(self.obs, soft.reshape(-1), rewards, next_obs, done)
+        self.buffer.add(self.obs, self.joint_action(soft), rewards, next_obs, done)
         self.episode_actions.append(actions)
         self.episode_rewards += rewards
         self.obs = next_obs
