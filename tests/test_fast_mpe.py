@@ -25,6 +25,10 @@ WORLDS = {
     "adversary-3": {"scenario": "simple_adversary", "n_agents": 2},
     "adversary-10": {"scenario": "simple_adversary", "n_agents": 9},
     "push-2": {"scenario": "simple_push"},
+    "simple-1": {"scenario": "simple"},
+    "speaker_listener-2": {"scenario": "simple_speaker_listener"},
+    "crypto-3": {"scenario": "simple_crypto"},
+    "reference-2": {"scenario": "simple_reference", "local_ratio": 0.3},
 }
 # Steps compared: 40 episodes of 25 with soft actions (resets with new seeds, goals and colours);
 # hard actions change only the action forces, and mpe2 itself is the slow half of this test.
@@ -39,9 +43,16 @@ def _close(fast, reference, what: str) -> None:
 
 
 def _random_actions(env, soft: bool, rng: np.random.Generator) -> dict:
-    if soft:  # a random point of the simplex, float32 as the trainer gives it
-        return {a: rng.dirichlet(np.ones(5)).astype(np.float32) for a in env.agents}
-    return {a: int(rng.integers(5)) for a in env.agents}
+    """Each agent's action of its own space: soft, a random point of the simplex per component (its
+    movement, then its word), float32 as the trainer gives it; hard, an index of mpe2's Discrete."""
+    if not soft:
+        return {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
+    world = env.unwrapped.world
+    actions = {}
+    for agent, name in zip(world.agents, env.agents):
+        parts = ([5] if agent.movable else []) + ([world.dim_c] if not agent.silent else [])
+        actions[name] = np.concatenate([rng.dirichlet(np.ones(n)) for n in parts]).astype(np.float32)
+    return actions
 
 
 def _same_reset(fast, reference, seed: int) -> None:
