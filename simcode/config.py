@@ -22,10 +22,11 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from simcode import sections
 from simcode.errors import BadInput
@@ -105,6 +106,28 @@ class HostConfig(_Section):
     controller: Bool = Field(False, description="true: the controller runs here too")
 
 
+class QuantileDeadline(_Section):
+    quantile: Float = Field(..., gt=0, lt=1, description="the q-quantile of the learners' past response times")
+
+
+DEADLINE_ALLOWED = "a number of seconds in (0, 1e9] or {quantile: q} with 0 < q < 1"
+STRATEGY_KEYS = {"deadline": ("deadline", "stale"), "max_staleness": ("stale",)}  # key -> strategies using it
+
+
+def _deadline(value: Any) -> Any:
+    """`cluster.deadline` in one line of error: seconds, or {quantile: q} (pydantic's union errors are two)."""
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and abs(x) != float("inf")
+    if value is None or isinstance(value, QuantileDeadline):
+        return value
+    if isinstance(value, dict) and set(value) == {"quantile"} and number(value["quantile"]) \
+            and 0 < value["quantile"] < 1:
+        return value
+    if number(value) and 0 < value <= MAX_SECONDS:
+        return value
+    raise PydanticCustomError("deadline", f"not allowed; allowed: {DEADLINE_ALLOWED}")
+
+
 class ClusterConfig(_Section):
     n_learners: Int = Field(5, ge=1, le=MAX_COUNT)
     backend: Literal["sim", "ray"] = Field(
@@ -123,6 +146,38 @@ class ClusterConfig(_Section):
     timeout: Float | None = Field(
         None, gt=0, le=MAX_SECONDS, description="seconds after which missing work is re-sent to learners that answered"
     )
+    # Strategies (simcode.sim.strategy): exact decodes every agent every iteration; deadline and stale
+    # change learning, so such a run never shares a training (simcode.study.spec.training_key).
+    strategy: Literal["exact", "deadline", "stale"] = Field(
+        "exact", description="exact: wait until every agent decodes; deadline: at cluster.deadline install the "
+        "agents the results so far determine, the others keep their state; stale: deadline, and late results "
+        "are installed when they arrive, up to cluster.max_staleness iterations old (needs on_decode: let_finish)")
+    deadline: Annotated[Float | QuantileDeadline | None, BeforeValidator(_deadline)] = Field(
+        None, description=f"deadline and stale: seconds after the work is sent, or {{quantile: q}}: the q-quantile "
+        "of the learners' response times in the last 100 iterations (the first iteration waits for the decode)")
+    max_staleness: Int | None = Field(
+        None, ge=1, le=MAX_SIZE, description="stale: oldest late result applied, in iterations (unset: 1)")
+
+    def check_strategy(self, scheme: str, file: str | None = None) -> None:
+        """The strategy keys fit together, the scheme and the backend, or BadInput naming the key."""
+        for key, users in STRATEGY_KEYS.items():
+            if getattr(self, key) is not None and self.strategy not in users:
+                raise BadInput(f"cluster.{key}", f"used only by cluster.strategy {' or '.join(users)} (this run's is "
+                               f"{self.strategy}); allowed: unset, or set cluster.strategy", file)
+        if self.strategy == "exact":
+            return
+        if self.deadline is None:
+            raise BadInput("cluster.deadline", f"missing: cluster.strategy {self.strategy} needs it; allowed: "
+                           f"{DEADLINE_ALLOWED}", file)
+        if scheme == "centralized":
+            raise BadInput("cluster.strategy", f"{self.strategy} needs learners to wait for; allowed with "
+                           "code.name centralized: exact", file)
+        if self.backend != "sim":
+            raise BadInput("cluster.strategy", f"{self.strategy} is not supported by the real backend yet; allowed "
+                           "with cluster.backend ray: exact", file)
+        if self.strategy == "stale" and self.on_decode != "let_finish":
+            raise BadInput("cluster.on_decode", f"{self.on_decode} stops the late work that stale applies; allowed "
+                           "with cluster.strategy stale: let_finish", file)
 
 
 class CostConfig(_Section):
@@ -305,6 +360,7 @@ def scenario_from_dict(data: dict[str, Any], file: str | None = None, keep_built
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise _pydantic_to_bad_input(exc, file, data) from None
+    scenario.cluster.check_strategy(scenario.code.name, file)
     from simcode.scenario_checks import validate_scenario  # it imports the leaves: only when needed
 
     validate_scenario(scenario, file, keep_built)

@@ -6,6 +6,8 @@ received learner computed alone (a unit row: systematic codes, replication), the
 remaining system (received rows x missing agents) once with QR and applies it to the payload in
 column chunks, so a decode of 30 x 10^6 values needs no buffer larger than the output plus one chunk.
 Schemes with structure (peeling LDPC) override how that small system is factorised, not the plumbing.
+`decodable_agents` and `decode_partial` (simcode.codes.partial) do the same for rows that do not
+decode: the agents they determine exactly, and those agents' states.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import Field
 from scipy.linalg import qr
 from scipy.linalg.blas import dtrsm
 
+from simcode.codes.partial import PartialPlan, plan_partial, solve_partial
 from simcode.errors import BadInput
 from simcode.params import MAX_COUNT, MAX_SEED, Int, ParamsModel, check
 
@@ -80,7 +83,7 @@ class Code:
         for key, value in check(self.Params, params, f"scheme {self.name!r}"):
             setattr(self, key, value)
         self._decodable_cache: dict[frozenset[int], bool] = {}
-        self._plan_cache: dict[tuple[int, ...], tuple] = {}  # a simulator decodes the same sets again and again
+        self._plan_cache: dict[tuple, object] = {}  # rows (or ('partial', *rows)) -> decode plan
         self._tolerance: int | None = None
         self._tolerance_exact = True
         self._warned = False
@@ -182,29 +185,60 @@ class Code:
         return rows
 
     # ----- decoding -----------------------------------------------------------------------------
-    def decode(self, results: Mapping[int, np.ndarray]) -> np.ndarray:
-        """theta (M, P) float64 from {learner: y_i} with y_i = matrix[i] @ theta (float32 or float64)."""
+    def _payloads(self, results: Mapping[int, np.ndarray]) -> tuple[tuple[int, ...], dict[int, np.ndarray], int]:
+        """The received rows, their payloads and the payload length, or ValueError on a malformed mapping."""
         bad = [i for i in results if not 0 <= int(i) < self.n_learners]
         if bad:
             raise ValueError(f"{self.name}: unknown learners {bad}; allowed: 0..{self.n_learners - 1}")
-        rows = self._require_decodable(self._rows(results))
+        rows = self._rows(results)
         ys = {i: np.asarray(results[i]) for i in rows}
         shapes = {y.shape for y in ys.values()}
-        if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+        if len(shapes) > 1 or any(len(shape) != 1 for shape in shapes):
             raise ValueError(f"{self.name}: results must be 1-D arrays of one length; got shapes {sorted(shapes)}")
-        size = next(iter(shapes))[0]
+        return rows, ys, next(iter(shapes))[0] if shapes else 0
+
+    def decode(self, results: Mapping[int, np.ndarray]) -> np.ndarray:
+        """theta (M, P) float64 from {learner: y_i} with y_i = matrix[i] @ theta (float32 or float64)."""
+        rows, ys, size = self._payloads(results)
+        self._require_decodable(rows)
         dtype = np.result_type(*ys.values())
         out = np.empty((self.n_agents, size), dtype=np.float64)
-        if rows not in self._plan_cache:
-            if len(self._plan_cache) > 4096:
-                self._plan_cache.clear()
-            self._plan_cache[rows] = self._plan(rows)
-        direct, steps = self._plan_cache[rows]
+        direct, steps = self._cached_plan(rows, lambda: self._plan(rows))
         for i, agent in direct:
             np.divide(ys[i], self.matrix[i, agent], out=out[agent], casting="unsafe")
         if steps is not None:
             self._solve_rest(ys, out, direct, *steps, dtype=dtype)
         return out
+
+    # ----- partial decoding (simcode.codes.partial) ----------------------------------------------
+    def decodable_agents(self, received: Iterable[int]) -> list[int]:
+        """The agents, sorted, whose states the results of learners `received` determine exactly
+        (e_j in the row space of the received rows); every agent when `can_decode`."""
+        rows = self._rows(received)
+        if self.can_decode(rows):
+            return list(range(self.n_agents))
+        return list(self._partial_plan(rows).agents)
+
+    def decode_partial(self, results: Mapping[int, np.ndarray]) -> tuple[list[int], np.ndarray]:
+        """(agents, theta_agents): the states (len(agents), P) float64 of exactly the agents that
+        {learner: y_i} determine (`decodable_agents`); `decode`'s result when the rows decode."""
+        rows, ys, size = self._payloads(results)
+        if self.can_decode(rows):
+            return list(range(self.n_agents)), self.decode(results)
+        plan = self._partial_plan(rows)
+        return list(plan.agents), solve_partial(self.matrix, plan, ys, size)
+
+    def _partial_plan(self, rows: tuple[int, ...]) -> PartialPlan:
+        return self._cached_plan(("partial", *rows), lambda: plan_partial(self.matrix, self._unit_agent, rows,
+                                                                          RANK_RTOL))
+
+    def _cached_plan(self, key: tuple, build):
+        """A decode plan for a set of rows, built once: a simulator decodes the same sets again and again."""
+        if key not in self._plan_cache:
+            if len(self._plan_cache) > 4096:
+                self._plan_cache.clear()
+            self._plan_cache[key] = build()
+        return self._plan_cache[key]
 
     def _plan(self, rows: tuple[int, ...]):
         """Which agents are copied from unit rows, and the rows/agents left for a joint solve."""

@@ -8,7 +8,8 @@ One iteration, as the clock sees it (DESIGN.md):
    row and sends it back; its busy time is the cost of its load plus its straggler delay,
 4. after every arrival the controller checks whether the received rows decode (with
    `cost.rank_check`, paying the seed's rank check each time); when they do it decodes, checks the
-   decoded states against the direct ones, installs them and goes on.
+   decoded states against the direct ones, installs them and goes on. With `cluster.strategy`
+   deadline or stale it stops waiting at the deadline too, and installs what simcode.sim.strategy says.
 
 What late learners do once the iteration decodes (`cluster.on_decode`):
 - `cancel`: the controller frees them at once; they take the next work as it comes.
@@ -40,6 +41,7 @@ from simcode.sim import protocol
 from simcode.sim.hosts import place
 from simcode.sim.network import CONTROLLER, make_network
 from simcode.sim.protocol import Result, Task
+from simcode.sim.strategy import Strategy, exact_columns
 from simcode.sim.workload import IterationData
 
 # An acknowledgement carries next to nothing: a pickled small integer and its envelope.
@@ -118,8 +120,10 @@ class Cluster:
 
     def __init__(self, *, code, n_learners: int, network: NetworkConfig, on_decode: str,
                  timeout: float | None, delay_model, delay_rng: np.random.Generator, cost: CostModel,
-                 workload, steps_per_iteration: int, warmup_steps: int, iterations: int, hosts=None):
+                 workload, steps_per_iteration: int, warmup_steps: int, iterations: int, hosts=None,
+                 strategy: Strategy | None = None):
         self.env = simpy.Environment()
+        self.strategy = strategy  # None: exact; deadline or stale (simcode.sim.strategy) otherwise
         self.code = code  # None: centralized, the controller computes every update itself
         self.n_agents = len(workload.shapes.state_sizes)
         self.n_learners = n_learners if code is not None else 0
@@ -197,8 +201,12 @@ class Cluster:
             yield self.controller_computes(self.cost.decode_seconds(self.decode_work(received)))
         t_decoded = self.env.now
         self.check_clock(iteration, t_decoded)
-        decoded, error = self.decode(iteration, received, data)
-        self.workload.install(iteration, decoded, error)
+        if self.strategy is None:
+            decoded, error = self.decode(iteration, received, data)
+            self.workload.install(iteration, decoded, error)
+            columns = exact_columns(self.n_agents)
+        else:
+            error, columns = self.settle(iteration, received, data)
         if self.cancel:
             for learner in self.learners:
                 if learner.working_on == iteration:
@@ -215,7 +223,7 @@ class Cluster:
             "n_late": sum(t > self.decided_at for t in self.answer_times),
             "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
             "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0,
-            "resent": resent,
+            "resent": resent, **columns,
         }
 
     def controller_computes(self, seconds: float) -> simpy.Event:
@@ -254,6 +262,7 @@ class Cluster:
         Every path ends decoded or in a SimulationError: the controller waits only while a result can
         still arrive. With a timeout, the rows still missing at the deadline are re-sent once to the
         learners that answered; if nobody has answered by then, at the first answer after it."""
+        t_sent = self.env.now
         compute = self.compute_seconds(data)
         busy = busy_seconds(iteration, compute, delays, self.delay_model)
         self.answer_times = [math.inf] * self.n_learners
@@ -269,7 +278,8 @@ class Cluster:
         answered: list[int] = []
         resent = 0
         deadline = self.env.now + self.timeout if self.timeout else math.inf
-        while not self.code.can_decode(received):
+        wait_until = self.strategy_deadline(t_sent, busy)  # inf: exact waits for the decode
+        while not self.code.can_decode(received) and self.env.now < wait_until:
             move = protocol.next_move(n_learners=self.n_learners, failed=failed, answered=len(answered),
                                       resent=resent, timeout_set=deadline < math.inf,
                                       past_deadline=self.env.now >= deadline)
@@ -277,19 +287,46 @@ class Cluster:
                 resent = self.resend(iteration, received, answered, data)
                 continue
             if move == "fail":
+                if wait_until < math.inf:  # nothing more can come, which the controller cannot know
+                    yield self.env.timeout(wait_until - self.env.now)
+                    break
                 raise SimulationError(protocol.undecodable_message(iteration, self.code, self.timeout, len(received),
                                                                    failed, self.n_learners))
             may_resend = not resent and deadline < math.inf
             # Past the deadline with nobody to re-send to, the next answer is what we wait for.
-            result = yield from self.next_result(deadline if may_resend and self.env.now < deadline else math.inf)
-            if result is None or result.iteration != iteration:
-                continue  # the deadline came first, or a straggler's answer to an earlier iteration
+            resend_at = deadline if may_resend and self.env.now < deadline else math.inf
+            result = yield from self.next_result(min(resend_at, wait_until))
+            if result is None:
+                continue  # the timeout or the strategy's deadline came first
+            if result.iteration != iteration:  # a straggler's answer to an earlier iteration
+                if self.strategy is not None:
+                    self.strategy.late_result(result.iteration, result.row, iteration)
+                continue
             answered.append(result.learner)
             received.setdefault(result.row, result)
             if self.rank_check:  # the seed's matrix_rank of the rows received so far
                 yield self.env.timeout(self.cost.rank_check_seconds(len(received), self.n_agents))
         self.decided_at = self.env.now
         return received, resent
+
+    def strategy_deadline(self, t_sent: float, busy: np.ndarray) -> float:
+        """When a deadline strategy stops waiting (inf: exact waits for the decode)."""
+        if self.strategy is None:
+            return math.inf
+        network_seconds = [self.network.seconds(n) + self.network.seconds(self.result_nbytes) for n in self.task_nbytes]
+        return t_sent + self.strategy.clock.wait_seconds(busy, network_seconds)
+
+    def settle(self, iteration: int, received: dict, data: IterationData) -> tuple[float, dict]:
+        """deadline or stale: install what the strategy recovers -> (decode error, trace columns)."""
+        if data.theta is not None:
+            protocol.check_trained(iteration, self.code.name, data, self.records)
+        after_wait = []
+        while self.strategy.stale and self.results.items:  # read now: stale applies them at this iteration's end
+            result = self.results.get().value
+            after_wait.append((result.iteration, result.row))
+        settled = self.strategy.settle(iteration, sorted(received), data, self.encode, after_wait)
+        self.workload.install(iteration, settled.states, settled.error, settled.updated)
+        return settled.error, settled.columns
 
     def next_result(self, deadline: float):
         """The next result to arrive, or None when the simulated time `deadline` comes first."""

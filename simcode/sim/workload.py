@@ -60,11 +60,13 @@ def shapes_of(scenario: Scenario) -> Shapes:
 SHARED_TOLERANCE = 1e-9
 
 
-def relative_error(decoded: np.ndarray, data: IterationData, scratch: np.ndarray | None = None) -> float:
-    """max |decoded - theta| / max |theta|: the decode's error relative to the states' scale.
+def relative_error(decoded: np.ndarray, data: IterationData, scratch: np.ndarray | None = None,
+                   agents: list[int] | None = None) -> float:
+    """max |decoded - theta| / max |theta|: the decode's error relative to the states' scale (with
+    `agents`, `decoded` holds those agents' rows only, compared with theirs).
 
     `scratch` (same shape as theta) spares a fresh allocation per call on the hot path."""
-    diff = np.subtract(decoded, data.theta, out=scratch)
+    diff = np.subtract(decoded, data.theta if agents is None else data.theta[agents], out=scratch)
     np.abs(diff, out=diff)
     return float(diff.max(initial=0.0)) / data.theta_scale
 
@@ -92,7 +94,8 @@ class TimingWorkload:
     def begin(self, iteration: int) -> IterationData:
         return IterationData(rewards=[], theta=None)
 
-    def install(self, iteration: int, decoded: np.ndarray | None, error: float) -> None:
+    def install(self, iteration: int, decoded: np.ndarray | None, error: float,
+                updated: list[int] | None = None) -> None:
         pass
 
     def leave(self) -> None:
@@ -123,12 +126,20 @@ class MaddpgWorkload:
         host = HostTimes(env_seconds=t1 - t0, update_seconds=[per_agent] * len(self.direct))
         return IterationData(rewards, stack_states(self.direct, self.shapes.padded_size), host)
 
-    def install(self, iteration: int, decoded: np.ndarray | None, error: float) -> None:
-        """Install the decoded states (float64 rows, cast to float32), or the direct ones with None."""
+    def install(self, iteration: int, decoded: np.ndarray | None, error: float,
+                updated: list[int] | None = None) -> None:
+        """Install the decoded states (float64 rows, cast to float32), or the direct ones with None.
+        With `updated` (a strategy that changes learning), only those agents' rows of `decoded`: every
+        other agent keeps the state it had."""
         if decoded is None:
             self.trainer.install(self.direct)
-        else:
+        elif updated is None:
             self.trainer.install(unstack_states(decoded, self.shapes.state_sizes))
+        else:
+            states = self.trainer.states()
+            for j in updated:
+                states[j] = decoded[j, : self.shapes.state_sizes[j]].astype(np.float32)
+            self.trainer.install(states)
 
     def leave(self) -> None:
         pass
@@ -190,7 +201,10 @@ class _Member:
     def begin(self, iteration: int) -> IterationData:
         return self.shared._begin(iteration)
 
-    def install(self, iteration: int, decoded: np.ndarray | None, error: float) -> None:
+    def install(self, iteration: int, decoded: np.ndarray | None, error: float,
+                updated: list[int] | None = None) -> None:
+        if updated is not None:  # simcode.sim.runner.simulate_group shares only exact runs
+            raise RuntimeError("shared workload: a strategy that changes learning cannot share a training")
         self.shared._install(iteration)
         if error > SHARED_TOLERANCE:
             self.diverged = True

@@ -44,6 +44,7 @@ PLOT_KEYS = {"kind", "x", "y", "hue", "style", "row", "col", "where", "title", "
 SUMMARY_KEYS = ("iterations", "sim_seconds", "mean_iteration", "median_iteration", "p90_iteration", "p99_iteration",
                 "std_iteration", "host_seconds", "max_decode_error", "decode_warning", "warmup_seconds",
                 "final_reward", "scheme", "n_agents", "n_learners", "tolerance", "load_max", "resent",
+                "strategy", "mean_updated_fraction",
                 "workload", "cost_model", "reproducible", "backend", "simcode_version", "scenario_hash")
 
 
@@ -306,7 +307,15 @@ TIMING_SECTIONS = ("code", "delay", "cluster", "cost")
 
 def training_key(scenario: Scenario) -> str:
     """Runs with equal keys train identically (an exact code installs the direct updates), so
-    they can share one real computation: everything but the timing sections must agree."""
+    they can share one real computation: everything but the timing sections must agree.
+
+    A strategy other than exact installs what arrives by its deadline, so every key may change the
+    states it installs (the strategy, deadline and max_staleness, and the delays, code, cluster, cost
+    and network that decide what arrives when): its key is the whole scenario, and such a run never
+    shares a training with a different one (simcode.sim.runner.simulate_group runs even equal ones
+    each with its own training)."""
+    if scenario.cluster.strategy != "exact":
+        return f"{scenario.cluster.strategy}-{scenario.digest()}"
     data = scenario.to_dict()
     for section in TIMING_SECTIONS:
         data.pop(section)
