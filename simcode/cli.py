@@ -252,22 +252,27 @@ def evaluate(
 
 @bench_app.command("updates")
 def bench_updates(
-    agents: int = typer.Option(..., "--agents", "-M", min=1, help="Number of agents."),
+    agents: int | None = typer.Option(None, "--agents", "-M", min=1,
+                                      help="Number of agents (default: the scenario's default)."),
     batch: int = typer.Option(1024, "--batch", min=1, help="Minibatch size per agent."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repetitions."),
+    scenario: str = typer.Option("simple_spread", "--scenario", help="An MPE scenario simcode knows (its sizes)."),
     as_json: bool = typer.Option(False, "--json", help="Last line: a JSON object with ms_per_agent_update."),
 ) -> None:
     """Time batched MADDPG updates against a per-agent PyTorch loop."""
     from simcode.codes.show import count
     from simcode.config import MaddpgConfig
+    from simcode.marl.bench import bench_env
     from simcode.memory import bench_parts, check_fits
 
+    env = bench_env(scenario, agents)
     # Before anything is built: the agents' sizes alone can exceed any machine.
-    check_fits(bench_parts(agents, batch, MaddpgConfig().hidden), f"a benchmark of {count(agents, 'agent')}")
+    check_fits(bench_parts(agents or 1, batch, MaddpgConfig().hidden, env),
+               f"a benchmark of {count(agents, 'agent') if agents else scenario}")
     from simcode.marl.bench import bench_updates as bench_fn
     from simcode.marl.bench import format_report
 
-    result = bench_fn(agents=agents, batch=batch, repeats=repeats)
+    result = bench_fn(agents=agents, batch=batch, repeats=repeats, scenario=scenario)
     typer.echo(format_report(result))
     if as_json:
         typer.echo(json.dumps(result))
@@ -297,6 +302,8 @@ def calibrate(
                                          "simcode calibrate wrote."),
     quick: bool = typer.Option(False, "--quick", help="Fewer repeats and steps: faster, noisier."),
     batch: int = typer.Option(1024, "--batch", min=1, help="Minibatch size per agent of the timed updates."),
+    ray: bool = typer.Option(False, "--ray", help="Also measure the real backend's Ray transport and learner "
+                             "rows (the profile's ray section, for cluster.network.model: ray); starts a local Ray."),
 ) -> None:
     """Measure this machine running simcode's own work and write a cost profile (cost.model: profile)."""
     from simcode.config import MaddpgConfig
@@ -309,9 +316,9 @@ def calibrate(
     # Timed as `bench updates` times them, at the largest M calibrate measures: only --batch sizes them here.
     parts = bench_parts(max(UPDATE_AGENTS), batch, MaddpgConfig().hidden)
     check_fits([("--batch", what, nbytes) for _, what, nbytes in parts], "the timed updates")
-    phases = iter(range(1, 6))
-    profile, report = calibrate_fn(batch=batch, quick=quick, progress=lambda phase: typer.echo(
-        f"calibrate: measuring {phase} ({next(phases)}/5)", err=True))
+    phases, total = iter(range(1, 7)), 6 if ray else 5
+    profile, report = calibrate_fn(batch=batch, quick=quick, ray=ray, progress=lambda phase: typer.echo(
+        f"calibrate: measuring {phase} ({next(phases)}/{total})", err=True))
     typer.echo("\n".join(report))
     write_profile(profile, out)
     typer.echo(f"profile written to {Path(out).resolve()}; use it with --set cost.model=profile "

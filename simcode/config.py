@@ -88,9 +88,11 @@ class MaddpgConfig(_Section):
 class NetworkConfig(_Section):
     latency: Float = Field(0.0005, ge=0, le=MAX_SECONDS, description="seconds per message")
     bandwidth: Float = Field(1.25e9, gt=0, le=MAX_RATE, description="bytes per second")
-    model: Literal["links", "shared"] = Field(
+    model: Literal["links", "shared", "ray"] = Field(
         "links", description="links: every message has its own link, no contention; shared: one network "
-        "interface per node, a sender's messages leave one after another (simcode.sim.network)")
+        "interface per node, a sender's messages leave one after another; ray: links that also cost what the "
+        "real backend's Ray transport costs, from the profile's ray section (`simcode calibrate --ray`): "
+        "per message, per byte put and fetched, and the learner's row on one thread (simcode.sim.network)")
     per_message: Float | None = Field(
         None, ge=0, le=MAX_SECONDS, description="seconds added to every message (serialisation); default none, "
         "or with cost.model: profile and the shared network the profile's serialisation cost")

@@ -169,8 +169,9 @@ class Loopback:
         self.receiver.close()
 
 
-def fit_profile(updates, env_steps, decodes, rank_checks, serialize) -> tuple[Profile, list[str]]:
-    """The profile fitted to the measurements, and the lines of a report (each point, fit, residual)."""
+def fit_profile(updates, env_steps, decodes, rank_checks, serialize, ray=None) -> tuple[Profile, list[str]]:
+    """The profile fitted to the measurements, and the lines of a report (each point, fit, residual);
+    `ray`: calibrate_ray.measure_ray's measurements, for the profile's ray section."""
     lines: list[str] = []
     fitted: dict = {"env_step": {}, "residuals": {}}
 
@@ -206,6 +207,10 @@ def fit_profile(updates, env_steps, decodes, rank_checks, serialize) -> tuple[Pr
     serial = fit("serialize", serialize, lambda p: (1.0, p["bytes"]), ("per_message", "per_byte"), relative=False)
     fitted["serialize"] = {"per_message": serial["per_message"],
                            "bytes_per_second": 1.0 / max(serial["per_byte"], 1e-15)}
+    if ray is not None:
+        from simcode.sim.calibrate_ray import fit_ray
+
+        fitted["ray"] = fit_ray(*ray, fit)
     return Profile.model_validate({**fitted, "provenance": provenance()}), lines
 
 
@@ -228,8 +233,9 @@ def provenance() -> dict[str, str]:
             "numpy": numpy.__version__, "system": f"{platform.system()} {platform.release()}"}
 
 
-def calibrate(batch: int = 1024, quick: bool = False, progress: Callable[[str], None] | None = None):
-    """Measure everything and fit: -> (profile, report lines)."""
+def calibrate(batch: int = 1024, quick: bool = False, progress: Callable[[str], None] | None = None,
+              ray: bool = False):
+    """Measure everything (with `ray`, the real backend's transport too) and fit: -> (profile, report lines)."""
     say = progress or (lambda _phase: None)
     repeats = 3 if quick else 9
     say("updates")
@@ -242,7 +248,13 @@ def calibrate(batch: int = 1024, quick: bool = False, progress: Callable[[str], 
     rank_checks = measure_rank_checks(repeats)
     say("serialisation")
     serialize = measure_serialize(repeats)
-    return fit_profile(updates, env_steps, decodes, rank_checks, serialize)
+    ray_points = None
+    if ray:
+        from simcode.sim.calibrate_ray import measure_ray
+
+        say("the Ray transport and learner rows")
+        ray_points = measure_ray(repeats)
+    return fit_profile(updates, env_steps, decodes, rank_checks, serialize, ray_points)
 
 
 def check_output(path: Path, key: str = "--out") -> None:

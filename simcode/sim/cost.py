@@ -10,6 +10,12 @@
   work's own sizes: a machine's measured speed, yet the same trace on any machine. It also prices
   the seed's rank check after every arrival (`cost.rank_check`) and, on the shared network, the
   serialisation of every message.
+- `profile` with `cluster.network.model: ray` (RayTransportCost): what the real backend pays on Ray,
+  from the profile's ray section: every message costs Ray's per-message overhead plus its bytes put in
+  the object store, and a learner's computation is the fetch and deserialisation of the states and
+  minibatches plus its row computed on one torch thread (as the actors run), all of it work on the
+  learner's host (shared with its neighbours under `cluster.hosts`). Centralized has no learners: the
+  controller's update is priced as with any profile.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from simcode.codes import CENTRALIZED
 from simcode.config import CostConfig, NetworkConfig
 
 if TYPE_CHECKING:
@@ -127,10 +134,38 @@ class ProfileCost(CostModel):
         return super().message_overhead(network)
 
 
+class RayTransportCost(ProfileCost):
+    """ProfileCost, with the learners' work and the messages priced as the real backend runs them."""
+
+    def __init__(self, scenario: Scenario, update_flops: Sequence[float], act_flops: Sequence[float]):
+        from simcode.sim.workload import shapes_of
+
+        super().__init__(scenario.cost, update_flops, act_flops, scenario.env.scenario, scenario.n_agents)
+        assert self.profile.ray is not None  # profile.check_cost requires it
+        self.ray = self.profile.ray
+        shapes = shapes_of(scenario)
+        # Every actor receives every state and the whole minibatch (sim.real.RealCluster.gather).
+        received = 4 * sum(shapes.state_sizes) + sum(shapes.batch_nbytes)
+        self.row_overhead = self.ray.fetch.seconds(received)
+        self.state_values = sum(shapes.state_sizes)
+
+    def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
+        gflop = sum(self.update_flops[j] for j in agents) / 1e9
+        return self.row_overhead + self.ray.learner.seconds(gflop, self.state_values)
+
+    def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:
+        if network.per_message is not None:
+            return super().message_overhead(network)
+        per_message, put = self.ray.per_message, self.ray.put
+        return lambda nbytes: per_message + put.seconds(nbytes)
+
+
 def make_cost(scenario: Scenario, update_flops: Sequence[float], act_flops: Sequence[float]) -> CostModel:
     """The scenario's cost model (the scenario checks made sure that `measured` has real work and
     that a profile exists and covers the environment)."""
     config = scenario.cost
+    if config.model == "profile" and scenario.cluster.network.model == "ray" and scenario.code.name != CENTRALIZED:
+        return RayTransportCost(scenario, update_flops, act_flops)
     if config.model == "profile":
         return ProfileCost(config, update_flops, act_flops, scenario.env.scenario, scenario.n_agents)
     kind = {"fixed": CostModel, "flops": FlopsCost, "measured": MeasuredCost}[config.model]

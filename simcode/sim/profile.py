@@ -17,6 +17,13 @@ Each cost is a small linear model in features that the work's own sizes give:
   per_row_agent2 * rows * M^2` (an SVD's work).
 - serialize: pickling a message and pushing it through a loopback socket, `per_message + bytes /
   bytes_per_second`.
+- ray (optional, `simcode calibrate --ray`): what the real backend's transport costs, for scenarios
+  whose `cluster.network.model` is `ray` (simcode.sim.cost.RayTransportCost): `per_message`, half a
+  no-op actor task's round trip; `put`, the driver's ray.put of states and minibatches per byte;
+  `fetch`, an actor receiving them (fetch and deserialise: work on the learner's host); `learner`,
+  a learner actor's own computation of its row on one torch thread (unpack every state, update the
+  row's agents, pack, combine), `intercept + per_gflop * GFLOP of the row + per_state_value * values
+  of all states`.
 """
 
 from __future__ import annotations
@@ -84,6 +91,22 @@ class SerializeCost(_Part):
         return self.per_message + nbytes / self.bytes_per_second
 
 
+class LearnerCost(_Part):
+    intercept: float = Field(ge=0, description="seconds per row")
+    per_gflop: float = Field(ge=0, description="seconds per GFLOP of the row's updates")
+    per_state_value: float = Field(ge=0, description="seconds per value of all agents' states (unpacked)")
+
+    def seconds(self, gflop: float, state_values: int) -> float:
+        return self.intercept + self.per_gflop * gflop + self.per_state_value * state_values
+
+
+class RayCost(_Part):
+    per_message: float = Field(ge=0, description="seconds per message: half a no-op actor task's round trip")
+    put: SerializeCost = Field(description="the driver's ray.put, per call and per byte")
+    fetch: SerializeCost = Field(description="an actor's fetch and deserialisation of its arguments")
+    learner: LearnerCost = Field(description="a learner actor's row, on one torch thread")
+
+
 class Profile(_Part):
     provenance: dict[str, str] = Field(default_factory=dict)
     update: UpdateCost
@@ -91,6 +114,7 @@ class Profile(_Part):
     decode: DecodeCost
     rank_check: RankCheckCost
     serialize: SerializeCost
+    ray: RayCost | None = Field(None, description="the Ray transport (simcode calibrate --ray); none: not measured")
     residuals: dict[str, float] = Field(default_factory=dict, description="relative RMS residual of each fit")
 
     def env_step_seconds(self, scenario: str, n_agents: int) -> float:
@@ -153,6 +177,11 @@ def check_cost(scenario: Scenario, file: str | None = None) -> None:
     if cost.rank_check and cost.model != "profile":
         raise BadInput("cost.rank_check", "a profile prices the rank check; allowed: true with cost.model: profile",
                        file)
+    ray_transport = scenario.cluster.network.model == "ray"
+    if ray_transport and cost.model != "profile":
+        raise BadInput("cluster.network.model", f"ray prices messages from a profile's ray section, and cost.model "
+                       f"is {cost.model}; allowed: ray with cost.model: profile and a profile written by "
+                       "`simcode calibrate --ray`", file)
     if cost.model != "profile":
         return
     if not cost.profile:
@@ -173,6 +202,9 @@ def check_cost(scenario: Scenario, file: str | None = None) -> None:
     if env not in profile.env_step:
         raise BadInput("cost.profile", f"{found}: env_step has no cost for env.scenario {env!r}; allowed: a profile "
                                        f"measured on it (this one has: {', '.join(sorted(profile.env_step))})", file)
+    if ray_transport and profile.ray is None:
+        raise BadInput("cluster.network.model", f"ray needs the profile's ray section, and {found} has none; "
+                       "allowed: a profile written by `simcode calibrate --ray`, or another network model", file)
     cost.profile = str(found)
 
 
