@@ -189,11 +189,16 @@ def study(
     jobs: int = typer.Option(1, "--jobs", min=1, help="Local worker processes."),
     executor: str = typer.Option("local", "--executor", help="local, ray or dask."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    backend: str | None = typer.Option(None, "--backend", help="sim or ray: every run on that backend (not with a "
+                                       "study that has a cluster.backend axis); default: each run's scenario."),
+    address: str | None = typer.Option(None, "--address", metavar="HOST:PORT", help="The Ray cluster of the "
+                                       "study's real runs (default: a local Ray for the study)."),
 ) -> None:
     """Run a grid of runs over a base scenario; writes results.csv, plots/ and report.md. Resumable."""
     from simcode.study.runner import run_study
 
     root = run_study(name_or_file, quick=quick, out=out, jobs=jobs, executor=executor, progress=progress,
+                     backend=backend, address=address,
                      show=lambda table: typer.echo(
                          f"mean iteration time (simulated s, mean over seeds):\n{table}" if table else ""),
                      note=lambda text: typer.echo(text, err=True))

@@ -43,6 +43,9 @@ def test_the_rolling_window_smooths_before_the_threshold_is_tested():
     rewards[2], rewards[10], rewards[11] = -40.0, -50.0, -50.0
     times, curve = reward_curve(trace(np.arange(1.0, 41), rewards))
     assert first_reach(times, curve, -60) == 12.0
+    # A lucky first iteration alone is no point of the curve: its window is not full.
+    times, curve = reward_curve(trace(np.arange(1.0, 41), [-10.0] + [-90.0] * 39))
+    assert times[0] == 2.0 and curve[0] == -50.0 and np.isnan(first_reach(times, curve, -40))
 
 
 def test_curve_at_holds_the_latest_value_and_is_blank_before_the_first():

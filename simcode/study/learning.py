@@ -3,7 +3,8 @@ and reward curves on a common clock, each with a confidence interval over the se
 
 Definitions (the report states them too):
 - A run's *reward curve* is its episode reward per iteration (sum over agents), as a trailing rolling
-  mean over `smooth_window` iterations, placed at the simulated second the iteration ended (`t_end`).
+  mean over `smooth_window` iterations (from the first full window on), placed at the simulated second
+  the iteration ended (`t_end`).
 - Its *final reward* is the mean episode reward over its last `FINAL_SHARE` of iterations.
 - The *threshold* of an environment is `random + fraction * (best - random)`: `random` is the mean
   episode reward of a uniformly random policy (simcode.marl.evaluate.random_policy_reward, a fixed
@@ -55,11 +56,13 @@ def smooth_window(iterations: int) -> int:
 
 
 def reward_curve(trace: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(t_end, smoothed episode reward) of the iterations that have a reward."""
+    """(t_end, smoothed episode reward) of the iterations that have a reward and a full window behind
+    them: a partial window at the start is a few noisy episodes, which could cross a threshold by luck."""
     rewarded = trace.dropna(subset=["episode_reward"])
     window = smooth_window(len(trace))
-    smoothed = rewarded["episode_reward"].rolling(window, min_periods=1).mean()
-    return rewarded["t_end"].to_numpy(dtype=float), smoothed.to_numpy(dtype=float)
+    smoothed = rewarded["episode_reward"].rolling(window).mean().to_numpy(dtype=float)
+    full = ~np.isnan(smoothed)
+    return rewarded["t_end"].to_numpy(dtype=float)[full], smoothed[full]
 
 
 def final_reward(trace: pd.DataFrame) -> float:
@@ -221,7 +224,7 @@ def section(learning: Learning | None) -> list[str]:
             f"agents) over its last {FINAL_SHARE:.0%} of iterations; the *threshold* is the random policy's "
             f"mean episode reward ({RANDOM_EPISODES} episodes) plus {share} of the way to the best cell's "
             f"mean final reward; *to threshold* is the first simulated second a run's reward, as a rolling "
-            f"mean over {SMOOTH_SHARE:.0%} of its iterations, reaches the threshold, averaged over the runs "
+            f"mean over {SMOOTH_SHARE:.0%} of its iterations (full windows only), reaches the threshold, averaged over the runs "
             f"that reach it (*reached* counts them). A run that never reaches it is not dropped: the next "
             f"column is the mean with such runs counted at their last simulated second, a lower bound. "
             f"± is the half-width of a {CONFIDENCE:.0%} Student t interval over the seeds (none for one "
