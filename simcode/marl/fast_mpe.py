@@ -114,7 +114,8 @@ class FastMpeEnv:
 
     def _observations(self) -> dict[str, np.ndarray]:
         indices, splits = self._gather
-        values = source(self._arrays)[indices]
+        extras = self._step_of.extras
+        values = source(self._arrays, None if extras is None else extras(self._arrays))[indices]
         if splits is None:
             rows = values.reshape(self._arrays.n_agents, -1)
         else:

@@ -20,8 +20,9 @@ from simcode.marl.fast_world import WorldArrays, pair_distances
 
 class Pieces:
     """Where each piece of an observation sits in `source(arrays)`, the step's numbers in one vector:
-    velocities, positions, relative positions, a zero, colours, what the agents said. A scenario
-    lists an agent's observation as these indices once per episode; each step is then one gather."""
+    velocities, positions, relative positions, a zero, colours, what the agents said, and the
+    scenario's own per-step numbers (`ScenarioStep.extras`). A scenario lists an agent's observation
+    as these indices once per episode; each step is then one gather."""
 
     def __init__(self, arrays: WorldArrays):
         self.n_agents = n = arrays.n_agents
@@ -31,6 +32,7 @@ class Pieces:
         self._colors = arrays.color_starts + self._zero + 1
         self._comm0 = self._colors[-1]
         self._dim_c = arrays.comm.shape[1]
+        self._extras0 = self._comm0 + n * self._dim_c
         self.landmarks = range(n, e)
 
     def vel(self, entity: int) -> list[int]:
@@ -54,14 +56,19 @@ class Pieces:
         """What the agent said last step (mpe2's state.c)."""
         return list(range(self._comm0 + agent * self._dim_c, self._comm0 + (agent + 1) * self._dim_c))
 
+    def extras(self, start: int, count: int) -> list[int]:
+        """The scenario's own numbers `start` to `start + count` of this step."""
+        return list(range(self._extras0 + start, self._extras0 + start + count))
+
     def others(self, agent: int) -> list[int]:
         return [j for j in range(self.n_agents) if j != agent]
 
 
-def source(arrays: WorldArrays) -> np.ndarray:
+def source(arrays: WorldArrays, extras: np.ndarray | None = None) -> np.ndarray:
     """The step's numbers in the order `Pieces` indexes them, cast to float32 as mpe2's observe()."""
-    return np.concatenate([arrays.vel.reshape(-1), arrays.pos.reshape(-1), arrays.rel.reshape(-1), [0.0],
-                           arrays.colors, arrays.comm.reshape(-1)]).astype(np.float32)
+    parts = [arrays.vel.reshape(-1), arrays.pos.reshape(-1), arrays.rel.reshape(-1), [0.0], arrays.colors,
+             arrays.comm.reshape(-1)]
+    return np.concatenate(parts if extras is None else parts + [extras]).astype(np.float32)
 
 
 def joined(lists) -> list[int]:
@@ -121,6 +128,40 @@ def crypto_observation(w: Pieces, arrays: WorldArrays, i: int) -> list[int]:
         return w.color(w.n_agents + arrays.goals[i]) + key
     heard = w.comm(CRYPTO_SPEAKER)
     return heard if arrays.adversary[i] else key + heard  # eve hears only; bob also knows the key
+
+
+def _forests(arrays: WorldArrays) -> range:
+    """simple_world_comm's forests: its last landmarks (after the obstacles and the food)."""
+    return range(len(arrays.pos) - arrays.n_forests, len(arrays.pos))
+
+
+def world_comm_extras(arrays: WorldArrays) -> np.ndarray:
+    """What simple_world_comm's agents see of each other through the forests, this step: per agent,
+    1 or -1 per forest (inside it or not); then per (agent, other agent) the other's relative
+    position and velocity where the agent sees it, zeros where the other is hidden. The leader sees
+    everyone; any agent sees those in a forest it shares, and those outside forests if it is
+    outside too."""
+    n, forests = arrays.n_agents, _forests(arrays)
+    inside = arrays.dist[:, forests] < arrays.size_sum[:, forests]  # (A, F): mpe2's is_collision
+    shared = (inside[:, None, :] & inside[None, :, :]).any(axis=2)
+    outside = ~inside.any(axis=1)
+    seen = shared | (outside[:, None] & outside[None, :]) | arrays.leader[:, None]
+    seen_pos = np.where(seen[..., None], arrays.rel[:, :n], 0.0)
+    seen_vel = np.where(seen[..., None], arrays.vel[None, :n], 0.0)
+    return np.concatenate([np.where(inside, 1.0, -1.0).reshape(-1), seen_pos.reshape(-1), seen_vel.reshape(-1)])
+
+
+def world_comm_observation(w: Pieces, arrays: WorldArrays, i: int) -> list[int]:
+    n, n_forests = arrays.n_agents, arrays.n_forests
+    seen_pos0, seen_vel0 = n * n_forests, n * n_forests + 2 * n * n
+    others = w.others(i)
+    base = w.vel(i) + w.pos(i) + joined(w.rel(i, lm) for lm in w.landmarks)
+    other_pos = joined(w.extras(seen_pos0 + 2 * (i * n + o), 2) for o in others)
+    other_vel = joined(w.extras(seen_vel0 + 2 * (i * n + o), 2) for o in others if not arrays.adversary[o])
+    in_forest = w.extras(i * n_forests, n_forests)
+    if arrays.adversary[i]:  # the leader too; every adversary hears the leader
+        return base + other_pos + other_vel + in_forest + w.comm(0)
+    return base + other_pos + in_forest + other_vel
 
 
 # ------------------------------------------------------------------ rewards, from the step's distances
@@ -198,10 +239,32 @@ def crypto_rewards(arrays: WorldArrays) -> np.ndarray:
     return rewards
 
 
+def world_comm_rewards(arrays: WorldArrays) -> np.ndarray:
+    """mpe2's simple_world_comm, its terms added one by one in its order (integers added to a float
+    one at a time: (x + 5) + 5 is not always x + 10)."""
+    good, adv, n = arrays.good, arrays.adversaries, arrays.n_agents
+    caught = arrays.dist[good][:, adv] < arrays.size_sum[good][:, adv]  # (good, adversaries)
+    rewards = np.empty(n)
+    # an adversary: minus a tenth of the nearest good agent's distance, +5 for every catch by anyone
+    chase = -(0.1 * arrays.dist[adv][:, good].min(axis=1))
+    for _ in range(int(caught.sum())):
+        chase = chase + 5
+    rewards[adv] = chase
+    # a good agent: -5 per adversary touching it, the boundary, +2 per food it is on, food distance
+    penalty = _boundary_penalty(np.abs(arrays.pos[good]))
+    own = ((-5.0 * caught.sum(axis=1)) - 2 * penalty[:, 0]) - 2 * penalty[:, 1]
+    food = range(n + arrays.n_obstacles, len(arrays.pos) - arrays.n_forests)
+    for f in food:
+        own = own + np.where(arrays.dist[good, f] < arrays.size_sum[good, f], 2.0, 0.0)
+    rewards[good] = own - 0.05 * arrays.dist[good][:, list(food)].min(axis=1)
+    return rewards
+
+
 @dataclass(frozen=True)
 class ScenarioStep:
     observation: Callable[[Pieces, WorldArrays, int], list[int]]  # agent i's observation, as indices
     rewards: Callable[..., np.ndarray]  # (A,) float64; given the local ratio when mpe2 has one
+    extras: Callable[[WorldArrays], np.ndarray] | None = None  # the scenario's own numbers of a step
 
 
 SCENARIO_STEPS: dict[str, ScenarioStep] = {
@@ -213,4 +276,5 @@ SCENARIO_STEPS: dict[str, ScenarioStep] = {
     "simple_speaker_listener": ScenarioStep(speaker_listener_observation, speaker_listener_rewards),
     "simple_crypto": ScenarioStep(crypto_observation, crypto_rewards),
     "simple_reference": ScenarioStep(reference_observation, reference_rewards),
+    "simple_world_comm": ScenarioStep(world_comm_observation, world_comm_rewards, world_comm_extras),
 }

@@ -30,6 +30,7 @@ class WorldArrays:
     max_speed: np.ndarray  # (A,) inf where mpe2 has none
     mass: np.ndarray  # (A,)
     adversary: np.ndarray  # (A,) bool
+    leader: np.ndarray  # (A,) bool: simple_world_comm's leader adversary, who sees everyone
     movable: np.ndarray  # (A,) bool
     silent: np.ndarray  # (A,) bool
     comm: np.ndarray  # (A, dim_c): what each agent said last step (mpe2's state.c); zeros when silent
@@ -37,6 +38,8 @@ class WorldArrays:
     color_starts: np.ndarray  # (E + 1,): entity e's colour is colors[color_starts[e]:color_starts[e + 1]]
     goals: tuple[int, ...]  # per agent, its goal landmark's index among the landmarks (-1: none)
     key: int  # simple_crypto: the landmark whose colour is the key (-1 elsewhere)
+    n_obstacles: int  # landmarks, in this order: the obstacles (all of them elsewhere),
+    n_forests: int  # then simple_world_comm's food, then its forests
     n_agents: int
     dt: float
     damping: float
@@ -111,12 +114,15 @@ def arrays_from_world(world: Any) -> WorldArrays:
         max_speed=np.array([np.inf if a.max_speed is None else a.max_speed for a in agents]),
         mass=np.array([a.mass for a in agents], dtype=np.float64),
         adversary=np.array([bool(getattr(a, "adversary", False)) for a in agents]),
+        leader=np.array([bool(getattr(a, "leader", False)) for a in agents]),
         movable=np.array([bool(a.movable) for a in agents]),
         silent=np.array([bool(a.silent) for a in agents]),
         comm=np.zeros((len(agents), world.dim_c)),  # every reset_world says nothing yet
         colors=np.concatenate(colors), color_starts=np.cumsum([0] + [len(c) for c in colors]),
         goals=tuple(_goal_landmark(a, landmarks) for a in agents),
         key=-1 if key is None else next(k for k, lm in enumerate(landmarks) if lm.color is key),
+        n_obstacles=len(landmarks) - len(getattr(world, "food", ())) - len(getattr(world, "forests", ())),
+        n_forests=len(getattr(world, "forests", ())),
         n_agents=len(agents), dt=world.dt, damping=world.damping,
         contact_force=world.contact_force, contact_margin=world.contact_margin,
     )
