@@ -231,3 +231,19 @@ def test_timing_workload_on_the_real_backend_is_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "run.workload" in err and "allowed: maddpg" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_study_backend_ray_runs_every_run_for_real(ray_session, tmp_path):
+    import pandas as pd
+    import yaml
+
+    from simcode.study.runner import run_study
+
+    base = tmp_path / "base.yaml"
+    base.write_text(scenario(cluster={"backend": "sim"}).to_yaml())
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({"base": "base.yaml", "set": {"run.iterations": 2},
+                                     "axes": {"code.name": ["mds"]}}))
+    root = run_study(str(study), out=tmp_path / "out", progress=False, backend="ray")
+    results = pd.read_csv(root / "results.csv")
+    assert (results["backend"] == "ray").all() and results["max_decode_error"].max() <= 1e-9

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from simcode.errors import Interrupted, SimulationError
+from simcode.errors import BadInput, Interrupted, SimulationError
 from simcode.progress import progress_bar
 from simcode.study.executors import make_executor, to_run_result
 from simcode.study.spec import RunSpec, Study, load_study, training_key
@@ -31,6 +31,7 @@ def group_runs(specs: list[RunSpec]) -> list[list[RunSpec]]:
     return list(groups.values())
 
 
+BACKENDS = ("sim", "ray")
 MESSAGE_RUNS = 3  # failed runs whose reason the closing line quotes (results.csv has every one)
 
 
@@ -39,7 +40,7 @@ def default_out(study: Study) -> Path:
 
 
 def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "local",
-            progress: bool = True) -> dict[str, str]:
+            progress: bool = True, address: str | None = None) -> dict[str, str]:
     """Run every run of `study` that has no directory in `store`; returns the runs that failed
     (run id -> the one-line reason); every other run is saved."""
     store.clean_staging()
@@ -51,7 +52,7 @@ def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "loc
     submit = make_executor(executor, jobs)
     payload = [[spec.scenario.to_dict() for spec in group] for group in groups]
     done = 0
-    with real_runs_session(todo, executor, jobs), progress_bar(len(todo), f"study {study.name}",
+    with real_runs_session(todo, address), progress_bar(len(todo), f"study {study.name}",
                                                                enabled=progress) as advance:
         # In-process work ticks in fractions of runs as iterations pass; a finished group sets the
         # count to the runs saved so far.
@@ -67,19 +68,53 @@ def execute(study: Study, store: StudyStore, jobs: int = 1, executor: str = "loc
     return failures
 
 
-def real_runs_session(todo: list[RunSpec], executor: str, jobs: int):
-    """In-process real runs (cluster.backend ray) share one Ray session and its learner actors; other
-    executors' workers each start their own (or join SIMCODE_RAY_ADDRESS)."""
+def real_runs_session(todo: list[RunSpec], address: str | None = None):
+    """The study's real runs (cluster.backend ray) share one Ray session and its learner actors: the
+    cluster at `address` (or SIMCODE_RAY_ADDRESS), else a local Ray with the CPUs the largest run needs."""
     import contextlib
     import os
 
     specs = [spec.scenario for spec in todo if spec.scenario.cluster.backend == "ray"]
-    if not specs or executor != "local" or jobs != 1:
+    if not specs:
         return contextlib.nullcontext()
     from simcode.sim.real import ray_session
 
     most = max(specs, key=lambda sc: sc.cluster.n_learners * sc.cluster.ray.num_cpus).cluster
-    return ray_session(most.n_learners, most.ray.num_cpus, os.environ.get("SIMCODE_RAY_ADDRESS"))
+    return ray_session(most.n_learners, most.ray.num_cpus, address or os.environ.get("SIMCODE_RAY_ADDRESS"))
+
+
+def with_backend(study: Study, backend: str | None, address: str | None) -> Study:
+    """`simcode study --backend B`: every run on backend B (its run ids change with it). A study with a
+    cluster.backend axis already says which runs are real: --backend with it is bad input. `--address`
+    needs real runs."""
+    from simcode.config import apply_overrides, scenario_from_dict
+
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise BadInput("--backend", f"{backend!r} is not a backend; allowed: {', '.join(BACKENDS)}")
+        if "cluster.backend" in study.axis_keys:
+            raise BadInput("--backend", f"study {study.name} has a cluster.backend axis: it runs both backends "
+                           "already; allowed: no --backend with this study (--address still applies to its real "
+                           "runs), or a study without that axis")
+        study.runs = [RunSpec(spec.index, spec.values, scenario_from_dict(
+            apply_overrides(spec.scenario.to_dict(), {"cluster.backend": backend}), str(study.path)))
+            for spec in study.runs]
+    if address is not None and not any(spec.scenario.cluster.backend == "ray" for spec in study.runs):
+        raise BadInput("--address", f"no run of study {study.name} uses the ray backend; allowed: --backend ray "
+                       "--address HOST:PORT, or a study with real runs")
+    return study
+
+
+def check_real_runs_executor(study: Study, executor: str, jobs: int) -> None:
+    """Real runs measure real seconds: they run one at a time in the study's own process (runs side by
+    side would time each other); bad input otherwise, before any work."""
+    if jobs == 1 and executor == "local":
+        return
+    if any(spec.scenario.cluster.backend == "ray" for spec in study.runs):
+        option = "--jobs" if jobs != 1 else "--executor"
+        raise BadInput(option, f"study {study.name} has real runs (cluster.backend ray): they run one at a time "
+                       "in this process, as real seconds are timed; allowed: --jobs 1 --executor local, or "
+                       "--backend sim")
 
 
 def failed_runs_message(study: Study, failures: dict[str, str], root: Path) -> str:
@@ -96,20 +131,23 @@ def failed_runs_message(study: Study, failures: dict[str, str], root: Path) -> s
 
 
 def run_study(name_or_file: str, quick: bool = False, out: Path | None = None, jobs: int = 1,
-              executor: str = "local", progress: bool = True, show=None, note=None) -> Path:
+              executor: str = "local", progress: bool = True, show=None, note=None,
+              backend: str | None = None, address: str | None = None) -> Path:
     """Run (or resume) a study and return its directory; `show` gets the headline table (mean iteration
-    times by scheme) as text, `note` what the user should know before the work starts (a resumed study)."""
+    times by scheme) as text, `note` what the user should know before the work starts (a resumed study).
+    `backend` puts every run on that backend, `address` is the Ray cluster of the real runs."""
     from simcode.study.report import headline, write_report
 
-    study = load_study(name_or_file, quick=quick)
+    study = with_backend(load_study(name_or_file, quick=quick), backend, address)
     make_executor(executor, jobs)  # a bad executor is bad input: fail before any work
+    check_real_runs_executor(study, executor, jobs)
     # Only a new, empty or study directory, and only one study in it at a time (simcode.outputs).
     with opened_store(out or default_out(study)) as store:
         already = sum(store.is_done(spec) for spec in study.runs)
         if already and note is not None:
             note(f"resuming: {already} of {len(study.runs)} runs already done in {store.root}")
         try:
-            failures = execute(study, store, jobs=jobs, executor=executor, progress=progress)
+            failures = execute(study, store, jobs=jobs, executor=executor, progress=progress, address=address)
         except KeyboardInterrupt:
             finished = sum(store.is_done(spec) for spec in study.runs)
             raise Interrupted(f"interrupted: {finished} of {len(study.runs)} runs are saved in {store.root}; "
