@@ -281,7 +281,8 @@ def bench_updates(
 @bench_app.command("envs")
 def bench_envs(
     scenario: str = typer.Option("simple_spread", "--scenario", help="An MPE scenario simcode knows."),
-    agents: int = typer.Option(3, "--agents", "-M", min=1, max=100, help="Number of learning agents."),
+    agents: int | None = typer.Option(None, "--agents", "-M", min=1, max=100,
+                                      help="Number of learning agents (default 3, or the scenario's only count)."),
     repeats: int = typer.Option(7, "--repeats", min=1, help="Timed repetitions of each engine, interleaved."),
     as_json: bool = typer.Option(False, "--json", help="Last line: a JSON object with both engines' steps/s."),
 ) -> None:

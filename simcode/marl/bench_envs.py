@@ -20,10 +20,17 @@ from simcode.seeding import generator
 ENGINES = ("mpe2", "fast")
 
 
-def bench_config(scenario: str, agents: int) -> EnvConfig:
-    """The scenario with `agents` learning agents (simcode.mpe_scenarios.MpeScenario.counts_for)."""
+DEFAULT_AGENTS = 3
+
+
+def bench_config(scenario: str, agents: int | None) -> EnvConfig:
+    """The scenario with `agents` learning agents (simcode.mpe_scenarios.MpeScenario.counts_for);
+    None: DEFAULT_AGENTS, or the scenario's own count where it has only one."""
     if scenario not in MPE_SCENARIOS:
         raise BadInput("--scenario", f"unknown scenario {scenario!r}; allowed: {', '.join(MPE_SCENARIOS)}")
+    if agents is None:
+        entry = MPE_SCENARIOS[scenario]
+        agents = DEFAULT_AGENTS if entry.agent_keys else entry.fixed_agents
     counts = MPE_SCENARIOS[scenario].counts_for(agents)
     if counts is None:
         fixed = MPE_SCENARIOS[scenario].fixed_agents
@@ -32,24 +39,32 @@ def bench_config(scenario: str, agents: int) -> EnvConfig:
     return EnvConfig(scenario=scenario, **counts)
 
 
-def _steps_per_second(env, seeds: list[int], actions: np.ndarray) -> float:
-    """Run one episode per seed with the given (episodes, steps, agents, 5) soft actions."""
-    names = env.possible_agents
+def _steps_per_second(env, seeds: list[int], actions: list[list[dict]]) -> float:
+    """Run one episode per seed with the given soft actions (per episode, per step, by agent)."""
     start = time.perf_counter()
     for seed, episode in zip(seeds, actions):
         env.reset(seed=seed)
         for joint in episode:
-            env.step(dict(zip(names, joint)))
-    return actions.shape[0] * actions.shape[1] / (time.perf_counter() - start)
+            env.step(joint)
+    return len(actions) * len(actions[0]) / (time.perf_counter() - start)
 
 
-def bench_envs(scenario: str = "simple_spread", agents: int = 3, repeats: int = 7, episodes: int = 8) -> dict:
+def _soft_actions(env, rng: np.random.Generator, episodes: int, steps: int) -> list[list[dict]]:
+    """Random soft actions: for each agent, a point of the simplex of its own action length."""
+    drawn = {name: rng.dirichlet(np.ones(env.action_space(name).shape[0]), size=(episodes, steps)).astype(np.float32)
+             for name in env.possible_agents}
+    return [[{name: drawn[name][e, t] for name in drawn} for t in range(steps)] for e in range(episodes)]
+
+
+def bench_envs(scenario: str = "simple_spread", agents: int | None = None, repeats: int = 7,
+               episodes: int = 8) -> dict:
     """Steps per second of both engines (medians over interleaved repeats) and the median speedup."""
     cfg = bench_config(scenario, agents)
     envs = {engine: make_env(cfg.model_copy(update={"engine": engine})) for engine in ENGINES}
     rng = generator(0, "evaluation")
     seeds = [int(s) for s in rng.integers(2**31 - 1, size=episodes)]
-    actions = rng.dirichlet(np.ones(5), size=(episodes, cfg.max_cycles, agents)).astype(np.float32)
+    actions = _soft_actions(envs["mpe2"], rng, episodes, cfg.max_cycles)
+    agents = len(envs["mpe2"].possible_agents)
     for env in envs.values():  # warm-up: first calls pay for imports and caches
         _steps_per_second(env, seeds[:1], actions[:1])
     rates = {engine: [] for engine in ENGINES}

@@ -11,6 +11,7 @@ import json
 import os
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,39 @@ def _benchmark(env, scenario_name: str) -> dict:
     return summary(env.unwrapped.scenario, env.unwrapped.world) if summary else {}
 
 
+def _episode_measure(key: str, total: float, last: float, steps: int) -> float:
+    """A benchmark key's value for a whole episode: collisions are counted over its steps, a final_
+    measure is its last step's, every other is the mean over its steps."""
+    if key == "collisions":
+        return total
+    return last if key.startswith("final_") else total / steps
+
+
+def play_episode(env, choose: Callable[[dict], dict], scenario_name: str, seed: int,
+                 frames: list | None = None) -> tuple[float, dict[str, float]]:
+    """One episode from a reset with `seed`, each step's actions `choose(observations)`: its total
+    reward (over agents and steps) and its scenario measures (the benchmark hook's keys)."""
+    obs, _ = env.reset(seed=seed)
+    total, sums, last, steps = 0.0, {}, {}, 0
+    while env.agents:
+        obs, rew, *_ = env.step(choose(obs))
+        total += sum(rew.values())
+        for key, value in _benchmark(env, scenario_name).items():
+            sums[key], last[key] = sums.get(key, 0.0) + float(value), float(value)
+        steps += 1
+        if frames is not None:
+            frames.append(env.render())
+    return total, {key: _episode_measure(key, sums[key], last[key], steps) for key in sums}
+
+
+def _summary(totals: list[float], measures: list[dict[str, float]]) -> dict:
+    out = {"mean_reward": float(np.mean(totals)), "std_reward": float(np.std(totals)),
+           "rewards": [float(t) for t in totals]}
+    for key in (measures[0] if measures else {}):
+        out[f"mean_{key}"] = float(np.mean([m[key] for m in measures]))
+    return out
+
+
 ACTIONS_TEXT = {"soft": "sampled softmax vectors (Gumbel-softmax), as in training",
                 "hard": "argmax of sampled softmax vectors (Gumbel-max), as in training"}
 
@@ -103,64 +137,89 @@ def evaluate(run_dir: Path, episodes: int = 10, render: Path | None = None, seed
     run_dir = Path(run_dir)
     render = check_render_path(render) if render is not None else None
     trainer = _load_trainer(run_dir)
+    return {"run_dir": str(run_dir), **evaluate_trainer(trainer, episodes, seed, render)}
+
+
+def evaluate_trainer(trainer, episodes: int = 10, seed: int = 0, render: Path | None = None) -> dict:
+    """The trainer's policy over `episodes` episodes: mean, spread and list of episode rewards, and
+    the mean of each scenario measure (`mean_<key>` for each key of the scenario's benchmark hook;
+    its headline is `scenario_measure`), with `render` the first episode as a GIF."""
     name = trainer.scenario.env.scenario
     rng = generator(seed, "evaluation")
-    totals, bench = [], []
+
+    def choose(obs: dict) -> dict:
+        _, soft = trainer.act(trainer._joint(obs), rng)
+        return dict(zip(trainer.agent_names, trainer.env_actions(soft)))
+
+    totals, measures = [], []
     for episode in range(episodes):
         frames = [] if (render is not None and episode == 0) else None
         env = trainer.env if frames is None else _render_env(trainer)
-        obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
-        total, sums, steps = 0.0, {}, 0
-        while env.agents:
-            _, soft = trainer.act(trainer._joint(obs), rng)
-            obs, rew, *_ = env.step(dict(zip(trainer.agent_names, trainer.env_actions(soft))))
-            total += sum(rew.values())
-            for k, v in _benchmark(env, name).items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            steps += 1
-            if frames is not None:
-                frames.append(env.render())
+        total, measured = play_episode(env, choose, name, int(rng.integers(2**31 - 1)), frames)
         totals.append(total)
-        # per episode: collisions summed over steps, distances and occupancy averaged over steps
-        bench.append({k: (v if k == "collisions" else v / steps) for k, v in sums.items()})
+        measures.append(measured)
         if frames is not None:
             _write_gif(render, frames)
             env.close()
-    out = {"run_dir": str(run_dir), "scenario": name, "iteration": trainer.iteration,
-           "episodes": episodes, "seed": seed, "actions": ACTIONS_TEXT[trainer.scenario.env.actions],
-           "mean_reward": float(np.mean(totals)), "std_reward": float(np.std(totals)),
-           "rewards": [float(t) for t in totals]}
-    for key in (bench[0] if bench else {}):
-        out[f"mean_{key}"] = float(np.mean([b[key] for b in bench]))
+    out = {"scenario": name, "iteration": trainer.iteration, "episodes": episodes, "seed": seed,
+           "actions": ACTIONS_TEXT[trainer.scenario.env.actions], **_summary(totals, measures)}
     if render is not None:
         out["render"] = str(render)
     return out
 
 
-def random_policy_reward(env_cfg: EnvConfig, episodes: int, seed: int = 0) -> tuple[float, float]:
-    """Mean episode reward (sum over agents) of a uniformly random policy, and its standard error.
+def scenario_measure(scenario_name: str) -> str | None:
+    """The key, in `evaluate`'s and `random_policy_evaluation`'s output, of the scenario's own
+    measure of success (speaker-listener: `mean_final_target_distance`; crypto:
+    `mean_bob_beats_eve`), or None where it has none."""
+    key = MPE_SCENARIOS[scenario_name].measure
+    return None if key is None else f"mean_{key}"
 
-    Each agent picks one of its actions uniformly from the "evaluation" stream of `seed`. With soft
-    actions it gives that action's one-hot vector, which mpe2 moves exactly as the discrete action:
-    both interfaces see the same episodes, so one baseline serves both."""
-    from gymnasium.spaces.utils import flatdim
 
-    from simcode.marl.envs import make_env
+def random_policy_evaluation(env_cfg: EnvConfig, episodes: int, seed: int = 0) -> dict:
+    """A uniformly random policy over `episodes` episodes, as `evaluate_trainer` reports a trained
+    one (mean_reward, std_reward, rewards, the scenario measures), plus the standard error of the mean
+    reward (`sem_reward`).
+
+    Each agent picks each of its action components (movement, word) uniformly from the "evaluation"
+    stream of `seed`. With soft actions it gives their one-hot vectors, which mpe2 moves exactly as
+    the discrete action (its index composes the components, movement first): both interfaces see the
+    same episodes, so one baseline serves both."""
+    from simcode.marl.envs import action_parts, make_env
 
     env = make_env(env_cfg)
+    world = env.unwrapped.world
+    parts = {name: action_parts(agent, world) for name, agent in zip(env.possible_agents, world.agents)}
     rng = generator(seed, "evaluation")
-    totals = []
+
+    def choose(obs: dict) -> dict:
+        picks = {a: [int(rng.integers(n)) for n in parts[a]] for a in env.agents}
+        if env_cfg.actions == "soft":
+            return {a: np.concatenate([np.eye(n, dtype=np.float32)[k] for n, k in zip(parts[a], ks)])
+                    for a, ks in picks.items()}
+        return {a: _discrete_index(parts[a], ks) for a, ks in picks.items()}
+
+    totals, measures = [], []
     for _ in range(episodes):
-        env.reset(seed=int(rng.integers(2**31 - 1)))
-        total = 0.0
-        while env.agents:
-            picks = {a: int(rng.integers(flatdim(env.action_space(a)))) for a in env.agents}
-            if env_cfg.actions == "soft":
-                picks = {a: np.eye(flatdim(env.action_space(a)), dtype=np.float32)[k] for a, k in picks.items()}
-            _, rew, *_ = env.step(picks)
-            total += sum(rew.values())
+        total, measured = play_episode(env, choose, env_cfg.scenario, int(rng.integers(2**31 - 1)))
         totals.append(total)
-    return float(np.mean(totals)), float(np.std(totals) / np.sqrt(episodes))
+        measures.append(measured)
+    return {**_summary(totals, measures), "sem_reward": float(np.std(totals) / np.sqrt(episodes))}
+
+
+def _discrete_index(parts: tuple[int, ...], picks: list[int]) -> int:
+    """mpe2's Discrete index of one pick per component, the first component varying fastest."""
+    index, scale = 0, 1
+    for size, pick in zip(parts, picks):
+        index, scale = index + pick * scale, scale * size
+    return index
+
+
+def random_policy_reward(env_cfg: EnvConfig, episodes: int, seed: int = 0) -> tuple[float, float]:
+    """Mean episode reward (sum over agents) of a uniformly random policy, and its standard error
+    (`random_policy_evaluation`)."""
+    result = random_policy_evaluation(env_cfg, episodes, seed)
+    return result["mean_reward"], result["sem_reward"]
 
 
 def _render_env(trainer):
