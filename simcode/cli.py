@@ -257,22 +257,27 @@ def evaluate(
 
 @bench_app.command("updates")
 def bench_updates(
-    agents: int = typer.Option(..., "--agents", "-M", min=1, help="Number of agents."),
+    agents: int | None = typer.Option(None, "--agents", "-M", min=1,
+                                      help="Number of agents (default: the scenario's default)."),
     batch: int = typer.Option(1024, "--batch", min=1, help="Minibatch size per agent."),
     repeats: int = typer.Option(5, "--repeats", min=1, help="Timed repetitions."),
+    scenario: str = typer.Option("simple_spread", "--scenario", help="An MPE scenario simcode knows (its sizes)."),
     as_json: bool = typer.Option(False, "--json", help="Last line: a JSON object with ms_per_agent_update."),
 ) -> None:
     """Time batched MADDPG updates against a per-agent PyTorch loop."""
     from simcode.codes.show import count
     from simcode.config import MaddpgConfig
+    from simcode.marl.bench import bench_env
     from simcode.memory import bench_parts, check_fits
 
+    env = bench_env(scenario, agents)
     # Before anything is built: the agents' sizes alone can exceed any machine.
-    check_fits(bench_parts(agents, batch, MaddpgConfig().hidden), f"a benchmark of {count(agents, 'agent')}")
+    check_fits(bench_parts(agents or 1, batch, MaddpgConfig().hidden, env),
+               f"a benchmark of {count(agents, 'agent') if agents else scenario}")
     from simcode.marl.bench import bench_updates as bench_fn
     from simcode.marl.bench import format_report
 
-    result = bench_fn(agents=agents, batch=batch, repeats=repeats)
+    result = bench_fn(agents=agents, batch=batch, repeats=repeats, scenario=scenario)
     typer.echo(format_report(result))
     if as_json:
         typer.echo(json.dumps(result))

@@ -214,10 +214,12 @@ def simulation_parts(scenario, real: bool) -> list[tuple[str, str, int]]:
     return parts
 
 
-def bench_parts(agents: int, batch: int, hidden: int) -> list[tuple[str, str, int]]:
-    """`simcode bench updates` (simple_spread): a random minibatch (drawn in float64, kept in
-    float32), the batched update's states and the per-agent loop's networks and optimizers."""
-    groups = [(6 * agents, MOVES, agents)]
+def bench_parts(agents: int, batch: int, hidden: int, env=None) -> list[tuple[str, str, int]]:
+    """`simcode bench updates` (simple_spread with `agents`, or the scenario of `env`): a random
+    minibatch (drawn in float64, kept in float32), the batched update's states and the per-agent
+    loop's networks and optimizers."""
+    groups = [(6 * agents, MOVES, agents)] if env is None else observation_groups(env)
+    agents = _agents(groups)
     drawn = agents * batch * _obs_total(groups) * FLOAT64
     return [("--agents, --batch", "the minibatches", drawn + minibatch_bytes(groups, batch)),
             ("--agents", "the agents' networks and Adam states", 2 * states_bytes(groups, hidden))]

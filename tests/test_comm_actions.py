@@ -168,3 +168,17 @@ def test_coded_training_equals_centralized_training_on_a_communication_scenario(
                 assert np.array_equal(mine, reference)
             else:
                 np.testing.assert_allclose(mine, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_bench_updates_takes_a_scenario(capsys):
+    from simcode.cli import main
+
+    assert main(["bench", "updates", "--scenario", "simple_speaker_listener", "--batch", "8", "--repeats", "1",
+                 "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "simple_speaker_listener, 2 agents (action components 3, 5)" in out
+    for args, key in ((["--scenario", "simple_nope"], "--scenario"),
+                      (["--scenario", "simple_crypto", "--agents", "4"], "--agents")):
+        assert main(["bench", "updates", *args]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"simcode: {key}: "), lines
