@@ -33,21 +33,22 @@ class _Probe:
         return None
 
     def receive(self, states, batch) -> int:
-        return len(states) + int(batch.obs.shape[0])  # Ray fetched and deserialised both before the call
+        return len(states) + len(batch)  # Ray fetched and deserialised both before the call
 
 
 def _problem(m: int, batch: int):
-    """(states as the driver puts them, the minibatch Batch, the MaddpgShapes) of simple_spread."""
+    """(states and minibatches as the driver puts them, the MaddpgShapes) of simple_spread."""
     from simcode.marl.bench import spread_update
     from simcode.marl.state import Layout
+    from simcode.sim.real import batch_arrays
 
     _, shapes, _, state, data = spread_update(m, batch)
-    return Layout(shapes).pack(state, list(range(m))), data, shapes
+    return Layout(shapes).pack(state, list(range(m))), batch_arrays(data), shapes
 
 
-def nbytes_of(states: list[np.ndarray], batch) -> tuple[int, int]:
-    tensors = (batch.obs, batch.act, batch.rew, batch.next_obs, batch.done)
-    return sum(s.nbytes for s in states), sum(t.numel() * t.element_size() for t in tensors)
+def nbytes_of(states: list[np.ndarray], batch: dict) -> tuple[int, int]:
+    arrays = [value for value in batch.values() if isinstance(value, np.ndarray)]
+    return sum(s.nbytes for s in states), sum(a.nbytes for a in arrays)
 
 
 def measure_transport(ray, repeats: int) -> tuple[float, list[dict], list[dict]]:
