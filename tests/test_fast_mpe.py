@@ -90,7 +90,9 @@ def test_fast_engine_steps_as_mpe2_over_episodes(world, actions):
         assert fast.agents == reference.agents
 
 
-@pytest.mark.parametrize("env", [{"scenario": "simple_spread"}, {"scenario": "simple_tag", "actions": "hard"}])
+@pytest.mark.parametrize("env", [{"scenario": "simple_spread"}, {"scenario": "simple_tag", "actions": "hard"},
+                                 {"scenario": "simple_speaker_listener"},
+                                 {"scenario": "simple_reference", "actions": "hard"}])  # move x word indices
 def test_training_is_the_same_with_either_engine(env):
     """The trajectory (episode rewards, every agent's state) does not depend on the engine."""
     trained = {}

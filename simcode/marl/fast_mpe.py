@@ -54,6 +54,7 @@ class FastMpeEnv:
         self._steps = 0
         self._gathers: dict[tuple, tuple[np.ndarray, list[tuple[int, int]] | None]] = {}
         self._parts = self._action_parts(self._arrays)
+        self._moves_only = bool(self._arrays.movable.all() and self._arrays.silent.all())
 
     def observation_space(self, agent: str):
         return self._reference.observation_space(agent)
@@ -97,13 +98,17 @@ class FastMpeEnv:
         words = starts[arrays.speakers, None] + MOVES * arrays.movable[arrays.speakers, None]
         return moves, words + np.arange(arrays.comm.shape[1])
 
-    def _split_actions(self, actions: dict) -> tuple[np.ndarray, np.ndarray]:
+    def _split_actions(self, actions: dict) -> tuple[np.ndarray, np.ndarray | None]:
         """The movers' movements and the speakers' words (float64 rows) from the agents' actions.
         Soft: the vectors' parts (a word is its part of the vector, as mpe2 keeps it: float32
         numbers, exact in float64). Hard: mpe2's Discrete index, movement-first (index % 5 is the
         movement, index // 5 the word; one that does not move gives its word alone); a word is
         its one-hot vector."""
         arrays = self._arrays
+        if self._moves_only:  # every agent moves and none speaks: the actions are the movements
+            if self._soft:
+                return np.array([actions[name] for name in self.agents]), None
+            return np.array([int(actions[name]) for name in self.agents], dtype=np.intp), None
         if self._soft:
             joint = np.concatenate([actions[name] for name in self.agents])
             moves, words = self._parts
