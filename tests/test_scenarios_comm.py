@@ -112,3 +112,18 @@ def test_bench_envs_accepts_the_communication_scenarios(scenario, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["scenario"] == scenario and result["agents"] == BENCH_AGENTS[scenario]
     assert result["fast_steps_per_s"] > 0 and result["mpe2_steps_per_s"] > 0
+
+
+@pytest.mark.parametrize("name, measure", [("crypto", "mean_bob_beats_eve"),
+                                           ("speaker_listener", "mean_final_target_distance")])
+def test_train_then_evaluate_with_render_on_a_communication_scenario(name, measure, tmp_path, capsys):
+    """`simcode train` and `simcode evaluate --render` (mpe2 draws what the agents say)."""
+    out = tmp_path / "trained"
+    assert main(["train", name, "--out", str(out), *TINY]) == 0
+    capsys.readouterr()
+    gif = tmp_path / "episode.gif"
+    assert main(["evaluate", str(out), "--episodes", "2", "--render", str(gif)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["scenario"] == SHIPPED[name] and report["render"] == str(gif.resolve())
+    assert gif.is_file() and gif.stat().st_size > 0
+    assert np.isfinite(report[measure])
