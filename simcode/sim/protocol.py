@@ -127,9 +127,10 @@ def decode_and_check(iteration: int, code, coded: dict[int, np.ndarray], data: I
 
 
 def decode_error(iteration: int, scheme: str, decoded: np.ndarray, data: IterationData,
-                 scratch: np.ndarray | None = None) -> float:
-    """The decoded states' error relative to the direct update; a SimulationError when not finite."""
-    error = relative_error(decoded, data, scratch)  # nan or inf exactly when decoded is not finite
+                 scratch: np.ndarray | None = None, agents: list[int] | None = None) -> float:
+    """The decoded states' error relative to the direct update (of `agents` only, whose rows `decoded`
+    holds, when given); a SimulationError when not finite."""
+    error = relative_error(decoded, data, scratch, agents)  # nan or inf exactly when decoded is not finite
     if not math.isfinite(error):
         raise SimulationError(f"iteration {iteration}: {scheme} decoded states that are not finite (decode error "
                               f"{error}); the code cannot decode these results in float64")

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simcode.errors import SimulationError
-from simcode.sim.workload import IterationData, relative_error
+from simcode.sim.protocol import decode_error
+from simcode.sim.workload import IterationData
 
 DEADLINE_WINDOW = 100  # iterations of response times a quantile deadline looks back on
 # A quantile deadline is one of the response times themselves: the result that defines it must count
@@ -137,9 +137,9 @@ class Strategy:
         coded = {row: encode(row, data.theta) for row in rows}
         if self.code.can_decode(rows):  # exact's own decode: the same numbers as an exact run
             states = self.code.decode(coded)
-            return agents, states, checked_error(iteration, self.code.name, states, data, None)
+            return agents, states, decode_error(iteration, self.code.name, states, data)
         agents, states = self.code.decode_partial(coded)
-        return agents, states, checked_error(iteration, self.code.name, states, data, agents)
+        return agents, states, decode_error(iteration, self.code.name, states, data, agents=agents)
 
     def apply_stale(self, iteration: int, encode) -> dict[int, tuple[int, np.ndarray | None, float]]:
         """agent -> (iteration k, its state from k, decode error): the newest late update of each agent
@@ -169,15 +169,6 @@ class Strategy:
         for j, (_, row, _) in applied.items():
             out[j] = row
         return out
-
-
-def checked_error(iteration: int, scheme: str, states: np.ndarray, data: IterationData, agents) -> float:
-    """The decoded states' error relative to the direct ones (of `agents` only, when given)."""
-    error = relative_error(states, data, agents=agents)
-    if not math.isfinite(error):
-        raise SimulationError(f"iteration {iteration}: {scheme} decoded states that are not finite (decode error "
-                              f"{error}); the code cannot decode these results in float64")
-    return error
 
 
 def make_strategy(cluster_config, code) -> Strategy | None:
