@@ -208,7 +208,8 @@ def _speed_limited(vel: np.ndarray, max_speed: np.ndarray) -> np.ndarray:
 def step_world(arrays: WorldArrays, moves: np.ndarray, said: np.ndarray | None, soft: bool) -> None:
     """One mpe2 World.step: the movers' forces, contacts, integration; then what the speakers said
     (`said`, float64, one row per speaker; None when none speaks) becomes their communication state."""
-    integrate(arrays, contact_forces(arrays, action_forces(arrays, moves, soft)))
     if said is not None:
         arrays.comm[arrays.speakers] = said
-    arrays.measure()
+    if len(arrays.movers):  # else nothing moves (fixed agents do not collide, landmarks never move)
+        integrate(arrays, contact_forces(arrays, action_forces(arrays, moves, soft)))
+        arrays.measure()
