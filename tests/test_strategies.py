@@ -202,3 +202,20 @@ def test_ray_backend_with_a_deadline_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert status == 2 and len(err.splitlines()) == 1
     assert "not supported by the real backend yet" in err and not out.exists()
+
+
+def test_every_trace_file_has_the_strategy_columns_after_the_clocks_own(tmp_path):
+    import pandas as pd
+
+    from simcode.sim.runner import TRACE_COLUMNS, write_run
+
+    for name, result in (("exact", simulate(scenario(workload="timing", iterations=3))),
+                         ("deadline", simulate(scenario(workload="timing", iterations=3, strategy="deadline",
+                                                        deadline=0.1)))):
+        write_run(tmp_path / name, result)
+        trace = pd.read_csv(tmp_path / name / "trace.csv", keep_default_na=False)
+        assert list(trace.columns[: len(TRACE_COLUMNS)]) == TRACE_COLUMNS
+        assert list(trace.columns[-3:]) == ["n_updated", "stale_agents", "staleness"]
+        expected = ([3] * 3, [""] * 3) if name == "exact" else ([2] * 3, ["1"] * 3)
+        assert (list(trace["n_updated"]), list(trace["stale_agents"].astype(str))) == expected
+        assert list(trace["staleness"]) == [""] * 3
