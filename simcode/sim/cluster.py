@@ -11,7 +11,7 @@ One iteration, as the clock sees it (DESIGN.md):
    decoded states against the direct ones, installs them and goes on. With `cluster.strategy`
    deadline or stale it stops waiting at the deadline too, and installs what simcode.sim.strategy says.
 
-What late learners do once the iteration decodes (`cluster.on_decode`):
+What late learners do once the iteration decodes, or a deadline strategy stops waiting (`cluster.on_decode`):
 - `cancel`: the controller frees them at once; they take the next work as it comes.
 - `let_finish`: they finish the late work first; the next work waits in their inbox.
 - `cancel_wait`, the seed's protocol: a learner's busy time is its computation plus an extra
@@ -259,8 +259,8 @@ class Cluster:
     def gather(self, iteration: int, delays: np.ndarray, data):
         """Send every learner its work and collect results until they decode: -> (received, resent).
 
-        Every path ends decoded or in a SimulationError: the controller waits only while a result can
-        still arrive. With a timeout, the rows still missing at the deadline are re-sent once to the
+        Every path ends decoded, at a deadline strategy's deadline, or in a SimulationError: the
+        controller waits only while a result can still arrive. With a timeout, the rows still missing at the deadline are re-sent once to the
         learners that answered; if nobody has answered by then, at the first answer after it."""
         t_sent = self.env.now
         compute = self.compute_seconds(data)
