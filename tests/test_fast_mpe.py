@@ -157,3 +157,14 @@ def test_bench_envs_bad_input_is_one_line_exit_2(args, capsys):
     assert main(["bench", "envs", *args]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("simcode: ")
+
+
+def test_bench_config_refuses_a_count_beyond_the_configs_bound_in_one_line():
+    """bench updates reaches bench_config with any --agents: a count EnvConfig cannot hold is bad
+    input naming --agents, not a validation traceback."""
+    from simcode.errors import BadInput
+    from simcode.marl.bench_envs import bench_config
+
+    with pytest.raises(BadInput) as info:
+        bench_config("simple_spread", 10**12)
+    assert info.value.key == "--agents" and "env.n_agents" in info.value.message

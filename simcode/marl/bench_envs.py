@@ -13,6 +13,7 @@ import numpy as np
 
 from simcode.config import EnvConfig
 from simcode.errors import BadInput
+from simcode.params import MAX_COUNT
 from simcode.marl.envs import make_env
 from simcode.mpe_scenarios import MPE_SCENARIOS
 from simcode.seeding import generator
@@ -36,6 +37,10 @@ def bench_config(scenario: str, agents: int | None) -> EnvConfig:
         fixed = MPE_SCENARIOS[scenario].fixed_agents
         allowed = f"{fixed}" if not MPE_SCENARIOS[scenario].agent_keys else f"at least {fixed + 1}"
         raise BadInput("--agents", f"{scenario} cannot have {agents} agents; allowed: {allowed}")
+    too_many = {key: count for key, count in counts.items() if count > MAX_COUNT}
+    if too_many:  # EnvConfig's own bound, said as the option that set it
+        raise BadInput("--agents", f"{agents} agents would need env.{', env.'.join(too_many)} above its bound; "
+                                   f"allowed: at most {MAX_COUNT:,} per key")
     return EnvConfig(scenario=scenario, **counts)
 
 
