@@ -226,7 +226,7 @@ class Code:
         if self.can_decode(rows):
             return list(range(self.n_agents)), self.decode(results)
         plan = self._partial_plan(rows)
-        return list(plan.agents), solve_partial(self.matrix, plan, ys, size)
+        return list(plan.agents), solve_partial(self.matrix, plan, ys, size, CHUNK)
 
     def _partial_plan(self, rows: tuple[int, ...]) -> PartialPlan:
         return self._cached_plan(("partial", *rows), lambda: plan_partial(self.matrix, self._unit_agent, rows,

@@ -59,18 +59,23 @@ def plan_partial(matrix: np.ndarray, unit_agent: dict[int, int], rows: tuple[int
                        tuple(solved), tuple(known), weights if solved else None)
 
 
-def solve_partial(matrix: np.ndarray, plan: PartialPlan, ys: dict[int, np.ndarray], size: int) -> np.ndarray:
-    """The determined agents' states (len(plan.agents), size) float64, in plan.agents order."""
-    out = {}
-    for i, agent in plan.direct:
-        out[agent] = np.divide(ys[i], matrix[i, agent], dtype=np.float64)
-    if plan.solved:
-        rhs = np.stack([np.asarray(ys[i], dtype=np.float64) for i in plan.eq_rows])
-        if plan.known:
-            rhs -= matrix[np.ix_(plan.eq_rows, plan.known)] @ np.stack([out[a] for a in plan.known])
-        for agent, state in zip(plan.solved, plan.weights @ rhs):
-            out[agent] = state
+def solve_partial(matrix: np.ndarray, plan: PartialPlan, ys: dict[int, np.ndarray], size: int,
+                  chunk: int) -> np.ndarray:
+    """The determined agents' states (len(plan.agents), size) float64, in plan.agents order; the
+    reduced system is solved `chunk` payload columns at a time (no buffer of rows x payload)."""
     states = np.empty((len(plan.agents), size), dtype=np.float64)
-    for k, agent in enumerate(plan.agents):
-        states[k] = out[agent]
+    place = {agent: k for k, agent in enumerate(plan.agents)}
+    for i, agent in plan.direct:
+        np.divide(ys[i], matrix[i, agent], out=states[place[agent]], casting="unsafe")
+    if not plan.solved:
+        return states
+    known = [place[a] for a in plan.known]
+    solved = [place[a] for a in plan.solved]
+    coupling = matrix[np.ix_(plan.eq_rows, plan.known)]
+    for begin in range(0, size, chunk):
+        end = min(begin + chunk, size)
+        rhs = np.stack([np.asarray(ys[i][begin:end], dtype=np.float64) for i in plan.eq_rows])
+        if known:
+            rhs -= coupling @ states[known, begin:end]
+        states[solved, begin:end] = plan.weights @ rhs
     return states
