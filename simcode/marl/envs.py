@@ -138,6 +138,15 @@ def action_parts(agent, world) -> tuple[int, ...]:
     return parts
 
 
+def discrete_index(parts: tuple[int, ...], picks: list[int]) -> int:
+    """mpe2's Discrete index of one pick per action component: their product space, the first
+    component (movement) varying fastest, as mpe2's SimpleEnv decodes it."""
+    index, scale = 0, 1
+    for size, pick in zip(parts, picks):
+        index, scale = index + pick * scale, scale * size
+    return index
+
+
 @lru_cache(maxsize=64)
 def _describe(env_json: str, hidden: int, batch_size: int, good_policy: str, adv_policy: str) -> MaddpgShapes:
     env = make_env(EnvConfig.model_validate(json.loads(env_json)))

@@ -17,9 +17,10 @@ An agent's action has one or more categorical components (movement, communicatio
 multi-categorical (reference.py). An agent with one component is the plain case.
 
 Names: M agents, k agents of the group being updated (the leading axis of every tensor here),
-B minibatch rows, A actions per agent (Amax: the longest, to which actions are padded). `mine`: the group's states; h1, h2 (`hidden`): a network's
-hidden layers after ReLU; d_x: the gradient of the loss being minimised with respect to x;
-d_pre: gradients at the hidden layers' pre-activations (first layer first).
+B minibatch rows, A actions per agent (Amax: the longest, to which actions are padded). `mine`: the
+group's states; h1, h2 (`hidden`): a network's hidden layers after ReLU; d_x: the gradient of the
+loss being minimised with respect to x; d_pre: gradients at the hidden layers' pre-activations
+(first layer first).
 """
 
 from __future__ import annotations
@@ -84,14 +85,15 @@ def adam_clip(params, grads, m, v, t, cfg: MaddpgConfig, groups: list[list[int]]
         for n in group:
             grads[n].mul_(scale.view(-1, *[1] * (grads[n].dim() - 1)))
     new_p, new_m, new_v = [], [], []
+    v_correction, step_size = 1 - b2 ** t, cfg.lr / (1 - b1 ** t)  # (k,): per agent, the same for every tensor
     for p, g, m_, v_ in zip(params, grads, m, v):
         per_agent = (-1, *[1] * (g.dim() - 1))
         m_ = torch.mul(m_, b1).add_(g, alpha=1 - b1)
         # v >= 0 always in plain training; a decoded state carries the decode's rounding, which can
         # leave a zero second moment at -1e-22. Clamping is the identity on exact states.
         v_ = torch.clamp(v_, min=0).mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = torch.div(v_, (1 - b2 ** t).view(per_agent)).sqrt_().add_(ADAM_EPS)  # sqrt(v_hat) + eps
-        step = torch.div(m_, denom).mul_((cfg.lr / (1 - b1 ** t)).view(per_agent))  # lr * m_hat / denom
+        denom = torch.div(v_, v_correction.view(per_agent)).sqrt_().add_(ADAM_EPS)  # sqrt(v_hat) + eps
+        step = torch.div(m_, denom).mul_(step_size.view(per_agent))  # lr * m_hat / denom
         new_p.append(torch.sub(p, step))
         new_m.append(m_)
         new_v.append(v_)

@@ -30,7 +30,7 @@ from simcode import atomic
 from simcode.config import Scenario
 from simcode.errors import BadInput, SimulationError
 from simcode.marl.buffer import ReplayBuffer
-from simcode.marl.envs import describe, make_env
+from simcode.marl.envs import describe, discrete_index, make_env
 from simcode.marl.maddpg import Batch, Update
 from simcode.marl.state import Layout, actor_logits_numpy, net_names
 from simcode.seeding import generator
@@ -111,12 +111,9 @@ class Trainer:
         if self.layout.one_part_each:
             return soft.argmax(axis=1).tolist()
         out = []
-        for j, parts in enumerate(self.shapes.act_parts):
-            index, stride, start = 0, 1, 0
-            for size in parts:
-                index += stride * int(soft[j, start:start + size].argmax())
-                stride, start = stride * size, start + size
-            out.append(index)
+        for vector, parts in zip(soft, self.shapes.act_parts):
+            starts = np.cumsum((0,) + parts[:-1])
+            out.append(discrete_index(parts, [int(vector[a:a + n].argmax()) for a, n in zip(starts, parts)]))
         return out
 
     def env_actions(self, soft: np.ndarray) -> list:
