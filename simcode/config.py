@@ -157,8 +157,9 @@ class ClusterConfig(_Section):
     deadline: Annotated[Float | QuantileDeadline | None, BeforeValidator(_deadline)] = Field(
         None, description=f"deadline and stale: seconds after the work is sent, or {{quantile: q}}: the q-quantile "
         "of the learners' response times in the last 100 iterations (the first iteration waits for the decode)")
+    # Stale keeps each of the last max_staleness iterations' states until its late rows are used up.
     max_staleness: Int | None = Field(
-        None, ge=1, le=MAX_SIZE, description="stale: oldest late result applied, in iterations (unset: 1)")
+        None, ge=1, le=100, description="stale: oldest late result applied, in iterations (unset: 1)")
 
     def check_strategy(self, scheme: str, file: str | None = None) -> None:
         """The strategy keys fit together, the scheme and the backend, or BadInput naming the key."""
