@@ -157,6 +157,8 @@ class Strategy:
                 row = states[agents.index(j)] if states is not None else None
                 applied[j] = (k, row, error)
                 self.version[j] = k
+        for k in [k for k in self.pending if min(self.version) >= k]:
+            del self.pending[k]  # every agent has this update or a newer one: its rows can give nothing
         return applied
 
     def assemble(self, fresh, states, applied, data: IterationData) -> np.ndarray | None:
