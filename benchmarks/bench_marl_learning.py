@@ -1,7 +1,8 @@
 """What MADDPG learns on every MPE scenario simcode ships, against a uniformly random policy.
 
     python benchmarks/bench_marl_learning.py [--scenario NAME ...] [--seeds 3] [--quick]
-                                             [--iterations N] [--episodes 100] [--actions soft]
+                                             [--budget-minutes 40] [--iterations N] [--episodes 100]
+                                             [--actions soft]
                                              [--out runs/bench-learning] [--threads 1]
 
 For each scenario (the env and maddpg sections of its shipped scenario file), one training per seed
@@ -14,8 +15,8 @@ the trained policy beats random by more than both intervals, and the scenario's 
 has one (speaker-listener: the listener's final distance to the target landmark; crypto: the share
 of steps where bob, the listener, decodes alice's message better than eve, the eavesdropper).
 
-Iterations: the full benchmark is budgeted at about BUDGET_SECONDS of one core. Each scenario gets
-an equal share of it over its seeds, divided by its seconds per training iteration (100 environment
+Iterations: the full benchmark is budgeted at about 40 minutes of one core (`--budget-minutes`).
+Each scenario gets an equal share of it over its seeds, divided by its seconds per training iteration (100 environment
 steps and one update of every agent at batch 1024) measured on this machine with one thread
 (ITERATION_SECONDS), rounded down to hundreds and capped at MAX_ITERATIONS; `--iterations` overrides
 it for every scenario, `--quick` trains 30 (a check that everything runs, not a result).
@@ -43,14 +44,13 @@ from simcode.marl.train import checkpoints, train
 # machine (a busy one measured 2.6x these, all scenarios alike)
 ITERATION_SECONDS = {"spread3": 0.035, "tag": 0.040, "adversary": 0.026, "push": 0.017, "simple": 0.012,
                      "reference": 0.016, "speaker_listener": 0.013, "crypto": 0.016, "world_comm": 0.040}
-BUDGET_SECONDS = 40 * 60
 MAX_ITERATIONS = 6000
 QUICK_ITERATIONS = 30
 
 
-def iterations_for(name: str, seeds: int) -> int:
+def iterations_for(name: str, seeds: int, budget_seconds: float) -> int:
     """The scenario's share of the budget (see the module's notes), in whole hundreds of iterations."""
-    share = BUDGET_SECONDS / len(ITERATION_SECONDS) / seeds
+    share = budget_seconds / len(ITERATION_SECONDS) / seeds
     return max(100, min(MAX_ITERATIONS, int(share / ITERATION_SECONDS[name]) // 100 * 100))
 
 
@@ -76,7 +76,8 @@ def trained(scenario: Scenario, out_dir: Path, episodes: int) -> dict:
 def bench_scenario(name: str, args: argparse.Namespace) -> dict:
     """Random and trained policies of one shipped scenario, over the seeds."""
     base = load_scenario(name)
-    iterations = args.iterations or (QUICK_ITERATIONS if args.quick else iterations_for(name, args.seeds))
+    budgeted = iterations_for(name, args.seeds, 60 * args.budget_minutes)
+    iterations = args.iterations or (QUICK_ITERATIONS if args.quick else budgeted)
     measure = scenario_measure(base.env.scenario)
     random_runs, trained_runs = [], []
     for seed in range(args.seeds):
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="shipped scenario files to benchmark (default: all)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_ITERATIONS} iterations: a check, not a result")
+    parser.add_argument("--budget-minutes", type=float, default=40.0,
+                        help="one core's minutes for every scenario's trainings together (a quiet machine's)")
     parser.add_argument("--iterations", type=int, default=None, help="for every scenario (default: its budget)")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes per seed")
     parser.add_argument("--actions", choices=("soft", "hard"), default="soft", help="env.actions")
