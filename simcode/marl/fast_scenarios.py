@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simcode.marl.fast_world import WorldArrays, pair_distances
+from simcode.marl.fast_world import WorldArrays
 
 # ------------------------------------------------------------------ observations: one gather a step
 

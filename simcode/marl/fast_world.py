@@ -79,7 +79,7 @@ class WorldArrays:
         the numbers are the same each time (a - b is exactly -(b - a)), so once is enough."""
         self.rel = self.pos[None, :, :] - self.pos[:self.n_agents, None, :]  # (A, E, 2): entity - agent
         self.squared = squared_lengths(self.rel)  # (A, E)
-        self.dist = np.sqrt(self.squared)
+        self.dist = np.sqrt(self.squared)  # mpe2's sqrt(sum(square(delta)))
 
 
 def _landmark_index(landmarks: list, target: Any) -> int:
@@ -142,11 +142,6 @@ def squared_lengths(delta: np.ndarray) -> np.ndarray:
     """Squared lengths of (..., 2) differences, as mpe2's sum(square(delta))."""
     squared = np.square(delta)
     return squared[..., 0] + squared[..., 1]
-
-
-def pair_distances(delta: np.ndarray) -> np.ndarray:
-    """Lengths of (..., 2) differences, as mpe2's sqrt(sum(square(delta)))."""
-    return np.sqrt(squared_lengths(delta))
 
 
 # ------------------------------------------------------------------ physics: mpe2's World.step
