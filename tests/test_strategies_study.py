@@ -141,3 +141,49 @@ def test_bad_learning_outputs_are_bad_input_naming_the_key(tmp_path, body, key):
     with pytest.raises(BadInput) as exc:
         load_study(str(path))
     assert exc.value.key == key
+
+
+SHIPPED = ROOT / "simcode" / "data" / "studies" / "strategies.yaml"
+
+
+def test_the_shipped_study_is_the_issue_grid():
+    study = load_study("strategies", studies_dir=ROOT / "studies")
+    cells = {(s.values["tail"], s.values["code.name"], s.values["waiting"]) for s in study.runs}
+    assert {t for t, _, _ in cells} == {"fixed_k", "pareto"}
+    assert {c for _, c, _ in cells} == {"uncoded", "replication", "mds", "ldpc"}
+    strategies = [s.scenario.cluster for s in study.runs]
+    assert {c.strategy for c in strategies} == {"exact", "deadline", "stale"}
+    assert len({c.deadline for c in strategies if c.strategy == "deadline"}) == 2
+    assert len({s.scenario.seed for s in study.runs}) >= 3 and study.learning is not None
+    assert all(s.scenario.env.scenario == "simple_spread" and 3 <= s.scenario.n_agents <= 5 for s in study.runs)
+    quick = load_study("strategies", quick=True, studies_dir=ROOT / "studies")
+    assert [s.values for s in quick.runs] == [s.values for s in study.runs]  # the same grid, shorter
+
+
+def test_strategies_quick_end_to_end_on_a_slice(tmp_path):
+    """`simcode study strategies --quick` on one seed, two schemes and 12 iterations (the whole quick
+    grid is 75 trainings): every strategy and both delay families, through results, report and plots."""
+    import yaml
+
+    data = yaml.safe_load(SHIPPED.read_text())
+    data["base"] = str(ROOT / "scenarios" / "spread3.yaml")
+    data["axes"]["seed"] = [0]
+    data["axes"]["scheme"] = [s for s in data["axes"]["scheme"] if s["code.name"] in ("uncoded", "mds")]
+    data["quick"]["run.iterations"] = 12
+    path = tmp_path / "strategies.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "out"
+    assert main(["study", str(path), "--quick", "--out", str(out), "--no-progress"]) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 2 * 2 * len(data["axes"]["strategy"]) and (results["status"] == "ok").all()
+    exact = results[results["strategy"] == "exact"]
+    assert (exact["mean_updated_fraction"] == 1).all()
+    # uncoded under fixed_k waits for nobody past a deadline: the late learners' agents lose updates.
+    cut = results[(results["code.name"] == "uncoded") & (results["tail"] == "fixed_k")
+                  & (results["strategy"] != "exact")]
+    assert (cut["mean_updated_fraction"] < 1).all()
+    report = (out / "report.md").read_text()
+    table = report.split("## Learning per simulated second")[1]
+    rows = [line for line in table.splitlines() if line.startswith(("| fixed_k |", "| pareto |"))]
+    assert len(rows) == len(results)  # one row per cell: one seed here
+    assert {p.name for p in (out / "plots").glob("*.png")} >= {"reward_time.png", "frontier.png"}
