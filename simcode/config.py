@@ -29,6 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from simcode import sections
+from simcode.codes import CENTRALIZED
 from simcode.errors import BadInput
 from simcode.mpe_scenarios import MPE_SCENARIOS
 from simcode.params import MAX_COUNT, MAX_RATE, MAX_SECONDS, MAX_SEED, MAX_SIZE, Bool, Float, Int, first_error, problem
@@ -172,9 +173,9 @@ class ClusterConfig(_Section):
         if self.deadline is None:
             raise BadInput("cluster.deadline", f"missing: cluster.strategy {self.strategy} needs it; allowed: "
                            f"{DEADLINE_ALLOWED}", file)
-        if scheme == "centralized":
+        if scheme == CENTRALIZED:
             raise BadInput("cluster.strategy", f"{self.strategy} needs learners to wait for; allowed with "
-                           "code.name centralized: exact", file)
+                           f"code.name {CENTRALIZED}: exact", file)
         if self.backend != "sim":
             raise BadInput("cluster.strategy", f"{self.strategy} is not supported by the real backend yet; allowed "
                            "with cluster.backend ray: exact", file)
