@@ -94,6 +94,17 @@ def test_padded_actor_outputs_stay_zero_and_each_component_is_a_distribution():
     assert torch.count_nonzero(sample[1:, :, 5:]) == 0
 
 
+@pytest.mark.parametrize("name", list(MIXED))
+def test_flat_states_hold_only_real_entries_and_round_trip_exactly(name):
+    layout, update, state = _update_and_state(MIXED[name], "ddpg")
+    everyone = list(range(layout.n_agents))
+    state = update(state, random_batch(layout, 8, generator(0, "minibatches")), everyone)
+    flats = layout.pack(state, everyone)
+    assert [len(f) for f in flats] == layout.shapes.state_sizes  # as the simulator's arithmetic has them
+    again = layout.unpack(flats)
+    assert all(torch.equal(again[n], state[n]) for n in state)  # padding is zero, and stays zero
+
+
 def _trainer(env: dict, actions: str = "soft", **maddpg) -> Trainer:
     m = {"batch_size": 32, "learning_starts": 100, "steps_per_iteration": 10, "hidden": 16, **maddpg}
     return Trainer(Scenario.model_validate({"seed": 5, "env": {**env, "actions": actions}, "maddpg": m}))
