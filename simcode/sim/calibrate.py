@@ -279,4 +279,4 @@ def write_profile(profile: Profile, path: Path) -> None:
     check_output(path)
     header = (f"# A cost profile written by `{COMMAND}` on {profile.provenance.get('date', '?')}: "
               "scenarios use it with cost: {model: profile, profile: FILE}.\n")
-    atomic.write_text(path, header + yaml.safe_dump(profile.model_dump(), sort_keys=False))
+    atomic.write_text(path, header + yaml.safe_dump(profile.model_dump(exclude_none=True), sort_keys=False))

@@ -89,7 +89,7 @@ def measure_learner_rows(repeats: int) -> list[dict]:
                                                 "maddpg": {"batch_size": rows}})
             learner.configure(scenario.to_dict(), 0, matrix, run=0)
             for row, agents in enumerate(([0], list(range(m)))):
-                seconds = quiet_seconds(lambda row=row: learner.compute(row, states, batch), repeats)
+                seconds = quiet_seconds(lambda row=row, s=states, b=batch: learner.compute(row, s, b), repeats)
                 points.append({"agents": m, "batch": rows, "row_agents": len(agents),
                                "gflop": sum(shapes.update_flops[j] for j in agents) / 1e9,
                                "state_values": sum(shapes.state_sizes), "seconds": seconds})
