@@ -224,11 +224,12 @@ def section(learning: Learning | None) -> list[str]:
             f"agents) over its last {FINAL_SHARE:.0%} of iterations; the *threshold* is the random policy's "
             f"mean episode reward ({RANDOM_EPISODES} episodes) plus {share} of the way to the best cell's "
             f"mean final reward; *to threshold* is the first simulated second a run's reward, as a rolling "
-            f"mean over {SMOOTH_SHARE:.0%} of its iterations (full windows only), reaches the threshold, averaged over the runs "
-            f"that reach it (*reached* counts them). A run that never reaches it is not dropped: the next "
-            f"column is the mean with such runs counted at their last simulated second, a lower bound. "
-            f"± is the half-width of a {CONFIDENCE:.0%} Student t interval over the seeds (none for one "
-            f"run). *not finite*: a run's reward is not a number, shown rather than averaged away."
+            f"mean over {SMOOTH_SHARE:.0%} of its iterations (full windows only), reaches the threshold, "
+            f"averaged over the runs that reach it (*reached* counts them). A run that never reaches it is "
+            f"not dropped: the next column is the mean with such runs counted at their last simulated "
+            f"second, a lower bound. ± is the half-width of a {CONFIDENCE:.0%} Student t interval over the "
+            f"seeds (none for one run). *not finite*: a run's reward is not a number, shown rather than "
+            f"averaged away."
             + (f" {failed} runs failed and have no reward (see *Failed runs*); *runs* counts the finished."
                if failed else ""), "",
             _markdown_table(thresholds, ".2f"), "",
