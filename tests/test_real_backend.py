@@ -247,3 +247,13 @@ def test_study_backend_ray_runs_every_run_for_real(ray_session, tmp_path):
     root = run_study(str(study), out=tmp_path / "out", progress=False, backend="ray")
     results = pd.read_csv(root / "results.csv")
     assert (results["backend"] == "ray").all() and results["max_decode_error"].max() <= 1e-9
+
+
+def test_a_real_trace_says_where_the_time_went(ray_session):
+    from simcode.sim.real import run_real
+
+    trace = run_real(scenario()).trace
+    parts = trace[["learner_compute", "ray_dispatch", "learner_queued", "ray_delivery"]]
+    assert (parts >= 0).all().all() and (parts["learner_compute"] > 0).all()
+    # The parts of one answer happen one after another between sending and decoding.
+    assert (parts["learner_compute"] + parts["ray_dispatch"] <= trace["t_decoded"] - trace["t_start"]).all()

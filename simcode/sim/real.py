@@ -93,10 +93,13 @@ class LearnerActor:
                 self.acked_changed.notify_all()
 
     def work(self, task: RunTask, delay: float, mode: str, compute_first: bool, states, batch):
-        """-> (iteration, row, learner, message, compute seconds), or None when acked first (no answer)."""
+        """-> (iteration, row, learner, message, compute seconds, (entered, started, left) on the wall
+        clock), or None when acked first (no answer)."""
+        entered = time.time()  # Ray has delivered the task and its arguments
         with self.one_task:
             if task.run != self.run or self.acked >= task.iteration:
                 return None  # the controller moved on (or to another run) while this task waited: skipped
+            begun = time.time()  # an earlier task's computation, still running, is over
             started = time.perf_counter()
             message = None
             if compute_first or math.isfinite(delay):
@@ -105,7 +108,7 @@ class LearnerActor:
             extra = float(busy_time(compute, np.array([delay]), mode)[0]) - compute
             if self.wait_unless_acked(task, extra) or message is None:
                 return None
-            return task.iteration, task.row, self.index, message, compute
+            return task.iteration, task.row, self.index, message, compute, (entered, begun, time.time())
 
     def compute(self, row: int, states: list[np.ndarray], batch) -> np.ndarray:
         if isinstance(batch, dict):
@@ -214,7 +217,7 @@ class RealCluster:
         rewards = self.trainer.collect()
         batch = self.trainer.sample()
         t_sent = self.now()
-        self.compute_times: list[float] = []  # what the answering learners measured of their computation
+        self.timings: list[tuple[float, ...]] = []  # per answer: compute, Ray's dispatch, queued, Ray's delivery
         delays = self.delay_model.sample(self.delay_rng)  # drawn every iteration, whatever the scheme
         if self.code is None:
             direct = self.trainer.compute_updates(batch)
@@ -239,9 +242,17 @@ class RealCluster:
             "env_seconds": t_sent - t_start, "t_decoded": t_decoded, "n_late": answered_late,
             "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
             "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0, "resent": resent,
-            # Real runs only: the learners' own compute time; the rest of t_decoded - env is Ray's and the sleeps.
-            "learner_compute": float(np.mean(self.compute_times)) if self.compute_times else math.nan,
+            **self.where_time_went(),
         }
+
+    def where_time_went(self) -> dict[str, float]:
+        """Real runs only, means over the answers that arrived: the learners' own compute; Ray's
+        dispatch (sent until the actor has the task and its arguments); the wait for an earlier, late
+        computation still running on the actor (torch cannot be interrupted); Ray's delivery of the
+        result (the actor's return until the controller has it). Wall clocks: exact on one machine."""
+        names = ("learner_compute", "ray_dispatch", "learner_queued", "ray_delivery")
+        means = np.mean(self.timings, axis=0) if self.timings else [math.nan] * len(names)
+        return {name: float(value) for name, value in zip(names, means)}
 
     def check(self, iteration: int, rewards: list[float], direct: list[np.ndarray], decoded):
         """The decoded states (the direct ones when centralized) and their error against the direct update."""
@@ -255,6 +266,7 @@ class RealCluster:
     def gather(self, iteration: int, delays: np.ndarray, batch):
         """Send every learner its task; collect results until they decode: -> (messages by row, re-sent
         rows, {ref: learner} still pending)."""
+        self.sent_at: dict = {}  # task ref -> when it was sent (wall clock, as the actors' timestamps)
         states, batch_ref = self.ray.put(self.trainer.states()), self.ray.put(batch_arrays(batch))
         pending = {self.send(RunTask(iteration, i, self.run_number), float(delays[i]), states, batch_ref): i
                    for i in range(self.n_learners)}
@@ -287,13 +299,16 @@ class RealCluster:
                 answered.append(learner)
                 if answer is not None:
                     received.setdefault(answer[1], answer[3])
-                    self.compute_times.append(answer[4])
+                    entered, begun, left = answer[5]
+                    self.timings.append((answer[4], entered - self.sent_at[ref], begun - entered, time.time() - left))
         return received, resent, pending
 
     def send(self, task: RunTask, delay: float, states, batch, learner: int | None = None):
         learner = task.row if learner is None else learner
         compute_first = self.on_decode == "cancel_wait"  # the seed's failed learner computes, then waits
-        return self.learners[learner].work.remote(task, delay, self.delay_model.mode, compute_first, states, batch)
+        ref = self.learners[learner].work.remote(task, delay, self.delay_model.mode, compute_first, states, batch)
+        self.sent_at[ref] = time.time()
+        return ref
 
     def release(self, iteration: int, delays: np.ndarray, pending: dict) -> int:
         """Late work, as `cluster.on_decode` says (module docstring): -> how many learners had not answered."""
