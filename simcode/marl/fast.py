@@ -256,6 +256,23 @@ def rows(agents: list[int]) -> slice | torch.Tensor:
     return torch.tensor(agents, dtype=torch.long)
 
 
+def joined(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """(k, N): each agent's entries of every tensor (k, ...), one row each (a new tensor). Adam's
+    elementwise steps then take one call for a whole net, not one per tensor (12 per layer)."""
+    k = tensors[0].shape[0]
+    return torch.cat([t.reshape(k, -1) for t in tensors], 1)
+
+
+def split_as(rows: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The inverse of `joined`: views of (k, N) `rows` shaped as the tensors of `like`."""
+    out, at = [], 0
+    for t in like:
+        size = t[0].numel()
+        out.append(rows[:, at:at + size].view(t.shape))
+        at += size
+    return out
+
+
 def per_agent_norms(grads: list[torch.Tensor]) -> torch.Tensor:
     """(k,): each agent's norm over `grads` (k, ...) taken together, one agent at a time (see Bits)."""
     def norm(i: int) -> torch.Tensor:

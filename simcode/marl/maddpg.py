@@ -84,20 +84,16 @@ def adam_clip(params, grads, m, v, t, cfg: MaddpgConfig, groups: list[list[int]]
         scale = cfg.grad_clip / norms.clamp(min=cfg.grad_clip)
         for n in group:
             grads[n].mul_(scale.view(-1, *[1] * (grads[n].dim() - 1)))
-    new_p, new_m, new_v = [], [], []
-    v_correction, step_size = 1 - b2 ** t, cfg.lr / (1 - b1 ** t)  # (k,): per agent, the same for every tensor
-    for p, g, m_, v_ in zip(params, grads, m, v):
-        per_agent = (-1, *[1] * (g.dim() - 1))
-        m_ = torch.mul(m_, b1).add_(g, alpha=1 - b1)
-        # v >= 0 always in plain training; a decoded state carries the decode's rounding, which can
-        # leave a zero second moment at -1e-22. Clamping is the identity on exact states.
-        v_ = torch.clamp(v_, min=0).mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = torch.div(v_, v_correction.view(per_agent)).sqrt_().add_(ADAM_EPS)  # sqrt(v_hat) + eps
-        step = torch.div(m_, denom).mul_(step_size.view(per_agent))  # lr * m_hat / denom
-        new_p.append(torch.sub(p, step))
-        new_m.append(m_)
-        new_v.append(v_)
-    return new_p, new_m, new_v
+    # Every tensor of the net at once, each agent's a row of (k, N) (fast.joined)
+    g, m_, v_ = fast.joined(grads), fast.joined(m), fast.joined(v)
+    v_correction, step_size = (1 - b2 ** t).unsqueeze(1), (cfg.lr / (1 - b1 ** t)).unsqueeze(1)  # (k, 1)
+    m_ = m_.mul_(b1).add_(g, alpha=1 - b1)
+    # v >= 0 always in plain training; a decoded state carries the decode's rounding, which can
+    # leave a zero second moment at -1e-22. Clamping is the identity on exact states.
+    v_ = v_.clamp_(min=0).mul_(b2).addcmul_(g, g, value=1 - b2)
+    denom = torch.div(v_, v_correction).sqrt_().add_(ADAM_EPS)  # sqrt(v_hat) + eps
+    step = fast.split_as(torch.div(m_, denom).mul_(step_size), params)  # lr * m_hat / denom
+    return [torch.sub(p, s) for p, s in zip(params, step)], fast.split_as(m_, m), fast.split_as(v_, v)
 
 
 def params(state: dict[str, torch.Tensor], net: str, part: str = "") -> dict[str, torch.Tensor]:
