@@ -20,14 +20,14 @@ whose rewards are not finite makes its cell's mean not finite rather than being 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from simcode.study.plots import UNIT
-from simcode.study.spec import Study
+from simcode.study.spec import RunSpec, Study
 from simcode.study.store import StudyStore
 
 CONFIDENCE = 0.95
@@ -84,8 +84,8 @@ def curve_at(times: np.ndarray, curve: np.ndarray, grid: np.ndarray) -> np.ndarr
     return np.where(index >= 0, values, np.nan)
 
 
-def environment_key(study: Study, run_id: str) -> str:
-    spec = next(s for s in study.runs if s.run_id == run_id)
+def environment_key(spec: RunSpec) -> str:
+    """Runs with equal keys learn the same task: they share a random-policy reward and a threshold."""
     return json.dumps(spec.scenario.env.model_dump(mode="json"), sort_keys=True)
 
 
@@ -98,7 +98,6 @@ class Learning:
     thresholds: pd.DataFrame
     by: list[str]
     fraction: float
-    meta: dict = field(default_factory=dict)
 
 
 def _thresholds(study: Study, runs: pd.DataFrame, by: list[str], fraction: float) -> pd.DataFrame:
@@ -134,7 +133,7 @@ def measure(study: Study, store: StudyStore, results: pd.DataFrame) -> Learning:
     runs["final"], runs["end_time"] = finals, ends
     if UPDATED in results.columns:  # strategies that skip late agents say how many were updated
         runs["updated"] = pd.to_numeric(results[UPDATED], errors="coerce").to_numpy()
-    runs["environment"] = [environment_key(study, run_id) for run_id in runs["run_id"]]
+    runs["environment"] = [environment_key(by_id[run_id]) for run_id in runs["run_id"]]
     thresholds = _thresholds(study, runs, by, fraction)
     level = runs["environment"].map(thresholds.set_index("environment")["threshold"])
     runs["time_to_threshold"] = [first_reach(*curves[r], t) for r, t in zip(runs["run_id"], level)]
