@@ -11,6 +11,7 @@ from simcode.errors import BadInput
 from simcode.study.learning import (Learning, cell_summary, curve_at, final_reward, first_reach, reward_curve,
                                     t_interval)
 from simcode.study.spec import load_study
+from test_study import FAILING, write_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,23 +82,10 @@ def test_a_run_that_never_reaches_is_counted_not_dropped():
     assert list(table["mean if the rest reached at their end"]) == ["≥ 30.0", "≥ 30.0"]
 
 
-def write_study(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "s.yaml"
-    path.write_text(f"base: {ROOT / 'scenarios' / 'spread3.yaml'}\n" + body)
-    return path
-
-
-TINY = """
-set:
-  run.iterations: 30
-  maddpg: {batch_size: 32, learning_starts: 64, hidden: 16, steps_per_iteration: 25}
-  delay: {name: failure, p_fail: 0.3, max_failed: 1}
-axes:
-  scheme:
-    - {code.name: uncoded, cluster.n_learners: 3}
-    - {code.name: mds}
-  seed: [0, 1]
-tables:
+# test_study's study with a failing scheme, training for real (tiny networks) and asking for the learning outputs.
+TINY = FAILING.split("plots:")[0].replace("run: {iterations: 30, workload: timing}", "run.iterations: 30").replace(
+    "maddpg.learning_starts: 0", "maddpg: {batch_size: 32, learning_starts: 64, hidden: 16, steps_per_iteration: 25}"
+) + """tables:
   learning: {by: [code.name]}
 plots:
   - {kind: reward_band, col: code.name, file: band.png}
