@@ -70,7 +70,7 @@ def trained(scenario: Scenario, out_dir: Path, episodes: int) -> dict:
     result = train(scenario, out_dir, resume=bool(checkpoints(out_dir)), progress=False)
     seconds = time.perf_counter() - start
     return {**evaluate(out_dir, episodes=episodes, seed=1000 + scenario.seed), "train_seconds": seconds,
-            "train_last_100_mean": result["mean_reward_last_100"]}
+            "train_last_100_mean": result["mean_reward_last_100"], "trained_iterations": result["iterations"]}
 
 
 def bench_scenario(name: str, args: argparse.Namespace) -> dict:
@@ -89,7 +89,10 @@ def bench_scenario(name: str, args: argparse.Namespace) -> dict:
         trained_runs.append(trained(scenario, args.out / name / f"seed-{seed}", args.episodes))
         print(f"{name} seed {seed}: random {random_runs[-1]['mean_reward']:.2f}, trained "
               f"{trained_runs[-1]['mean_reward']:.2f} ({trained_runs[-1]['train_seconds']:.0f} s)", flush=True)
-    row = {"scenario": base.env.scenario, "file": name, "iterations": iterations, "seeds": args.seeds,
+    # A training found longer than asked (an earlier run with fewer seeds had a larger share) is kept.
+    trained_iterations = sorted({r["trained_iterations"] for r in trained_runs})
+    row = {"scenario": base.env.scenario, "file": name, "iterations": "-".join(map(str, trained_iterations)),
+           "seeds": args.seeds,
            "random": summary([r["mean_reward"] for r in random_runs]),
            "trained": summary([r["mean_reward"] for r in trained_runs]),
            "train_seconds": float(np.mean([r["train_seconds"] for r in trained_runs])), "measure": measure}
@@ -107,10 +110,10 @@ def _cell(s: dict | None, digits: int = 2) -> str:
 
 
 def table(rows: list[dict], episodes: int) -> str:
-    lines = [f"{'scenario':<24}{'iters':>6}{'random':>18}{'trained':>18}{'beats':>7}  {'measure':<28}"
-             f"{'random':>16}{'trained':>16}{'train s':>9}", "-" * 142]
+    lines = [f"{'scenario':<24}{'iters':>10}{'random':>18}{'trained':>18}{'beats':>7}  {'measure':<28}"
+             f"{'random':>16}{'trained':>16}{'train s':>9}", "-" * 146]
     for r in rows:
-        lines.append(f"{r['scenario']:<24}{r['iterations']:>6}{_cell(r['random']):>18}{_cell(r['trained']):>18}"
+        lines.append(f"{r['scenario']:<24}{r['iterations']:>10}{_cell(r['random']):>18}{_cell(r['trained']):>18}"
                      f"{'yes' if r['learned'] else 'no':>7}  {(r['measure'] or ''):<28}"
                      f"{_cell(r.get('random_measure'), 3):>16}{_cell(r.get('trained_measure'), 3):>16}"
                      f"{r['train_seconds']:>9.0f}")
