@@ -156,7 +156,7 @@ def test_check_fits_says_what_is_needed_against_what_the_machine_has():
     (["run", SPREAD3, "--set", "env.n_agents=100000", "--set", "cluster.n_learners=100000",
       "--set", "run.workload=timing"], "env.n_agents"),
     (["codes", "show", "mds", "-M", "100000", "-N", "100001"], "--agents"),
-    (["bench", "updates", "--agents", "1000000000000"], "--agents"),
+    (["bench", "updates", "--agents", "1000000"], "--agents"),
     (["bench", "updates", "--agents", "2", "--batch", "1000000000000"], "--batch"),
 ])
 def test_sizes_beyond_memory_are_refused_before_allocating(tmp_path, capsys, args, key):
