@@ -185,7 +185,7 @@ def random_policy_evaluation(env_cfg: EnvConfig, episodes: int, seed: int = 0) -
     stream of `seed`. With soft actions it gives their one-hot vectors, which mpe2 moves exactly as
     the discrete action (its index composes the components, movement first): both interfaces see the
     same episodes, so one baseline serves both."""
-    from simcode.marl.envs import action_parts, make_env
+    from simcode.marl.envs import action_parts, discrete_index, make_env
 
     env = make_env(env_cfg)
     world = env.unwrapped.world
@@ -197,7 +197,7 @@ def random_policy_evaluation(env_cfg: EnvConfig, episodes: int, seed: int = 0) -
         if env_cfg.actions == "soft":
             return {a: np.concatenate([np.eye(n, dtype=np.float32)[k] for n, k in zip(parts[a], ks)])
                     for a, ks in picks.items()}
-        return {a: _discrete_index(parts[a], ks) for a, ks in picks.items()}
+        return {a: discrete_index(parts[a], ks) for a, ks in picks.items()}
 
     totals, measures = [], []
     for _ in range(episodes):
@@ -205,14 +205,6 @@ def random_policy_evaluation(env_cfg: EnvConfig, episodes: int, seed: int = 0) -
         totals.append(total)
         measures.append(measured)
     return {**_summary(totals, measures), "sem_reward": float(np.std(totals) / np.sqrt(episodes))}
-
-
-def _discrete_index(parts: tuple[int, ...], picks: list[int]) -> int:
-    """mpe2's Discrete index of one pick per component, the first component varying fastest."""
-    index, scale = 0, 1
-    for size, pick in zip(parts, picks):
-        index, scale = index + pick * scale, scale * size
-    return index
 
 
 def random_policy_reward(env_cfg: EnvConfig, episodes: int, seed: int = 0) -> tuple[float, float]:
