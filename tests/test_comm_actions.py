@@ -59,25 +59,6 @@ def test_mixed_action_sizes_give_the_same_bits_in_any_grouping(name, policy, mon
     assert all(np.array_equal(a, c) for a, c in zip(together, split))
 
 
-@pytest.mark.parametrize("name", ["speaker_listener", "world_comm"])
-def test_mixed_action_sizes_give_the_same_bits_for_any_thread_count(name):
-    layout, update, state = _update_and_state(MIXED[name], hidden=64)
-    everyone = list(range(layout.n_agents))
-    before = torch.get_num_threads()
-    try:
-        for b in (64, 1024):
-            batch = random_batch(layout, b, generator(b, "minibatches"))
-            results = []
-            for threads in (1, 2, 4):
-                torch.set_num_threads(threads)
-                results.append(layout.pack(Update(layout, MaddpgConfig(hidden=64))(state, batch, everyone),
-                                           everyone))
-            for other in results[1:]:
-                assert all(np.array_equal(a, c) for a, c in zip(results[0], other)), b
-    finally:
-        torch.set_num_threads(before)
-
-
 def test_padded_actor_outputs_stay_zero_and_each_component_is_a_distribution():
     layout, update, state = _update_and_state(MIXED["world_comm"])
     everyone = list(range(layout.n_agents))

@@ -179,13 +179,17 @@ def test_grouping_invariance_holds_for_odd_batch_sizes(name, policy):
             assert np.array_equal(together[j], layout.pack(update(state, batch, [j]), [j])[0]), (b, j)
 
 
-def test_update_does_not_depend_on_the_thread_count():
-    """Study workers use one thread, `simcode run` torch's default: both must train alike."""
+@pytest.mark.parametrize("env", [{"scenario": "simple_spread", "n_agents": 4},
+                                 {"scenario": "simple_speaker_listener"},  # actions (3,) and (5,)
+                                 {"scenario": "simple_world_comm", "n_adversaries": 2}])  # (5, 4), (5,), (5,)
+def test_update_does_not_depend_on_the_thread_count(env):
+    """Study workers use one thread, `simcode run` torch's default: both must train alike, with
+    agents of one action size or of mixed sizes and components."""
     from simcode.marl.bench import random_batch
     from simcode.marl.maddpg import Update
 
     cfg = MaddpgConfig()
-    layout = Layout(describe(EnvConfig.model_validate({"scenario": "simple_spread", "n_agents": 4}), cfg))
+    layout = Layout(describe(EnvConfig.model_validate(env), cfg))
     state = layout.initial_state(generator(0, "networks"))
     everyone = list(range(layout.n_agents))
     before = torch.get_num_threads()
