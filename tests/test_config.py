@@ -84,6 +84,10 @@ def test_every_shipped_scenario_loads_and_runs_on_the_timing_workload(path):
 
     sc = load_scenario(path, {"run.workload": "timing", "run.iterations": 5})
     assert simulate(sc).summary["iterations"] == 5
+    # The shipped profile prices every shipped scenario (calibrate measures each one's env steps).
+    profiled = load_scenario(path, {"run.workload": "timing", "run.iterations": 5, "cost.model": "profile",
+                                    "cost.profile": "epyc-2core.yaml"})
+    assert simulate(profiled).summary["sim_seconds"] > 0
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "studies").glob("*.yaml")), ids=lambda p: p.stem)

@@ -41,6 +41,11 @@ ENV_POINTS = {
     "simple_tag": [{"n_adversaries": a, "n_good": 1} for a in (3, 7, 11)],
     "simple_adversary": [{"n_agents": n} for n in (2, 5, 9)],
     "simple_push": [{}],
+    "simple": [{}],
+    "simple_reference": [{}],
+    "simple_speaker_listener": [{}],
+    "simple_crypto": [{}],
+    "simple_world_comm": [{"n_adversaries": a, "n_good": 2} for a in (4, 6, 8)],
 }
 UPDATE_AGENTS = (3, 6, 10, 15)
 
@@ -189,7 +194,7 @@ def fit_profile(updates, env_steps, decodes, rank_checks, serialize, ray=None) -
         return dict(zip(names, (float(c) for c in coef)))
 
     fitted["update"] = fit("update (per agent)", updates, lambda p: (1.0, p["gflop"]), ("intercept", "per_gflop"))
-    for scenario in ENV_POINTS:
+    for scenario in dict.fromkeys(p["scenario"] for p in env_steps):  # those measured, in their order
         points = [p for p in env_steps if p["scenario"] == scenario]
         if len(points) >= 3:
             fitted["env_step"][scenario] = fit(f"env_step {scenario}", points,
