@@ -1,6 +1,7 @@
 """Run every benchmark, one after the other; each prints its figures and the command that measures them.
 
-    python benchmarks/run_all.py            (about 15 minutes on 2 cores, most of it the learning runs)
+    python benchmarks/run_all.py            (about an hour on 2 cores: the learning benchmark alone is
+                                            about 40 minutes of one core, every scenario)
 """
 
 import subprocess
@@ -14,6 +15,8 @@ COMMANDS = [
     [sys.executable, str(HERE / "bench_codes.py")],
     SIMCODE + ["bench", "updates", "--agents", "10"],
     SIMCODE + ["bench", "updates", "--agents", "30", "--repeats", "3"],
+    SIMCODE + ["bench", "updates", "--scenario", "simple_speaker_listener", "--repeats", "9"],
+    SIMCODE + ["bench", "updates", "--scenario", "simple_crypto", "--repeats", "9"],
     SIMCODE + ["bench", "envs", "--scenario", "simple_spread", "--agents", "3"],
     SIMCODE + ["bench", "envs", "--scenario", "simple_spread", "--agents", "10"],
     [sys.executable, str(HERE / "bench_sim.py")],

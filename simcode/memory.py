@@ -200,7 +200,8 @@ def training_parts(scenario) -> list[tuple[str, str, int]]:
 def simulation_parts(scenario, real: bool) -> list[tuple[str, str, int]]:
     """A simulated run: the environment's joint observation, the code's construction and, with real
     computation, the training plus the float64 states the controller decodes and checks (direct,
-    decoded, a scratch copy) and one coded result per learner."""
+    decoded, a scratch copy) and one coded result per learner, and, with cluster.strategy stale, the
+    states of the iterations whose late results may still be applied."""
     groups = observation_groups(scenario.env)
     agents, n_agents, n_learners = _agent_keys(scenario.env), _agents(groups), scenario.cluster.n_learners
     parts = [(agents, "the joint observation", _obs_total(groups) * FLOAT64)]
@@ -211,6 +212,10 @@ def simulation_parts(scenario, real: bool) -> list[tuple[str, str, int]]:
         parts += training_parts(scenario)
         parts.append((f"{agents}, cluster.n_learners", "the decoded states",
                       (3 * n_agents + n_learners) * padded * FLOAT64))
+        if scenario.cluster.strategy == "stale":  # each iteration late rows may still come for keeps its states
+            kept = (scenario.cluster.max_staleness or 1) + 1
+            parts.append((f"{agents}, cluster.max_staleness", "the states stale updates are kept for",
+                          kept * n_agents * padded * FLOAT64))
     return parts
 
 

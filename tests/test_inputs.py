@@ -273,3 +273,19 @@ def test_make_sweep_writes_where_the_quick_study_writes_by_default():
     out = sweep.split("--out", 1)[1].split()[0] if "--out" in sweep else None
     assert out in (None, str(default_out(load_study("straggler_sweep", quick=True))))
 
+
+
+def test_a_stale_run_counts_the_states_it_keeps_for_late_results():
+    """stale keeps the states of the last max_staleness + 1 iterations: the memory check counts them."""
+    from simcode import memory
+    from simcode.config import load_scenario, parse_set
+
+    def kept_bytes(*overrides: str) -> list[int]:
+        scenario = load_scenario(SPREAD3, parse_set(list(overrides)))
+        parts = memory.simulation_parts(scenario, real=True)
+        return [n for key, what, n in parts if key.endswith("cluster.max_staleness")]
+
+    stale = ["cluster.strategy=stale", "cluster.deadline=0.05", "cluster.on_decode=let_finish"]
+    assert kept_bytes() == []  # exact keeps nothing
+    one, eight = kept_bytes(*stale), kept_bytes(*stale, "cluster.max_staleness=8")
+    assert len(one) == 1 and eight[0] == one[0] * 9 // 2  # (8 + 1) against (1 + 1) iterations
