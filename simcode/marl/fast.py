@@ -25,12 +25,13 @@ Bits (an agent's update must not depend on its company; tests/test_marl.py check
   time (each as a pair, as above).
 - Target actions are computed one minibatch at a time (StackedMLP.forward_each), so every matmul has
   the same shape whatever the group's size.
-- Gradient norms are reduced one agent at a time (per_agent_norms): a batched reduction may sum in
+- Gradient norms are reduced one agent at a time (group_norms): a batched reduction may sum in
   a different order.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -89,7 +90,7 @@ class StackedMLP:
         hidden, x = [], inputs
         for depth, (weights, bias) in enumerate(hidden_layers, 1):
             h = self.scratch(f"{key}.h{depth}", n, b, p[f"{net}.{bias}"].shape[-1])
-            h.copy_(p[f"{net}.{bias}"].unsqueeze(1).expand_as(h))
+            h.copy_(p[f"{net}.{bias}"].unsqueeze(1))  # copy_ broadcasts: no expand call
             # Last weight first (the critic's actions, then its observations): the order the
             # project's results were fixed with; the same math.
             for weight, x_part in reversed(list(zip(weights, x))):
@@ -98,7 +99,7 @@ class StackedMLP:
             x = (h,)
         w_out = p[f"{net}.{out_weight}"]
         out = self.scratch(f"{key}.out", n, w_out.shape[1], b)  # W3 @ h2^T: (n, out, B)
-        out.copy_(p[f"{net}.{out_bias}"].unsqueeze(-1).expand_as(out)).baddbmm_(w_out, x[0].transpose(1, 2))
+        out.copy_(p[f"{net}.{out_bias}"].unsqueeze(-1)).baddbmm_(w_out, x[0].transpose(1, 2))
         return out.transpose(1, 2), hidden
 
     def forward_each(self, p: dict[str, torch.Tensor], net: str, inputs: torch.Tensor, key: str) -> torch.Tensor:
@@ -149,13 +150,22 @@ class OwnObservations:
         self.n_agents, self.width = layout.n_agents, layout.obs_max
         self.same_size = len(set(layout.shapes.obs_dims)) == 1
         self.blocks = list(zip(layout.obs_offsets, layout.shapes.obs_dims))  # each agent's (first column, size)
+        self._padded: dict[tuple, torch.Tensor] = {}
+
+    def _zero_padded(self, key: str, *shape: int) -> torch.Tensor:
+        """A tensor kept between calls whose padding, zeroed once, is never written (the real columns
+        are all rewritten each call): a fresh zeroed tensor costs more than the copies that fill it."""
+        tensor = self._padded.get((key, shape))
+        if tensor is None:
+            tensor = self._padded[(key, shape)] = torch.zeros(shape)
+        return tensor
 
     def of_every_agent(self, obs: torch.Tensor) -> torch.Tensor:
-        """(k, B, S) joint observations -> (k, B, M, Dmax)."""
+        """(k, B, S) joint observations -> (k, B, M, Dmax), valid until the next call."""
         if self.same_size:
             return obs.view(*obs.shape[:2], self.n_agents, -1)  # no padding: a view
         # a slice copy per agent: indexing the columns with a table is 10x slower
-        out = torch.zeros((*obs.shape[:2], self.n_agents, self.width))
+        out = self._zero_padded("every", *obs.shape[:2], self.n_agents, self.width)
         for i, (start, size) in enumerate(self.blocks):
             out[:, :, i, :size] = obs[:, :, start:start + size]
         return out
@@ -197,11 +207,12 @@ class Actions:
         # On the logits' own layout (..., Amax, B) (StackedMLP's outputs are W3 @ h2^T): the sums and
         # maxima over actions then run along contiguous rows of B (over Amax they are 10x slower).
         xt = x.transpose(-1, -2)
-        out = torch.zeros_like(xt)
+        out = None
         for outside in self._per_row(self.outside, agents).transpose(-1, -2):  # 0 on the component, -inf off
             top = (xt + outside).amax(-2, keepdim=True).clamp_(min=-1e30)  # the component's max; -1e30: none
             e = torch.exp((xt - top).add_(outside))  # 0 outside the component
-            out += e / e.sum(-2, keepdim=True).clamp_(min=1.0)  # a sum is >= 1 (its max's exp), or 0: none
+            part = e.div_(e.sum(-2, keepdim=True).clamp_(min=1.0))  # a sum is >= 1 (its max's exp), or 0: none
+            out = part if out is None else out.add_(part)  # 0 + y is y: the first needs no zeros to add to
         return out.transpose(-1, -2)
 
     def softmax_backward(self, a: torch.Tensor, d_a: torch.Tensor, agents: list[int]) -> torch.Tensor:
@@ -265,21 +276,28 @@ def joined(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 def split_as(rows: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
     """The inverse of `joined`: views of (k, N) `rows` shaped as the tensors of `like`."""
-    out, at = [], 0
-    for t in like:
-        size = t[0].numel()
-        out.append(rows[:, at:at + size].view(t.shape))
-        at += size
-    return out
+    parts = torch.split(rows, [t.numel() // len(t) for t in like], dim=1)  # one call for every slice
+    return [part.view(t.shape) for part, t in zip(parts, like)]
 
 
-def per_agent_norms(grads: list[torch.Tensor]) -> torch.Tensor:
-    """(k,): each agent's norm over `grads` (k, ...) taken together, one agent at a time (see Bits)."""
-    def norm(i: int) -> torch.Tensor:
-        norms = [torch.linalg.vector_norm(g[i]) for g in grads]
-        return norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms))
+def group_norms(grads: list[torch.Tensor], groups: list[list[int]]) -> torch.Tensor:
+    """(k, G): each agent's norm over each group of `grads` (k, ...) taken together, one agent at a time
+    (see Bits). torch._foreach_norm is linalg.vector_norm on each CPU tensor (the same bits) in one call:
+    an Adam step's cost is mostly its number of small calls."""
+    per_agent = zip(*(g.unbind(0) for g in grads))  # agent i's tensors
+    rows = []
+    for tensors in per_agent:
+        norms = torch._foreach_norm(list(tensors))
+        rows.append(torch.stack([norms[group[0]] if len(group) == 1
+                                 else torch.linalg.vector_norm(torch.stack([norms[n] for n in group]))
+                                 for group in groups]))
+    return torch.stack(rows)
 
-    return torch.stack([norm(i) for i in range(grads[0].shape[0])])
+
+@functools.lru_cache(maxsize=64)
+def group_of_columns(sizes: tuple[int, ...]) -> torch.Tensor:
+    """For groups of `sizes` columns side by side, the group of each column: (sum of sizes,) indices."""
+    return torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
 
 
 def scratch_bytes_per_agent(layout: Layout, batch_rows: int) -> int:

@@ -77,15 +77,13 @@ def clip_groups(net: str) -> list[list[int]]:
 
 def adam_clip(params, grads, m, v, t, cfg: MaddpgConfig, groups: list[list[int]]):
     """Clip each agent's gradient of each variable (a group of tensors) to norm cfg.grad_clip, then
-    one Adam step. `grads` are scaled in place; returns new parameters, first and second moments."""
+    one Adam step. Returns new parameters, first and second moments."""
     b1, b2 = ADAM_BETAS
-    for group in groups:
-        norms = fast.per_agent_norms([grads[n] for n in group])
-        scale = cfg.grad_clip / norms.clamp(min=cfg.grad_clip)
-        for n in group:
-            grads[n].mul_(scale.view(-1, *[1] * (grads[n].dim() - 1)))
-    # Every tensor of the net at once, each agent's a row of (k, N) (fast.joined)
-    g, m_, v_ = fast.joined(grads), fast.joined(m), fast.joined(v)
+    scale = cfg.grad_clip / fast.group_norms(grads, groups).clamp_(min=cfg.grad_clip)  # (k, G)
+    # Every tensor of the net at once, each agent's a row of (k, N) (fast.joined); each column
+    # scaled by its variable's factor
+    columns = fast.group_of_columns(tuple(sum(grads[n][0].numel() for n in group) for group in groups))
+    g, m_, v_ = fast.joined(grads).mul_(scale.index_select(1, columns)), fast.joined(m), fast.joined(v)
     v_correction, step_size = (1 - b2 ** t).unsqueeze(1), (cfg.lr / (1 - b1 ** t)).unsqueeze(1)  # (k, 1)
     m_ = m_.mul_(b1).add_(g, alpha=1 - b1)
     # v >= 0 always in plain training; a decoded state carries the decode's rounding, which can
@@ -134,7 +132,10 @@ class Update:
         """The update of one group of agents, computed together."""
         m, a, b = self.layout.n_agents, self.layout.act_max, batch.obs.shape[1]
         rows = fast.rows(agents)
-        mine, data = {n: t[rows] for n, t in state.items()}, batch.of(rows)
+        if agents == list(range(m)):  # everyone: the state itself (a view of each of its tensors costs a call)
+            mine, data = state, batch
+        else:
+            mine, data = {n: t[rows] for n, t in state.items()}, batch.of(rows)
         # Gumbel noise -log(-log(u)) of each agent's update, from its own generator: (k, M + 1, B, Amax),
         # the M target actions', then the agent's own action's.
         gumbel = torch.stack([update_noise(batch.seed, batch.iteration, j, (m + 1, b, a)) for j in agents])
