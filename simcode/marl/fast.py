@@ -142,6 +142,20 @@ class StackedMLP:
         return grads
 
 
+class PerGroup:
+    """Values made from a group of agents (rows of fixed index tables), kept by group: the same groups
+    come back every update, and each lookup in a table is a torch call."""
+
+    def __init__(self, make: Callable[[list[int] | None], object]):
+        self._make, self._kept = make, {}
+
+    def __call__(self, agents: list[int] | None):
+        key = None if agents is None else tuple(agents)
+        if key not in self._kept:
+            self._kept[key] = self._make(agents)
+        return self._kept[key]
+
+
 class OwnObservations:
     """Each agent's own columns of the joint observations, padded to the longest (padding zero)."""
 
@@ -151,6 +165,8 @@ class OwnObservations:
         self.same_size = len(set(layout.shapes.obs_dims)) == 1
         self.blocks = list(zip(layout.obs_offsets, layout.shapes.obs_dims))  # each agent's (first column, size)
         self._padded: dict[tuple, torch.Tensor] = {}
+        # agents' rows of the column table (k, 1, Dmax) and of the padding mask (k, 1, Dmax)
+        self._rows = PerGroup(lambda agents: (self.cols[agents].unsqueeze(1), self.mask[agents].unsqueeze(1)))
 
     def _zero_padded(self, key: str, *shape: int) -> torch.Tensor:
         """A tensor kept between calls whose padding, zeroed once, is never written (the real columns
@@ -178,9 +194,8 @@ class OwnObservations:
             st = obs.stride()
             return obs.as_strided((*obs.shape[:2], d), (st[0] + d * st[2], st[1], st[2]),
                                   obs.storage_offset() + agents[0] * d * st[2])
-        idx = torch.tensor(agents)
-        cols = self.cols[idx].unsqueeze(1).expand(-1, obs.shape[1], -1)
-        return torch.gather(obs, 2, cols) * self.mask[idx].unsqueeze(1)
+        cols, mask = self._rows(agents)
+        return torch.gather(obs, 2, cols.expand(-1, obs.shape[1], -1)) * mask
 
 
 class Actions:
@@ -198,6 +213,9 @@ class Actions:
         self.offsets, self.sizes = layout.act_offsets, layout.shapes.act_dims
         # agent i's column c sits at c + offsets[i] of the joint action (padding reads column 0)
         self.cols = ((torch.arange(self.width) + torch.tensor(self.offsets).unsqueeze(1)) * self.real).long()
+        self._own = PerGroup(lambda agents: (self.cols[agents].unsqueeze(-1), self.real[agents].unsqueeze(-1)))
+        self._outside_rows = PerGroup(lambda agents: self._per_row(self.outside, agents))
+        self._mask_rows = PerGroup(lambda agents: self._per_row(self.masks, agents))
 
     def softmax(self, x: torch.Tensor, agents: list[int] | None = None) -> torch.Tensor:
         """Softmax of each component of `x` (..., Amax), zero on padding: x (k, M, B, Amax), every
@@ -208,7 +226,7 @@ class Actions:
         # maxima over actions then run along contiguous rows of B (over Amax they are 10x slower).
         xt = x.transpose(-1, -2)
         out = None
-        for outside in self._per_row(self.outside, agents).transpose(-1, -2):  # 0 on the component, -inf off
+        for outside in self._outside_rows(agents).transpose(-1, -2):  # 0 on the component, -inf off
             top = (xt + outside).amax(-2, keepdim=True).clamp_(min=-1e30)  # the component's max; -1e30: none
             e = torch.exp((xt - top).add_(outside))  # 0 outside the component
             part = e.div_(e.sum(-2, keepdim=True).clamp_(min=1.0))  # a sum is >= 1 (its max's exp), or 0: none
@@ -221,7 +239,7 @@ class Actions:
         if self.one_part_each:
             return a * (d_a - (a * d_a).sum(-1, keepdim=True))
         a_d = a * d_a
-        inner = sum(mask * (a_d * mask).sum(-1, keepdim=True) for mask in self._per_row(self.masks, agents))
+        inner = sum(mask * (a_d * mask).sum(-1, keepdim=True) for mask in self._mask_rows(agents))
         return a * (d_a - inner)
 
     @staticmethod
@@ -252,11 +270,10 @@ class Actions:
         """d_first (k, B, H) @ (row r's agent's action columns of w_act (k, H, S)) -> (k, B, Amax), zero
         on padding. The columns are gathered as (k, Amax, H) and used transposed, as every weight here
         (see Bits)."""
-        idx = torch.tensor(agents)
-        cols = self.cols[idx].unsqueeze(-1).expand(-1, -1, w_act.shape[1])
-        own = torch.gather(w_act.transpose(1, 2), 1, cols).contiguous()
+        cols, real = self._own(agents)
+        own = torch.gather(w_act.transpose(1, 2), 1, cols.expand(-1, -1, w_act.shape[1])).contiguous()
         if not self.one_part_each:
-            own.mul_(self.real[idx].unsqueeze(-1))
+            own.mul_(real)
         return torch.bmm(d_first, own.transpose(1, 2))
 
 

@@ -82,7 +82,8 @@ def adam_clip(params, grads, m, v, t, cfg: MaddpgConfig, groups: list[list[int]]
     scale = cfg.grad_clip / fast.group_norms(grads, groups).clamp_(min=cfg.grad_clip)  # (k, G)
     # Every tensor of the net at once, each agent's a row of (k, N) (fast.joined); each column
     # scaled by its variable's factor
-    columns = fast.group_of_columns(tuple(sum(grads[n][0].numel() for n in group) for group in groups))
+    sizes = tuple(sum(grads[n].numel() // len(grads[n]) for n in group) for group in groups)  # columns per variable
+    columns = fast.group_of_columns(sizes)
     g, m_, v_ = fast.joined(grads).mul_(scale.index_select(1, columns)), fast.joined(m), fast.joined(v)
     v_correction, step_size = (1 - b2 ** t).unsqueeze(1), (cfg.lr / (1 - b1 ** t)).unsqueeze(1)  # (k, 1)
     m_ = m_.mul_(b1).add_(g, alpha=1 - b1)
