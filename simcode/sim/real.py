@@ -40,6 +40,7 @@ from simcode.errors import SimulationError
 from simcode.seeding import generator
 from simcode.sim import protocol
 from simcode.sim.ray_pool import forget_learners, learner_pool, ray_session
+from simcode.sim.strategy import exact_columns
 from simcode.sim.workload import IterationData, shapes_of, stack_states, unstack_states
 
 
@@ -243,6 +244,7 @@ class RealCluster:
             "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
             "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0, "resent": resent,
             **self.where_time_went(),
+            **exact_columns(len(direct)),  # the real backend runs the exact strategy only
         }
 
     def where_time_went(self) -> dict[str, float]:

@@ -21,14 +21,11 @@ from simcode.progress import progress_bar
 from simcode.seeding import generator
 from simcode.sim.cluster import Cluster
 from simcode.sim.cost import make_cost
-from simcode.sim.strategy import exact_columns, make_strategy
+from simcode.sim.strategy import make_strategy
 from simcode.sim.workload import MaddpgWorkload, SharedMaddpg, TimingWorkload
 
 DECODE_WARNING = 1e-4  # relative decode error above which the training is no longer the centralized one
 TRACE_COLUMNS = ["iteration", "t_start", "t_end", "duration", "n_received", "decode_error", "episode_reward"]
-# Written for every run, after the clock's own columns, so a study's traces have the same columns whatever
-# the strategy (simcode.sim.strategy): agents updated, agents left at their state, "agent:age" applied late.
-STRATEGY_COLUMNS = ["n_updated", "stale_agents", "staleness"]
 
 
 @dataclass
@@ -177,7 +174,7 @@ def summarize(scenario: Scenario, cluster, trace: pd.DataFrame, host_seconds: fl
         "load_max": int(code.load.max()) if code is not None else scenario.n_agents,
         "resent": int(trace["resent"].sum()),
         "strategy": scenario.cluster.strategy,
-        "mean_updated_fraction": float(trace["n_updated"].mean() / scenario.n_agents) if "n_updated" in trace else 1.0,
+        "mean_updated_fraction": float(trace["n_updated"].mean() / scenario.n_agents),
         "workload": scenario.run.workload,
         "cost_model": scenario.cost.model,
         "reproducible": bool(real is None and cluster.cost.reproducible),  # real seconds never are
@@ -193,22 +190,14 @@ def write_run(out: Path, result: RunResult) -> None:
     outputs.claim(out, "run")
     with atomic.building_dir(out, before_publish=lambda: outputs.claim(out, "run")) as staged:
         (staged / "scenario.yaml").write_text(result.scenario.to_yaml())
-        trace = with_strategy_columns(result.trace, result.scenario.n_agents)
-        columns = TRACE_COLUMNS + [c for c in trace.columns if c not in TRACE_COLUMNS]
-        trace[columns].to_csv(staged / "trace.csv", index=False)
+        columns = TRACE_COLUMNS + [c for c in result.trace.columns if c not in TRACE_COLUMNS]
+        result.trace[columns].to_csv(staged / "trace.csv", index=False)
         (staged / "summary.json").write_text(json.dumps(result.summary, indent=2, allow_nan=False) + "\n")
         if result.final_states is not None:  # so that `simcode evaluate RUN_DIR` can load the policy
             from simcode.marl.evaluate import write_policy
 
             write_policy(staged, result.scenario, result.final_states, result.summary["iterations"])
         outputs.mark(staged, "run")
-
-
-def with_strategy_columns(trace: pd.DataFrame, n_agents: int) -> pd.DataFrame:
-    """The trace with the strategy columns, an exact run's values where its clock wrote none (the real
-    backend runs exact only)."""
-    missing = {column: value for column, value in exact_columns(n_agents).items() if column not in trace}
-    return trace.assign(**missing) if missing else trace
 
 
 def run_to_dir(scenario: Scenario, out: Path, progress: bool = True, address: str | None = None) -> dict:

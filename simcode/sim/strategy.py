@@ -87,6 +87,9 @@ class Settled:
 
 
 def exact_columns(n_agents: int) -> dict:
+    """The strategy trace columns of an exact iteration (every run writes them, both clocks, so a
+    study's traces have the same columns whatever the strategy): agents updated, agents left at their
+    state, "agent:age" of late updates applied."""
     return {"n_updated": n_agents, "stale_agents": "", "staleness": ""}
 
 
