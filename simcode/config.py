@@ -156,7 +156,7 @@ class ClusterConfig(_Section):
         "agents the results so far determine, the others keep their state; stale: deadline, and late results "
         "are installed when they arrive, up to cluster.max_staleness iterations old (needs on_decode: let_finish)")
     deadline: Annotated[Float | QuantileDeadline | None, BeforeValidator(_deadline)] = Field(
-        None, description=f"deadline and stale: seconds after the work is sent, or {{quantile: q}}: the q-quantile "
+        None, description="deadline and stale: seconds after the work is sent, or {quantile: q}: the q-quantile "
         "of the learners' response times in the last 100 iterations (the first iteration waits for the decode)")
     # Stale keeps each of the last max_staleness iterations' states until its late rows are used up.
     max_staleness: Int | None = Field(

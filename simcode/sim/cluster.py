@@ -260,8 +260,9 @@ class Cluster:
         """Send every learner its work and collect results until they decode: -> (received, resent).
 
         Every path ends decoded, at a deadline strategy's deadline, or in a SimulationError: the
-        controller waits only while a result can still arrive. With a timeout, the rows still missing at the deadline are re-sent once to the
-        learners that answered; if nobody has answered by then, at the first answer after it."""
+        controller waits only while a result can still arrive. With a timeout, the rows still missing at
+        the deadline are re-sent once to the learners that answered; if nobody has answered by then, at
+        the first answer after it."""
         t_sent = self.env.now
         compute = self.compute_seconds(data)
         busy = busy_seconds(iteration, compute, delays, self.delay_model)
