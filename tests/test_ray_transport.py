@@ -14,19 +14,29 @@ from simcode.sim.runner import simulate
 from simcode.sim.workload import shapes_of
 from test_profile import synthetic_points
 
-ROUND_TRIP, PUT, PUT_RATE, FETCH, FETCH_RATE = 6e-4, 1.5e-3, 1e9, 4e-4, 2e9
+PUT, PUT_RATE, PUT_DAEMONS = 1.5e-3, 1e9, 0.4  # per call, bytes per second, the raylet's share
+SUBMIT, SUBMIT_RATE, TASK, TASK_RATE, ACK = 1e-3, 5e8, 3e-3, 4e9, 2e-4
 LEARNER = (4e-3, 2e-2, 7e-9)  # intercept, per GFLOP of the row, per value of all states
+CROWDED_ALONE, CROWDED = 8e-3, 0.8  # CPU seconds per row alone; the speed on a crowded host
 
 
 def ray_points():
-    """calibrate_ray.measure_ray's measurements, made from known costs."""
-    sizes = [(3, 4e5), (5, 1.7e6), (6, 5.7e6), (10, 8.7e6)]
-    puts = [{"agents": m, "bytes": b, "seconds": PUT + b / PUT_RATE} for m, b in sizes]
-    fetches = [{"agents": m, "bytes": b, "seconds": FETCH + b / FETCH_RATE} for m, b in sizes]
+    """calibrate_ray.measure_ray's measurements (CPU seconds by process group), made from known costs."""
+    sizes = [(3, 7e5, 4e5, 4.6e5), (5, 1.7e6, 1.7e6, 7e5), (6, 2.6e6, 5.7e6, 8e5), (10, 8.7e6, 1.3e7, 1.4e6)]
+    puts, gathers = [], []
+    for m, states, batch, returned in sizes:
+        put = [PUT + states / PUT_RATE, PUT + batch / PUT_RATE]
+        puts += [{"agents": m, "batch": 256, "bytes": b, "seconds": c, "daemons": PUT_DAEMONS * c}
+                 for b, c in zip((states, batch), put)]
+        for n in (2, 6):
+            task = TASK + (states + batch + returned) / TASK_RATE
+            gathers.append({"agents": m, "batch": 256, "tasks": n, "received": states + batch, "returned": returned,
+                            "driver": (1 - PUT_DAEMONS) * sum(put) + n * (SUBMIT + returned / SUBMIT_RATE),
+                            "daemons": PUT_DAEMONS * sum(put) + n * 0.25 * task, "actors": n * 0.75 * task})
     rows = [{"agents": m, "row_agents": k, "gflop": g, "state_values": v,
              "seconds": LEARNER[0] + LEARNER[1] * g + LEARNER[2] * v}
             for m, k, g, v in ((3, 1, 0.04, 1.7e5), (3, 3, 0.12, 1.7e5), (5, 1, 0.07, 4.4e5), (10, 10, 6.9, 2.2e6))]
-    return ROUND_TRIP, puts, fetches, rows
+    return puts, gathers, ACK, rows, (CROWDED_ALONE, CROWDED_ALONE / CROWDED)
 
 
 @pytest.fixture
@@ -40,11 +50,14 @@ def profile_file(tmp_path):
 def test_fit_profile_recovers_the_ray_section():
     profile, report = fit_profile(*synthetic_points(), ray=ray_points())
     ray = profile.ray
-    assert ray.per_message == pytest.approx(ROUND_TRIP / 2)
     assert ray.put.seconds(3e6) == pytest.approx(PUT + 3e6 / PUT_RATE, rel=1e-5)
-    assert ray.fetch.seconds(3e6) == pytest.approx(FETCH + 3e6 / FETCH_RATE, rel=1e-5)
+    assert ray.submit.seconds(7e5) == pytest.approx(SUBMIT + 7e5 / SUBMIT_RATE, rel=1e-5)
+    assert ray.task.seconds(3e6) == pytest.approx(TASK + 3e6 / TASK_RATE, rel=1e-5)
+    assert ray.ack == ACK
+    assert ray.crowded == pytest.approx(CROWDED)
     assert ray.learner.seconds(0.5, 1e6) == pytest.approx(LEARNER[0] + LEARNER[1] * 0.5 + LEARNER[2] * 1e6, rel=1e-5)
     assert any(line.startswith("ray learner row") for line in report)
+    assert any(line.startswith("ray submit") for line in report)
 
 
 def scenario(profile, network_model="ray", code="uncoded", **cost) -> Scenario:
@@ -59,18 +72,19 @@ def scenario(profile, network_model="ray", code="uncoded", **cost) -> Scenario:
     })
 
 
-def test_an_iteration_pays_the_ray_messages_and_the_learner_row_as_the_actors_run_it(profile_file):
+def test_an_iteration_pays_the_drivers_puts_and_submits_then_the_task_and_the_row(profile_file):
+    """Without hosts (a machine each): the controller puts, submits the 3 tasks one after another; the
+    last learner's work (its task's CPU and its row) then decides when uncoded decodes."""
     sc = scenario(profile_file)
     ray = fit_profile(*synthetic_points(), ray=ray_points())[0].ray
     shapes = shapes_of(sc)
-    states = 4 * sum(shapes.state_sizes)
-    task = ray.per_message + ray.put.seconds(states + shapes.batch_nbytes[0])  # states and its agent's batch
-    row = ray.fetch.seconds(states + sum(shapes.batch_nbytes)) + ray.learner.seconds(
-        shapes.update_flops[0] / 1e9, sum(shapes.state_sizes))  # each actor fetches the whole batch
-    result = ray.per_message + ray.put.seconds(8 * shapes.padded_size)
+    states, batch, result = 4 * sum(shapes.state_sizes), sum(shapes.batch_nbytes), 8 * shapes.padded_size
+    driver = ray.put.seconds(states) + ray.put.seconds(batch) + 3 * ray.submit.seconds(result)
+    work = ray.task.seconds(states + batch + result) + ray.learner.seconds(shapes.update_flops[0] / 1e9,
+                                                                           sum(shapes.state_sizes))
     trace = simulate(sc).trace
     after_env = trace["t_decoded"] - trace["t_start"] - trace["env_seconds"]  # uncoded decodes by copying
-    assert after_env.to_numpy() == pytest.approx(task + row + result, rel=1e-9)
+    assert after_env.to_numpy() == pytest.approx(driver + work, rel=1e-9)
 
 
 def test_centralized_keeps_the_profiles_update_cost(profile_file):
@@ -95,3 +109,79 @@ def test_ray_transport_without_a_ray_profile_is_one_line_exit_2(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "cluster.network.model" in err and "calibrate --ray" in err
     assert not (tmp_path / "run").exists()
+
+
+def _learner_on_one_core(runs_to_end: bool):
+    """A learner alone on a one-core host, fed by hand: -> (env, host, learner, [(row, answered at)])."""
+    from types import SimpleNamespace
+
+    import simpy
+
+    from simcode.sim.hosts import SharedCores
+    from simcode.sim.learner import Learner
+
+    env = simpy.Environment()
+    host = SharedCores(env, 1)
+    answers = []
+    network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
+    cluster = SimpleNamespace(env=env, learner_hosts=[host], wait_for_ack=False, cancel=True, iteration=0,
+                              runs_to_end=runs_to_end, network=network, result_arrived=lambda *a: None,
+                              result_nbytes=8)
+    return env, host, Learner(cluster, 0), answers
+
+
+@pytest.mark.parametrize("runs_to_end, second_answer", [(False, 1.5), (True, 2.0)])
+def test_a_cancelled_computation_on_ray_runs_to_its_end_and_the_next_task_waits(runs_to_end, second_answer):
+    from simcode.sim.protocol import Task
+
+    env, host, learner, answers = _learner_on_one_core(runs_to_end)
+    learner.inbox.put(Task(iteration=0, row=0, busy=1.0, compute=1.0))
+
+    def controller():
+        yield env.timeout(0.5)
+        learner.process.interrupt()  # the iteration decoded without this learner
+        learner.cluster.iteration = 1
+        learner.inbox.put(Task(iteration=1, row=1, busy=1.0, compute=1.0))
+        yield env.timeout(0.1)
+        assert len(host.left) == 1  # one computation on the core: the old one, or the new one alone
+    env.process(controller())
+    env.run(until=5)
+    assert answers == [(1, pytest.approx(second_answer))]  # the cancelled task never answers
+
+
+def test_a_profile_with_an_earlier_ray_section_is_one_clear_line(tmp_path):
+    from simcode.sim.profile import load_profile
+
+    profile, _ = fit_profile(*synthetic_points(), ray=ray_points())
+    data = profile.model_dump()
+    data["ray"] = {"per_message": 3e-4, "fetch": {"per_message": 1e-3, "bytes_per_second": 1e9}}
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(BadInput, match="earlier simcode.*calibrate --ray"):
+        load_profile(path)
+
+
+@pytest.mark.parametrize("jobs, crowded, done_at", [(2, 0.8, 1.0), (3, 1.0, 1.5), (3, 0.8, 1.5 / 0.8)])
+def test_a_crowded_host_works_at_its_measured_speed(jobs, crowded, done_at):
+    """Processor sharing on 2 cores; only with more computations than cores does `crowded` slow them."""
+    import simpy
+
+    from simcode.sim.hosts import SharedCores
+
+    env = simpy.Environment()
+    host = SharedCores(env, 2, crowded)
+    done = [host.compute(1.0) for _ in range(jobs)]
+    env.run(until=env.all_of(done))
+    assert env.now == pytest.approx(done_at)
+
+
+def test_ray_scenarios_use_the_profiles_crowded_speed_on_their_hosts(profile_file):
+    from simcode.config import scenario_from_dict
+    from simcode.sim.cost import make_cost
+    from simcode.sim.workload import shapes_of as shapes
+
+    sc = scenario(profile_file)
+    flops = shapes(sc).update_flops
+    assert make_cost(sc, flops, flops).crowded == pytest.approx(CROWDED)
+    links = scenario_from_dict({**sc.to_dict(), "cluster": {**sc.to_dict()["cluster"], "network": {"model": "links"}}})
+    assert make_cost(links, flops, flops).crowded == 1.0

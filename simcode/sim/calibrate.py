@@ -67,15 +67,18 @@ def quiet_seconds(work: Callable[[], object], repeats: int) -> float:
 
 
 def measure_updates(batch: int, repeats: int) -> list[dict]:
-    """Seconds per agent update of the batched update over all M agents, and its GFLOP per agent."""
+    """Seconds per agent update of the batched update over all M agents, and its GFLOP per agent, at
+    minibatches of `batch` and a quarter of it: M alone moves the GFLOP and the call's fixed costs together
+    (an update of M agents is one batched call), so a second size is what separates them."""
     from simcode.marl.bench import spread_update
 
     points = []
-    for m in UPDATE_AGENTS:
-        _, shapes, update, state, data = spread_update(m, batch)
-        agents = list(range(m))
-        seconds = quiet_seconds(lambda u=update, s=state, d=data, a=agents: u(s, d, a), repeats) / m
-        points.append({"agents": m, "gflop": shapes.update_flops[0] / 1e9, "seconds": seconds})
+    for rows in sorted({batch, max(1, batch // 4)}):
+        for m in UPDATE_AGENTS:
+            _, shapes, update, state, data = spread_update(m, rows)
+            agents = list(range(m))
+            seconds = quiet_seconds(lambda u=update, s=state, d=data, a=agents: u(s, d, a), repeats) / m
+            points.append({"agents": m, "batch": rows, "gflop": shapes.update_flops[0] / 1e9, "seconds": seconds})
     return points
 
 

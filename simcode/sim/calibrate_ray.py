@@ -1,22 +1,41 @@
-"""`simcode calibrate --ray`: measure what the real backend's Ray transport costs on this machine.
+"""`simcode calibrate --ray`: what the real backend's Ray transport costs on this machine, in CPU.
 
-The profile's `ray` section (simcode.sim.profile.RayCost) prices, for scenarios whose network model
-is `ray` (simcode.sim.cost.RayTransportCost):
-- per_message: half the round trip of a no-op task on an actor (submission, scheduling, the reply);
-- put: the driver's ray.put of the states (a list of float32 arrays) and of the minibatches (torch
-  tensors), as `RealCluster.gather` puts them, against their bytes;
-- fetch: what an actor task whose arguments are those two objects takes more than a no-op task: the
-  actor fetches and deserialises them before it starts;
+On one machine a Ray message costs next to no wire and a lot of CPU: the driver pickles and submits
+every task and handles its reply, the raylet (with its object store) serves every put, every
+argument an actor reads and every result it returns, and each actor receives its task and ships its
+result. With six actors on two cores that CPU is shared with the learners' own computations (it
+measured 4 ms per task, three times the round trip of a no-op task on an idle Ray), so the profile
+holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not delays. The profile's
+`ray` section (simcode.sim.profile.RayCost) prices, for scenarios whose network model is `ray`
+(simcode.sim.cost.RayTransportCost):
+
+- put: the driver's ray.put of the states (a list of float32 arrays) and of the minibatch (numpy
+  arrays), driver and raylet CPU per call and per byte: work on the controller's host;
+- submit: the driver's CPU per task sent (pickle and submit the call, take its reply), per byte of
+  the reply: work on the controller's host, one task after another; ack: the driver's CPU per
+  acknowledgement of a late learner;
+- task: the CPU one task costs beside the row itself, the actor's (receive the task, read its
+  arguments in place, ship its result) and the raylet's, per byte received and returned: work on the
+  learner's host;
 - learner: `LearnerActor.compute` itself on one torch thread (as the actors run it), for a row of one
-  agent and a row of every agent at several M and minibatch sizes.
-Each point is calibrate's lower quartile of repeats (simcode.sim.calibrate.quiet_seconds). A local Ray
-of its own is started (and stopped) for the measurements.
+  agent and a row of every agent at several M and minibatch sizes (quiet wall seconds);
+- crowded: the CPU seconds of such a row alone over its CPU seconds when three actors a core compute
+  rows at once (the scheduler's switches and cold caches: 0.87 here), the speed of work on a host
+  with more computations than cores (simcode.sim.hosts).
+
+put, submit and task come from the CPU time (user + system, psutil) of each process of a local Ray
+over repeated gathers shaped as the real backend's (RealCluster.gather) on actors that compute
+nothing: measured as CPU, they hardly depend on what else the machine runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
+import os
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -24,16 +43,23 @@ from simcode.sim.calibrate import quiet_seconds
 
 # (M, minibatch rows) of the measured points: the sizes sim_vs_real runs and larger ones.
 RAY_POINTS = [(3, 256), (5, 256), (6, 512), (10, 256), (10, 1024)]
+GATHER_TASKS = (2, 6)  # learners per measured gather
 
 
 class _Probe:
-    """An actor that does nothing with what it receives (wrapped by ray.remote)."""
+    """A learner that computes nothing (wrapped by ray.remote): it reads its arguments as a learner
+    does and returns a result of a learner's size, in a learner's answer."""
 
-    def noop(self) -> None:
+    def pid(self) -> int:
+        return os.getpid()
+
+    def ack(self, iteration: int, run: int) -> None:
         return None
 
-    def receive(self, states, batch) -> int:
-        return len(states) + len(batch)  # Ray fetched and deserialised both before the call
+    def work(self, index: int, width: int, states, batch):
+        touched = sum(float(a.sum()) for a in states) + sum(float(a.sum()) for a in batch.values()
+                                                          if isinstance(a, np.ndarray))
+        return index, touched, index, np.zeros(width), 0.0, (0.0, 0.0, 0.0)
 
 
 def _problem(m: int, batch: int):
@@ -51,24 +77,74 @@ def nbytes_of(states: list[np.ndarray], batch: dict) -> tuple[int, int]:
     return sum(s.nbytes for s in states), sum(a.nbytes for a in arrays)
 
 
-def measure_transport(ray, repeats: int) -> tuple[float, list[dict], list[dict]]:
-    """(no-op round trip seconds, put points, fetch points) on one probe actor."""
-    probe = ray.remote(num_cpus=1)(_Probe).remote()
-    ray.get(probe.noop.remote())  # the actor process is up
-    round_trip = quiet_seconds(lambda: ray.get(probe.noop.remote()), 20 * repeats)
-    puts, fetches = [], []
+class CpuClock:
+    """CPU seconds of the driver, of given actor processes and of the rest of Ray (its daemons: raylet,
+    object store, GCS): every thread's time on a core from /proc/PID/task/*/schedstat (nanoseconds;
+    psutil's user + system time counts in 10 ms ticks, too coarse for a task's milliseconds)."""
+
+    def __init__(self, actor_pids: list[int]):
+        import psutil
+
+        self.driver = psutil.Process()
+        self.actor_pids = set(actor_pids)
+
+    def read(self) -> dict[str, float]:
+        out = {"driver": _cpu_seconds(self.driver.pid), "actors": 0.0, "daemons": 0.0}
+        for child in self.driver.children(recursive=True):
+            out["actors" if child.pid in self.actor_pids else "daemons"] += _cpu_seconds(child.pid)
+        return out
+
+    def per_call(self, work, repeats: int) -> dict[str, float]:
+        """Mean CPU seconds per call of `work` by group, after one untimed call."""
+        work()
+        before = self.read()
+        for _ in range(repeats):
+            work()
+        after = self.read()
+        return {group: (after[group] - before[group]) / repeats for group in after}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """Seconds on a core of every thread of process `pid` (0 for threads or a process gone meanwhile)."""
+    total = 0
+    for task in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(Path(task).read_text().split()[0])
+    return total / 1e9
+
+
+def gather_once(ray, probes: list, states, batch, width: int) -> None:
+    """One iteration's messages, as RealCluster.gather sends and collects them."""
+    states_ref, batch_ref = ray.put(states), ray.put(batch)
+    pending = [probe.work.remote(i, width, states_ref, batch_ref) for i, probe in enumerate(probes)]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        ray.get(done[0])
+
+
+def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float]:
+    """(put points, gather points, ack): CPU seconds per put and per gather of each size, by process
+    group, and the driver's per acknowledgement (RealCluster.release: a call it does not wait for)."""
+    probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
+    clock = CpuClock(ray.get([probe.pid.remote() for probe in probes]))
+    acks = clock.per_call(lambda: ray.get([probe.ack.remote(0, 0) for probe in probes]), 20 * repeats)
+    puts, gathers = [], []
     for m, rows in RAY_POINTS:
-        states, batch, _ = _problem(m, rows)
+        states, batch, shapes = _problem(m, rows)
         state_bytes, batch_bytes = nbytes_of(states, batch)
         for payload, nbytes in ((states, state_bytes), (batch, batch_bytes)):
-            puts.append({"agents": m, "batch": rows, "bytes": nbytes,
-                         "seconds": quiet_seconds(lambda payload=payload: ray.put(payload), 5 * repeats)})
-        refs = ray.put(states), ray.put(batch)
-        seconds = quiet_seconds(lambda refs=refs: ray.get(probe.receive.remote(*refs)), 5 * repeats)
-        fetches.append({"agents": m, "batch": rows, "bytes": state_bytes + batch_bytes,
-                        "seconds": max(seconds - round_trip, 1e-6)})  # positive: fits weigh by 1/seconds
-    ray.kill(probe)
-    return round_trip, puts, fetches
+            cpu = clock.per_call(lambda payload=payload: ray.put(payload), 20 * repeats)
+            puts.append({"agents": m, "batch": rows, "bytes": nbytes, "seconds": cpu["driver"] + cpu["daemons"],
+                         "daemons": cpu["daemons"]})
+        width = max(shapes.state_sizes)  # a result: one padded float64 state (sim.real.LearnerActor)
+        for n in GATHER_TASKS:
+            cpu = clock.per_call(lambda n=n, s=states, b=batch, w=width: gather_once(ray, probes[:n], s, b, w),
+                                 4 * repeats)
+            gathers.append({"agents": m, "batch": rows, "tasks": n, "put_bytes": (state_bytes, batch_bytes),
+                            "received": state_bytes + batch_bytes, "returned": 8 * width, **cpu})
+    for probe in probes:
+        ray.kill(probe)
+    return puts, gathers, acks["driver"] / len(probes)
 
 
 def measure_learner_rows(repeats: int) -> list[dict]:
@@ -100,7 +176,7 @@ def measure_learner_rows(repeats: int) -> list[dict]:
 
 @contextlib.contextmanager
 def local_ray():
-    """A local Ray of two CPUs for the measurements, stopped after."""
+    """A local Ray with a CPU per probe actor for the measurements, stopped after."""
     try:
         import ray
     except ImportError:
@@ -108,31 +184,95 @@ def local_ray():
 
         raise BadInput("--ray", "ray is not installed; allowed: pip install 'simcode[ray]', or calibrate "
                                 "without --ray") from None
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    ray.init(num_cpus=max(GATHER_TASKS) + 1, include_dashboard=False, logging_level=logging.ERROR,
+             log_to_driver=False)
     try:
         yield ray
     finally:
         ray.shutdown()
 
 
-def fit_ray(round_trip: float, puts: list[dict], fetches: list[dict], rows: list[dict], fit) -> dict:
+def split_gathers(puts: list[dict], gathers: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(submit points, task points) from the gathers, each a mean per task: the driver's CPU beyond its
+    puts, and the actors' with the daemons' beyond the puts (the puts of the same size, as measured)."""
+    submits, tasks = [], []
+    for g in gathers:
+        same = [p for p in puts if (p["agents"], p["batch"]) == (g["agents"], g["batch"])]
+        put_driver = sum(p["seconds"] - p["daemons"] for p in same)
+        put_daemons = sum(p["daemons"] for p in same)
+        n = g["tasks"]
+        label = {"agents": g["agents"], "batch": g["batch"], "tasks": n}
+        submits.append({**label, "bytes": g["returned"], "seconds": max((g["driver"] - put_driver) / n, 1e-6)})
+        tasks.append({**label, "bytes": g["received"] + g["returned"],
+                      "seconds": max((g["actors"] + g["daemons"] - put_daemons) / n, 1e-6)})
+    return submits, tasks
+
+
+def fit_ray(puts: list[dict], gathers: list[dict], ack: float, rows: list[dict], crowding: tuple[float, float],
+            fit) -> dict:
     """The profile's ray section from the measurements; `fit(name, points, features, names, relative)`
     is calibrate's fit-and-report (simcode.sim.calibrate.fit_profile)."""
-    def transfer(name, points):
-        # Relative: a call's fixed cost (about a millisecond) dominates the megabytes of one iteration,
-        # and an absolute fit would follow the largest, page-faulting point alone.
+    def per_byte(name, points):
+        # Relative: a call's fixed cost dominates, and an absolute fit would follow the largest point alone.
         line = fit(name, points, lambda p: (1.0, p["bytes"]), ("per_message", "per_byte"), True)
-        return {"per_message": line["per_message"], "bytes_per_second": 1.0 / max(line["per_byte"], 1e-15)}
+        return {"per_message": max(line["per_message"], 0.0), "bytes_per_second": 1.0 / max(line["per_byte"], 1e-15)}
 
+    submits, tasks = split_gathers(puts, gathers)
     learner = fit("ray learner row", rows, lambda p: (1.0, p["gflop"], p["state_values"]),
                   ("intercept", "per_gflop", "per_state_value"), True)
-    return {"per_message": round_trip / 2, "put": transfer("ray put", puts),
-            "fetch": transfer("ray fetch", fetches), "learner": learner}
+    return {"put": per_byte("ray put (cpu)", puts), "submit": per_byte("ray submit (driver cpu per task)", submits),
+            "ack": ack, "crowded": min(1.0, crowding[0] / crowding[1]),
+            "task": per_byte("ray task (actor and raylet cpu per task)", tasks), "learner": learner}
 
 
-def measure_ray(repeats: int) -> tuple[float, list[dict], list[dict], list[dict]]:
-    """Every measurement of the ray section: (round trip, puts, fetches, learner rows)."""
+def measure_ray(repeats: int) -> tuple[list[dict], list[dict], float, list[dict], tuple[float, float]]:
+    """Every measurement of the ray section: (puts, gathers, ack, learner rows, (alone, crowded))."""
     rows = measure_learner_rows(repeats)
     with local_ray() as ray:
-        round_trip, puts, fetches = measure_transport(ray, repeats)
-    return round_trip, puts, fetches, rows
+        puts, gathers, ack = measure_transport(ray, repeats)
+        crowding = measure_crowding(ray, 0.5 * repeats)
+    return puts, gathers, ack, rows, crowding
+
+
+class _Rower:
+    """A learner actor's row, computed over and over (wrapped by ray.remote): the crowded host's measure."""
+
+    def __init__(self, m: int, rows: int):
+        from simcode.config import Scenario
+        from simcode.sim.real import LearnerActor
+
+        self.learner = LearnerActor()
+        self.states, self.batch, _ = _problem(m, rows)
+        scenario = Scenario.model_validate({"env": {"scenario": "simple_spread", "n_agents": m},
+                                            "maddpg": {"batch_size": rows}})
+        self.learner.configure(scenario.to_dict(), 0, np.ones((1, m)), run=0)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def rows(self, seconds: float) -> int:
+        """Rows computed in `seconds` of wall time."""
+        done, until = 0, time.perf_counter() + seconds
+        while time.perf_counter() < until:
+            self.learner.compute(0, self.states, self.batch)
+            done += 1
+        return done
+
+
+def measure_crowding(ray, seconds: float) -> tuple[float, float]:
+    """CPU seconds per row (M = 3, minibatch 256, every agent) of one actor alone, and of three actors
+    a core computing at once."""
+    crowd = 3 * (os.cpu_count() or 1)
+    rowers = [ray.remote(num_cpus=0)(_Rower).remote(3, 256) for _ in range(crowd)]
+    pids = ray.get([rower.pid.remote() for rower in rowers])
+    ray.get([rower.rows.remote(0.2) for rower in rowers])  # warm
+
+    def cpu_per_row(k: int) -> float:
+        before = [_cpu_seconds(pid) for pid in pids[:k]]
+        done = sum(ray.get([rower.rows.remote(seconds) for rower in rowers[:k]]))
+        return sum(_cpu_seconds(pid) - b for pid, b in zip(pids[:k], before)) / max(done, 1)
+
+    alone, crowded = cpu_per_row(1), cpu_per_row(crowd)
+    for rower in rowers:
+        ray.kill(rower)
+    return alone, crowded

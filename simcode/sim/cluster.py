@@ -27,8 +27,6 @@ The clock logic holds no torch and no file I/O: the real computation hides behin
 from __future__ import annotations
 
 import math
-from functools import partial
-
 import numpy as np
 import simpy
 
@@ -39,6 +37,7 @@ from simcode.sim.busy import busy_seconds
 from simcode.sim.cost import CostModel, DecodeWork, HostTimes
 from simcode.sim import protocol
 from simcode.sim.hosts import place
+from simcode.sim.learner import Learner
 from simcode.sim.network import CONTROLLER, make_network
 from simcode.sim.protocol import Result, Task
 from simcode.sim.strategy import Strategy, exact_columns
@@ -46,73 +45,6 @@ from simcode.sim.workload import IterationData
 
 # An acknowledgement carries next to nothing: a pickled small integer and its envelope.
 ACK_NBYTES = 64
-
-
-class Learner:
-    def __init__(self, cluster: Cluster, index: int):
-        self.cluster = cluster
-        self.index = index
-        self.env = cluster.env
-        self.inbox = simpy.Store(self.env)
-        self.working_on: int | None = None
-        self.computing: simpy.Event | None = None  # cancel_wait: the computation under way
-        self.host = cluster.learner_hosts[index]  # None: a machine of its own
-        self.process = self.env.process(self.work())
-
-    def work(self):
-        """Take tasks one at a time. cancel_wait: see compute_then_wait. cancel and let_finish: busy for
-        the whole busy time, unless cancelled on decode (inline, not delegated: the hot path of timing
-        studies)."""
-        while True:
-            task: Task = yield self.inbox.get()
-            if self.cluster.wait_for_ack:
-                yield from self.compute_then_wait(task)
-                continue
-            if self.cluster.cancel and task.iteration < self.cluster.iteration:
-                continue  # the controller moved on while this task was on the wire
-            if math.isinf(task.busy):
-                continue  # failed: never answers this task
-            self.working_on = task.iteration
-            try:
-                if self.host is None:
-                    yield self.env.timeout(task.busy)
-                else:
-                    yield from self.compute_on_host(task)
-            except simpy.Interrupt:
-                continue  # cancelled on decode
-            finally:
-                self.working_on = None
-            self.answer(task)
-
-    def compute_on_host(self, task: Task):
-        """The computation shares the host's cores; the straggler's extra time is a sleep, sharing nothing."""
-        job = self.host.compute(task.compute)
-        try:
-            yield job
-        except simpy.Interrupt:
-            self.host.cancel(job)
-            raise
-        yield self.env.timeout(task.busy - task.compute)
-
-    def compute_then_wait(self, task: Task):
-        """cancel_wait: the computation runs to its end; the straggler's extra wait (infinite for a
-        failed learner) ends early when the ack comes, and then the result is not sent."""
-        ack = self.cluster.acks[self.index]
-        if task.iteration < self.cluster.iteration or ack.triggered:
-            return  # an acked learner knows its iteration decoded: work that arrives after the ack is dropped
-        self.computing = self.host.compute(task.compute) if self.host else self.env.timeout(task.compute)
-        yield self.computing
-        self.computing = None
-        extra = task.busy - task.compute
-        if not ack.triggered and extra > 0:
-            yield ack if math.isinf(extra) else ack | self.env.timeout(extra)
-        if not ack.triggered:
-            self.answer(task)
-
-    def answer(self, task: Task) -> None:
-        result = Result(task.iteration, task.row, self.index)
-        self.cluster.network.send(self.index, partial(self.cluster.result_arrived, result),
-                                  self.cluster.result_nbytes)
 
 
 class Cluster:
@@ -127,9 +59,12 @@ class Cluster:
         self.code = code  # None: centralized, the controller computes every update itself
         self.n_agents = len(workload.shapes.state_sizes)
         self.n_learners = n_learners if code is not None else 0
-        self.learner_hosts, self.controller_host = place(self.env, hosts, n_learners)  # centralized uses none
+        # centralized uses no learner host
+        self.learner_hosts, self.controller_host = place(self.env, hosts, n_learners, cost.crowded)
         self.network = make_network(self.env, network, cost.message_overhead(network))
         self.cancel = on_decode == "cancel"
+        self.driver = cost.driver  # the controller's CPU for Ray's messages (None: not on Ray)
+        self.runs_to_end = self.driver is not None  # on Ray a started computation is not interrupted
         self.wait_for_ack = on_decode == "cancel_wait"
         self.rank_check = cost.config.rank_check
         self.timeout = timeout
@@ -208,9 +143,7 @@ class Cluster:
         else:
             error, columns = self.settle(iteration, received, data)
         if self.cancel:
-            for learner in self.learners:
-                if learner.working_on == iteration:
-                    learner.process.interrupt()
+            yield from self.release(iteration)
         if self.wait_for_ack:
             yield from self.wait_for_learners()
             self.check_clock(iteration, self.env.now)
@@ -269,9 +202,7 @@ class Cluster:
         self.answer_times = [math.inf] * self.n_learners
         if self.wait_for_ack:
             self.acks = [self.env.event() for _ in self.learners]
-        sends = [self.network.send(CONTROLLER, _deliver(learner.inbox, Task(iteration, i, float(busy[i]),
-                                                                          float(compute[i]))),
-                                   self.task_nbytes[i]) for i, learner in enumerate(self.learners)]
+        sends = yield from self.send_tasks(iteration, busy, compute)
         if self.network.shared:
             yield self.env.all_of(sends)  # the seed's blocking sends, learner 0 first
         failed = int(np.count_nonzero(np.isinf(busy)))
@@ -309,6 +240,29 @@ class Cluster:
                 yield self.env.timeout(self.cost.rank_check_seconds(len(received), self.n_agents))
         self.decided_at = self.env.now
         return received, resent
+
+    def send_tasks(self, iteration: int, busy: np.ndarray, compute: np.ndarray):
+        """Every learner's task, learner 0 first: -> the sends. On Ray the controller first puts the states
+        and the minibatch in the object store, then submits the tasks one after another (RayDriver)."""
+        sends = []
+        if self.driver is not None:
+            yield self.controller_computes(self.driver.put)
+        for i, learner in enumerate(self.learners):
+            if self.driver is not None:
+                yield self.controller_computes(self.driver.submit)
+            task = Task(iteration, i, float(busy[i]), float(compute[i]))
+            sends.append(self.network.send(CONTROLLER, _deliver(learner.inbox, task), self.task_nbytes[i]))
+        return sends
+
+    def release(self, iteration: int):
+        """cancel: interrupt the learners still on this iteration's work (on Ray, the controller acks each
+        late learner: a message, CPU on its host)."""
+        if self.driver is not None:
+            unanswered = sum(math.isinf(t) for t in self.answer_times)
+            yield self.controller_computes(unanswered * self.driver.ack)
+        for learner in self.learners:
+            if learner.working_on == iteration:
+                learner.process.interrupt()
 
     def strategy_deadline(self, t_sent: float, busy: np.ndarray) -> float:
         """When a deadline strategy stops waiting (inf: exact waits for the decode)."""

@@ -11,11 +11,12 @@
   the seed's rank check after every arrival (`cost.rank_check`) and, on the shared network, the
   serialisation of every message.
 - `profile` with `cluster.network.model: ray` (RayTransportCost): what the real backend pays on Ray,
-  from the profile's ray section: every message costs Ray's per-message overhead plus its bytes put in
-  the object store, and a learner's computation is the fetch and deserialisation of the states and
-  minibatches plus its row computed on one torch thread (as the actors run), all of it work on the
-  learner's host (shared with its neighbours under `cluster.hosts`). Centralized has no learners: the
-  controller's update is priced as with any profile.
+  from the profile's ray section, as CPU on the hosts: the controller puts the states and the
+  minibatch, then submits the tasks one after another (RayDriver); each learner's computation is
+  its task's own CPU (receive, read the arguments, return the result: the actor's and the raylet's)
+  plus its row computed on one torch thread (as the actors run it). All of it shares the host's
+  cores with its neighbours under `cluster.hosts`. Centralized has no learners: the controller's
+  update is priced as with any profile.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class CostModel:
     def decode_seconds(self, work: DecodeWork) -> float:
         # fixed and flops price every value of every agent, copied or solved
         return work.n_agents * work.values * self.config.decode
+
+    driver: RayDriver | None = None  # the controller's CPU for Ray's messages (RayTransportCost only)
+    crowded: float = 1.0  # the speed of work on a crowded host (simcode.sim.hosts; measured on Ray only)
 
     def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:
         """Seconds added to a message of so many bytes (None: nothing): `per_message` when set."""
@@ -135,7 +139,8 @@ class ProfileCost(CostModel):
 
 
 class RayTransportCost(ProfileCost):
-    """ProfileCost, with the learners' work and the messages priced as the real backend runs them."""
+    """ProfileCost, with the learners' work and Ray's messages priced as the real backend runs them: CPU
+    on the hosts (simcode.sim.calibrate_ray), no delay of their own beyond the network's wire."""
 
     def __init__(self, scenario: Scenario, update_flops: Sequence[float], act_flops: Sequence[float]):
         from simcode.sim.workload import shapes_of
@@ -144,20 +149,31 @@ class RayTransportCost(ProfileCost):
         assert self.profile.ray is not None  # profile.check_cost requires it
         self.ray = self.profile.ray
         shapes = shapes_of(scenario)
-        # Every actor receives every state and the whole minibatch (sim.real.RealCluster.gather).
-        received = 4 * sum(shapes.state_sizes) + sum(shapes.batch_nbytes)
-        self.row_overhead = self.ray.fetch.seconds(received)
+        # Every actor receives every state and the whole minibatch (sim.real.RealCluster.gather), and
+        # returns one padded float64 state.
+        state_bytes, batch_bytes = 4 * sum(shapes.state_sizes), sum(shapes.batch_nbytes)
+        result_bytes = 8 * shapes.padded_size
+        self.task_overhead = self.ray.task.seconds(state_bytes + batch_bytes + result_bytes)
         self.state_values = sum(shapes.state_sizes)
+        self.driver = RayDriver(put=self.ray.put.seconds(state_bytes) + self.ray.put.seconds(batch_bytes),
+                                submit=self.ray.submit.seconds(result_bytes), ack=self.ray.ack)
+        self.crowded = self.ray.crowded
 
     def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
         gflop = sum(self.update_flops[j] for j in agents) / 1e9
-        return self.row_overhead + self.ray.learner.seconds(gflop, self.state_values)
+        return self.task_overhead + self.ray.learner.seconds(gflop, self.state_values)
 
     def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:
-        if network.per_message is not None:
-            return super().message_overhead(network)
-        per_message, put = self.ray.per_message, self.ray.put
-        return lambda nbytes: per_message + put.seconds(nbytes)
+        return None if network.per_message is None else super().message_overhead(network)
+
+
+@dataclass(frozen=True)
+class RayDriver:
+    """The controller's CPU for Ray's messages, one after another on its host (sim.cluster.send_tasks)."""
+
+    put: float     # seconds to put an iteration's states and minibatch in the object store
+    submit: float  # seconds per task sent (and its reply taken)
+    ack: float     # seconds per acknowledgement of a late learner (sim.cluster.release)
 
 
 def make_cost(scenario: Scenario, update_flops: Sequence[float], act_flops: Sequence[float]) -> CostModel:

@@ -3,9 +3,11 @@
 `cluster.hosts` lists machines (`cores`, the `learners` each runs, `controller: true` on the
 controller's). A host serves its computations by processor sharing: with n computations under way
 on c cores, each advances at min(1, c / n) seconds of work per second, so a learner's compute time
-stretches while its neighbours compute too. Straggler delays are sleeps and take no core. Learners no
-host lists (and the controller, unless a host names it) each have a machine of their own: today's
-behaviour, and the default with no `cluster.hosts` at all.
+stretches while its neighbours compute too. On Ray (`cluster.network.model: ray`) a crowded host
+(n > c) also loses what its profile measured to the scheduler's switches and cold caches: each
+computation then advances at `crowded` c / n (simcode.sim.calibrate_ray). Straggler delays are
+sleeps and take no core. Learners no host lists (and the controller, unless a host names it) each
+have a machine of their own: today's behaviour, and the default with no `cluster.hosts` at all.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ DONE_SECONDS = 1e-12
 
 
 class SharedCores:
-    """Processor sharing of one host's cores between the computations under way on it."""
+    """Processor sharing of one host's cores between the computations under way on it; with more
+    computations than cores each also does its work at `crowded` speed (the cost of the scheduler's
+    switches and refilled caches, measured by `simcode calibrate --ray`; 1: none)."""
 
-    def __init__(self, env: simpy.Environment, cores: int):
+    def __init__(self, env: simpy.Environment, cores: int, crowded: float = 1.0):
         self.env = env
         self.cores = cores
+        self.crowded = crowded
         self.left: dict[simpy.Event, float] = {}  # computation -> seconds of work still to do
         self.updated = env.now
         self.generation = 0  # a timer set before the last change is stale
@@ -44,7 +49,9 @@ class SharedCores:
             self.reschedule()
 
     def rate(self) -> float:
-        return min(1.0, self.cores / len(self.left)) if self.left else 1.0
+        if len(self.left) <= self.cores:
+            return 1.0
+        return self.crowded * self.cores / len(self.left)
 
     def advance(self) -> None:
         elapsed = self.env.now - self.updated
@@ -73,12 +80,13 @@ class SharedCores:
         self.reschedule()
 
 
-def place(env: simpy.Environment, hosts, n_learners: int) -> tuple[list[SharedCores | None], SharedCores | None]:
+def place(env: simpy.Environment, hosts, n_learners: int,
+          crowded: float = 1.0) -> tuple[list[SharedCores | None], SharedCores | None]:
     """(each learner's host or None, the controller's host or None) from `cluster.hosts`."""
     learner_hosts: list[SharedCores | None] = [None] * n_learners
     controller = None
     for h, host in enumerate(hosts or []):
-        cores = SharedCores(env, host.cores)
+        cores = SharedCores(env, host.cores, crowded)
         for i in host.learners:
             if i >= n_learners or learner_hosts[i] is not None:
                 what = "not a learner" if i >= n_learners else "on two hosts"

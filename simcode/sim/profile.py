@@ -17,13 +17,16 @@ Each cost is a small linear model in features that the work's own sizes give:
   per_row_agent2 * rows * M^2` (an SVD's work).
 - serialize: pickling a message and pushing it through a loopback socket, `per_message + bytes /
   bytes_per_second`.
-- ray (optional, `simcode calibrate --ray`): what the real backend's transport costs, for scenarios
-  whose `cluster.network.model` is `ray` (simcode.sim.cost.RayTransportCost): `per_message`, half a
-  no-op actor task's round trip; `put`, the driver's ray.put of states and minibatches per byte;
-  `fetch`, an actor receiving them (fetch and deserialise: work on the learner's host); `learner`,
-  a learner actor's own computation of its row on one torch thread (unpack every state, update the
-  row's agents, pack, combine), `intercept + per_gflop * GFLOP of the row + per_state_value * values
-  of all states`.
+- ray (optional, `simcode calibrate --ray`): what the real backend's Ray messages cost, for scenarios
+  whose `cluster.network.model` is `ray` (simcode.sim.cost.RayTransportCost), as CPU seconds that the
+  hosts' cores serve (simcode.sim.calibrate_ray says why): `put`, the driver's ray.put of the states
+  and of the minibatch, per call and per byte; `submit`, the driver's work per task sent and its
+  reply; `ack`, per acknowledgement of a late learner; `task`, the learner side's work per task (the
+  actor's and the raylet's), per byte received and returned; `learner`, a learner actor's own
+  computation of its row on one torch thread (unpack
+  every state, update the row's agents, pack, combine), `intercept + per_gflop * GFLOP of the row +
+  per_state_value * values of all states`; `crowded`, the speed of a row on a host crowded with three
+  actors a core against alone (simcode.sim.hosts).
 """
 
 from __future__ import annotations
@@ -101,10 +104,16 @@ class LearnerCost(_Part):
 
 
 class RayCost(_Part):
-    per_message: float = Field(ge=0, description="seconds per message: half a no-op actor task's round trip")
-    put: SerializeCost = Field(description="the driver's ray.put, per call and per byte")
-    fetch: SerializeCost = Field(description="an actor's fetch and deserialisation of its arguments")
+    """CPU seconds Ray's messages cost (simcode.sim.calibrate_ray), and the learners' rows."""
+
+    put: SerializeCost = Field(description="the driver's ray.put (driver and raylet CPU), per call and per byte")
+    submit: SerializeCost = Field(description="the driver's CPU per task sent and its reply, per byte of the reply")
+    ack: float = Field(ge=0, description="the driver's CPU per acknowledgement sent to a late learner")
+    task: SerializeCost = Field(description="the learner side's CPU per task (actor and raylet), per byte "
+                                "received and returned")
     learner: LearnerCost = Field(description="a learner actor's row, on one torch thread")
+    crowded: float = Field(gt=0, le=1, description="a row's speed on a crowded host (3 actors a core) against "
+                           "alone: CPU seconds per row alone / crowded")
 
 
 class Profile(_Part):
@@ -150,6 +159,10 @@ def _parse_profile(path: str, key: str) -> Profile:
         data = read_yaml(path)
     except BadInput as exc:
         raise BadInput(key, f"{path}: {exc.message}; {ALLOWED}") from None
+    ray = data.get("ray") if isinstance(data, dict) else None
+    if isinstance(ray, dict) and ("fetch" in ray or "per_message" in ray):
+        raise BadInput(key, f"{path}: ray: written by an earlier simcode, whose ray section priced messages as "
+                       "delays, not CPU; allowed: a profile from `simcode calibrate --ray` run again")
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:

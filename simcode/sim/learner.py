@@ -1,0 +1,95 @@
+"""A learner of the SimPy cluster (simcode.sim.cluster): it takes tasks one at a time, is busy for
+its computation (on its host's shared cores, simcode.sim.hosts) and its straggler delay, and sends its
+result back over the network.
+
+Cancelled on decode (`cluster.on_decode: cancel`), it stops at once, unless its computation cannot
+be stopped: on Ray (`cluster.network.model: ray`) torch runs a started computation to its end, as
+the real backend's learner does (simcode.sim.real), so only the straggler's sleep is cut short and
+the next task waits for the computation.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import TYPE_CHECKING
+
+import simpy
+
+from simcode.sim.protocol import Result, Task
+
+if TYPE_CHECKING:
+    from simcode.sim.cluster import Cluster
+
+
+class Learner:
+    def __init__(self, cluster: Cluster, index: int):
+        self.cluster = cluster
+        self.index = index
+        self.env = cluster.env
+        self.inbox = simpy.Store(self.env)
+        self.working_on: int | None = None
+        self.computing: simpy.Event | None = None  # cancel_wait: the computation under way
+        self.host = cluster.learner_hosts[index]  # None: a machine of its own
+        self.process = self.env.process(self.work())
+
+    def work(self):
+        """Take tasks one at a time. cancel_wait: see compute_then_wait. cancel and let_finish: busy for
+        the whole busy time, unless cancelled on decode (inline, not delegated: the hot path of timing
+        studies)."""
+        while True:
+            task: Task = yield self.inbox.get()
+            if self.cluster.wait_for_ack:
+                yield from self.compute_then_wait(task)
+                continue
+            if self.cluster.cancel and task.iteration < self.cluster.iteration:
+                continue  # the controller moved on while this task was on the wire
+            if math.isinf(task.busy):
+                continue  # failed: never answers this task
+            self.working_on = task.iteration
+            begun = self.env.now
+            try:
+                if self.host is None:
+                    yield self.env.timeout(task.busy)
+                else:
+                    yield from self.compute_on_host(task)
+            except simpy.Interrupt:  # cancelled on decode
+                if self.cluster.runs_to_end and self.host is None:
+                    yield self.env.timeout(max(0.0, begun + task.compute - self.env.now))
+                continue
+            finally:
+                self.working_on = None
+            self.answer(task)
+
+    def compute_on_host(self, task: Task):
+        """The computation shares the host's cores; the straggler's extra time is a sleep, sharing nothing."""
+        job = self.host.compute(task.compute)
+        try:
+            yield job
+        except simpy.Interrupt as stop:
+            if self.cluster.runs_to_end:
+                yield job  # not interrupted again: the cluster interrupts only the current iteration's work
+            else:
+                self.host.cancel(job)
+            raise stop
+        yield self.env.timeout(task.busy - task.compute)
+
+    def compute_then_wait(self, task: Task):
+        """cancel_wait: the computation runs to its end; the straggler's extra wait (infinite for a
+        failed learner) ends early when the ack comes, and then the result is not sent."""
+        ack = self.cluster.acks[self.index]
+        if task.iteration < self.cluster.iteration or ack.triggered:
+            return  # an acked learner knows its iteration decoded: work that arrives after the ack is dropped
+        self.computing = self.host.compute(task.compute) if self.host else self.env.timeout(task.compute)
+        yield self.computing
+        self.computing = None
+        extra = task.busy - task.compute
+        if not ack.triggered and extra > 0:
+            yield ack if math.isinf(extra) else ack | self.env.timeout(extra)
+        if not ack.triggered:
+            self.answer(task)
+
+    def answer(self, task: Task) -> None:
+        result = Result(task.iteration, task.row, self.index)
+        self.cluster.network.send(self.index, partial(self.cluster.result_arrived, result),
+                                  self.cluster.result_nbytes)
