@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from simcode.config import EnvConfig, MaddpgConfig, Scenario
-from simcode.marl import fast
 from simcode.marl.envs import describe
 from simcode.marl.state import Layout, net_names
 from simcode.marl.trainer import Trainer
@@ -236,14 +235,19 @@ def test_acting_computes_the_update_forward_pass(name):
 
 
 def test_clip_norms_are_each_agents_own_vector_norms_bit_for_bit():
-    """fast.group_norms (one _foreach_norm call per agent) gives exactly linalg.vector_norm of agent i's
-    tensors, and of the two norms of a two-tensor variable: the clip, and so the state, stay as before."""
+    """fast_adam.FlatNet.norms (one _foreach_norm call over every agent's piece of every tensor) gives
+    exactly linalg.vector_norm of agent i's tensors, and of the two norms of a two-tensor variable: the
+    clip, and so the state, stay as before."""
+    from simcode.marl.fast_adam import FlatNet
+
     rng = torch.Generator().manual_seed(7)
     grads = [torch.randn((3, 64, 14), generator=rng), torch.randn((3, 64, 8), generator=rng),
              torch.randn((3, 64), generator=rng)]
-    groups = [[0, 1], [2]]
-    norms = fast.group_norms(grads, groups)
+    flat = FlatNet([g.shape[1:] for g in grads], [[0, 1], [2]], k=3)
+    for g, view in zip(grads, flat.grads):
+        view.copy_(g)
+    norms = flat.norms()  # (variables, agents)
     for i in range(3):
         pair = torch.stack([torch.linalg.vector_norm(grads[0][i]), torch.linalg.vector_norm(grads[1][i])])
-        assert torch.equal(norms[i, 0], torch.linalg.vector_norm(pair))
-        assert torch.equal(norms[i, 1], torch.linalg.vector_norm(grads[2][i]))
+        assert torch.equal(norms[0, i], torch.linalg.vector_norm(pair))
+        assert torch.equal(norms[1, i], torch.linalg.vector_norm(grads[2][i]))

@@ -14,6 +14,8 @@ Speed:
 - Own observations as views when every agent's is the same size (OwnObservations).
 - Agents in memory-bounded groups of equal size (in_groups): a batched matmul splits a batch over
   threads, and equal groups keep every thread busy.
+- Adam, clipping and the soft update run on each net's flat buffers (fast_adam.py, with its why);
+  gradients are written into one (StackedMLP.gradients' `out`).
 
 Bits (an agent's update must not depend on its company; tests/test_marl.py checks each):
 - Batched matmuls (bmm) give each matrix of a batch the same kernel, as long as every weight is
@@ -25,13 +27,14 @@ Bits (an agent's update must not depend on its company; tests/test_marl.py check
   time (each as a pair, as above).
 - Target actions are computed one minibatch at a time (StackedMLP.forward_each), so every matmul has
   the same shape whatever the group's size.
-- Gradient norms are reduced one agent at a time (group_norms): a batched reduction may sum in
-  a different order.
+- Gradient norms are reduced one agent at a time (fast_adam.FlatNet.norms): a batched reduction may
+  sum in a different order.
+- Weights start at 64-byte boundaries, as tensors of their own (state.FlatLayout): MKL may round a
+  small matrix product differently at another alignment.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import torch
@@ -131,15 +134,15 @@ class StackedMLP:
         return d_pre
 
     def gradients(self, p: dict[str, torch.Tensor], net: str, inputs: tuple[torch.Tensor, ...],
-                  hidden: list[torch.Tensor], d_out: torch.Tensor, key: str) -> list[torch.Tensor]:
-        """dL/d(every tensor of `net`), in state.net_names order, from d_out = dL/d output."""
+                  hidden: list[torch.Tensor], d_out: torch.Tensor, key: str, out: list[torch.Tensor]) -> None:
+        """Into `out`: dL/d(every tensor of `net`), in state.net_names order, from d_out = dL/d output."""
         d_pre = self.backward(p, net, hidden, d_out, key) + [d_out]
         layer_inputs = [inputs] + [(h,) for h in hidden]
-        grads = []
+        grads = iter(out)
         for xs, d in zip(layer_inputs, d_pre):
-            grads += [torch.bmm(d.transpose(1, 2), x) for x in xs]  # dL/dW_l = d^T x_l
-            grads.append(d.sum(1))  # dL/db_l
-        return grads
+            for x in xs:
+                torch.bmm(d.transpose(1, 2), x, out=next(grads))  # dL/dW_l = d^T x_l
+            torch.sum(d, 1, out=next(grads))  # dL/db_l
 
 
 class PerGroup:
@@ -282,39 +285,6 @@ def rows(agents: list[int]) -> slice | torch.Tensor:
     if agents == list(range(agents[0], agents[-1] + 1)):
         return slice(agents[0], agents[-1] + 1)
     return torch.tensor(agents, dtype=torch.long)
-
-
-def joined(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """(k, N): each agent's entries of every tensor (k, ...), one row each (a new tensor). Adam's
-    elementwise steps then take one call for a whole net, not one per tensor (12 per layer)."""
-    k = tensors[0].shape[0]
-    return torch.cat([t.reshape(k, -1) for t in tensors], 1)
-
-
-def split_as(rows: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The inverse of `joined`: views of (k, N) `rows` shaped as the tensors of `like`."""
-    parts = torch.split(rows, [t.numel() // len(t) for t in like], dim=1)  # one call for every slice
-    return [part.view(t.shape) for part, t in zip(parts, like)]
-
-
-def group_norms(grads: list[torch.Tensor], groups: list[list[int]]) -> torch.Tensor:
-    """(k, G): each agent's norm over each group of `grads` (k, ...) taken together, one agent at a time
-    (see Bits). torch._foreach_norm is linalg.vector_norm on each CPU tensor (the same bits) in one call:
-    an Adam step's cost is mostly its number of small calls."""
-    per_agent = zip(*(g.unbind(0) for g in grads))  # agent i's tensors
-    rows = []
-    for tensors in per_agent:
-        norms = torch._foreach_norm(list(tensors))
-        rows.append(torch.stack([norms[group[0]] if len(group) == 1
-                                 else torch.linalg.vector_norm(torch.stack([norms[n] for n in group]))
-                                 for group in groups]))
-    return torch.stack(rows)
-
-
-@functools.lru_cache(maxsize=64)
-def group_of_columns(sizes: tuple[int, ...]) -> torch.Tensor:
-    """For groups of `sizes` columns side by side, the group of each column: (sum of sizes,) indices."""
-    return torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
 
 
 def scratch_bytes_per_agent(layout: Layout, batch_rows: int) -> int:

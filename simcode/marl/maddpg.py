@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from simcode.config import MaddpgConfig
-from simcode.marl import fast
-from simcode.marl.state import LAYERS, Layout, net_names
+from simcode.marl import fast, fast_adam
+from simcode.marl.state import LAYERS, PARTS, Layout, net_names
 from simcode.seeding import seed_sequence
 
 ADAM_BETAS = (0.9, 0.999)
@@ -75,24 +75,23 @@ def clip_groups(net: str) -> list[list[int]]:
     return groups
 
 
-def adam_clip(params, grads, m, v, t, cfg: MaddpgConfig, groups: list[list[int]]):
+def adam_clip(params, grads, m, v, t, cfg: MaddpgConfig, flat: fast_adam.FlatNet, out):
     """Clip each agent's gradient of each variable (a group of tensors) to norm cfg.grad_clip, then
-    one Adam step. Returns new parameters, first and second moments."""
+    one Adam step. Every argument but `t` (k,) is one of a net's flat buffers (`flat`: each agent's
+    entries of every tensor, so that each line below is one call for the whole net; per-variable and
+    per-agent factors are expanded to each element). Writes new parameters, first and second moments
+    into the flat buffers `out`; reads the others but `grads`, which it scales."""
     b1, b2 = ADAM_BETAS
-    scale = cfg.grad_clip / fast.group_norms(grads, groups).clamp_(min=cfg.grad_clip)  # (k, G)
-    # Every tensor of the net at once, each agent's a row of (k, N) (fast.joined); each column
-    # scaled by its variable's factor
-    sizes = tuple(sum(grads[n].numel() // len(grads[n]) for n in group) for group in groups)  # columns per variable
-    columns = fast.group_of_columns(sizes)
-    g, m_, v_ = fast.joined(grads).mul_(scale.index_select(1, columns)), fast.joined(m), fast.joined(v)
-    v_correction, step_size = (1 - b2 ** t).unsqueeze(1), (cfg.lr / (1 - b1 ** t)).unsqueeze(1)  # (k, 1)
-    m_ = m_.mul_(b1).add_(g, alpha=1 - b1)
+    p_out, m_out, v_out = out
+    scale = cfg.grad_clip / flat.norms().clamp_(min=cfg.grad_clip)  # (G, k): norms of flat.grad, `grads`
+    g = grads.mul_(flat.each_variable(scale))
+    v_correction, step_size = flat.each_agent(1 - b2 ** t), flat.each_agent(cfg.lr / (1 - b1 ** t))
+    m_ = torch.mul(m, b1, out=m_out).add_(g, alpha=1 - b1)
     # v >= 0 always in plain training; a decoded state carries the decode's rounding, which can
     # leave a zero second moment at -1e-22. Clamping is the identity on exact states.
-    v_ = v_.clamp_(min=0).mul_(b2).addcmul_(g, g, value=1 - b2)
+    v_ = torch.clamp(v, min=0, out=v_out).mul_(b2).addcmul_(g, g, value=1 - b2)
     denom = torch.div(v_, v_correction).sqrt_().add_(ADAM_EPS)  # sqrt(v_hat) + eps
-    step = fast.split_as(torch.div(m_, denom).mul_(step_size), params)  # lr * m_hat / denom
-    return [torch.sub(p, s) for p, s in zip(params, step)], fast.split_as(m_, m), fast.split_as(v_, v)
+    torch.sub(params, torch.div(m_, denom).mul_(step_size), out=p_out)  # p - lr * m_hat / denom
 
 
 def params(state: dict[str, torch.Tensor], net: str, part: str = "") -> dict[str, torch.Tensor]:
@@ -108,6 +107,9 @@ class Update:
         s = layout.shapes
         m = s.n_agents
         self.scratch = fast.Scratch()
+        self._flat: dict[tuple[str, int], fast_adam.FlatNet] = {}
+        self._flat_states: dict[int, fast_adam.FlatState] = {}
+        self.names = {(part, net): [part + n for n in net_names(net)] for part in PARTS for net in LAYERS}
         self.nets = fast.StackedMLP(self.scratch)
         self.own_obs = fast.OwnObservations(layout)
         self.actions = fast.Actions(layout)
@@ -141,10 +143,13 @@ class Update:
         # the M target actions', then the agent's own action's.
         gumbel = torch.stack([update_noise(batch.seed, batch.iteration, j, (m + 1, b, a)) for j in agents])
         gumbel.log_().neg_().log_().neg_()
+        # The new state, written in place: its tensors by name, and the flat block (fast_adam) of each
+        # part ("" parameters, "target_", "m_", "v_") of each net
+        new, out = self.flat_state(len(agents)).new()
         y = self.targets(state, mine, data, gumbel[:, :m])
-        new = self.critic_step(mine, data, y, agents)
-        new.update(self.actor_step(mine, params(new, "critic"), data, gumbel[:, m], agents))
-        new.update(self.soft_update(mine, new))
+        self.critic_step(mine, data, y, agents, out)
+        self.actor_step(mine, params(new, "critic"), data, gumbel[:, m], agents, out)
+        self.soft_update(mine, out)
         return {n: new[n] for n in state}
 
     def targets(self, state, mine, data: Batch, gumbel_next: torch.Tensor) -> torch.Tensor:
@@ -159,24 +164,24 @@ class Update:
                                       "target_critic")
         return data.rew + self.cfg.gamma * (1.0 - data.done) * q_next.squeeze(-1)
 
-    def critic_step(self, mine, data: Batch, y: torch.Tensor, agents: list[int]) -> dict[str, torch.Tensor]:
-        """Critic loss L_Q = mean_B (Q_j(x, a) - y)^2; its clipped Adam step."""
+    def critic_step(self, mine, data: Batch, y: torch.Tensor, agents: list[int], out) -> None:
+        """Critic loss L_Q = mean_B (Q_j(x, a) - y)^2; its clipped Adam step, into `out`."""
         b = data.obs.shape[1]
         critic, inputs = params(mine, "critic"), (data.obs, data.act)
         q, hidden = self.nets.forward(critic, "critic", inputs, "critic")
         d_q = (q.squeeze(-1) - y).mul_(2.0 / b).unsqueeze(-1)  # dL_Q/dQ = 2 (Q - y) / B
-        grads = self.nets.gradients(critic, "critic", inputs, hidden, d_q, "critic")
+        grads = self.flat("critic", len(agents)).grads
+        self.nets.gradients(critic, "critic", inputs, hidden, d_q, "critic", out=grads)
         if self.local:  # a ddpg critic's first layer sees only its own columns (its other weights stay 0)
             idx = torch.tensor(agents)
             grads[0].mul_(self.obs_keep[idx].unsqueeze(1))
             grads[1].mul_(self.act_keep[idx].unsqueeze(1))
-        return self.adam_step(mine, "critic", grads)
+        self.adam_step(mine, "critic", out)
 
-    def actor_step(self, mine, critic, data: Batch, gumbel_own: torch.Tensor,
-                   agents: list[int]) -> dict[str, torch.Tensor]:
+    def actor_step(self, mine, critic, data: Batch, gumbel_own: torch.Tensor, agents: list[int], out) -> None:
         """Actor loss L_pi = -mean_B Q_j(x, a with a_j = softmax(l + gumbel) per component)
         + reg mean_{B,A_j} l^2, where l = mu_j(o_j) are agent j's logits (all its components') and Q_j is
-        the updated `critic`; its clipped Adam step."""
+        the updated `critic`; its clipped Adam step, into `out`."""
         k, b = data.obs.shape[:2]
         actor, own_obs = params(mine, "actor"), self.own_obs.of_rows(data.obs, agents)
         logits, actor_hidden = self.nets.forward(actor, "actor", (own_obs,), "actor")
@@ -195,23 +200,35 @@ class Update:
             d_logits.add_(logits, alpha=2.0 * self.cfg.policy_reg / (b * self.layout.act_max))
         else:
             d_logits.add_(logits * (2.0 * self.cfg.policy_reg / b / self.act_sizes[agents]).view(-1, 1, 1))
-        grads = self.nets.gradients(actor, "actor", (own_obs,), actor_hidden, d_logits, "actor")
-        return self.adam_step(mine, "actor", grads)
+        self.nets.gradients(actor, "actor", (own_obs,), actor_hidden, d_logits, "actor",
+                            out=self.flat("actor", k).grads)
+        self.adam_step(mine, "actor", out)
 
-    def soft_update(self, mine, new) -> dict[str, torch.Tensor]:
-        """targets <- (1 - tau) targets + tau new parameters; the shared Adam step count + 1."""
-        out = {f"target_{n}": torch.lerp(mine[f"target_{n}"], new[n], self.cfg.tau)
-               for net in ("actor", "critic") for n in net_names(net)}
-        out["step"] = mine["step"] + 1.0
-        return out
+    def soft_update(self, mine, out) -> None:
+        """targets <- (1 - tau) targets + tau new parameters, and the shared Adam step count + 1, into
+        `out` (the new parameters' blocks)."""
+        for net in LAYERS:
+            targets = self.flat(net, len(mine["step"])).of([mine[n] for n in self.names["target_", net]])
+            torch.lerp(targets, out["", net], self.cfg.tau, out=out["target_", net])
+        torch.add(mine["step"].view(-1), 1.0, out=out["step"])
 
-    def adam_step(self, mine, net: str, grads: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Clip per variable and take one Adam step: new parameters and moments of `net`."""
-        names = net_names(net)
+    def adam_step(self, mine, net: str, out) -> None:
+        """Clip per variable and take one Adam step on `net`'s gradients (its FlatNet's), into `out`'s
+        blocks of `net`'s parameters and moments."""
+        flat = self.flat(net, len(mine["step"]))
+        parts = [flat.of([mine[n] for n in self.names[part, net]]) for part in ("", "m_", "v_")]
         t = mine["step"].squeeze(-1) + 1.0
-        p, m_, v_ = adam_clip([mine[n] for n in names], grads, [mine[f"m_{n}"] for n in names],
-                              [mine[f"v_{n}"] for n in names], t, self.cfg, clip_groups(net))
-        out = {}
-        for n, pn, mn, vn in zip(names, p, m_, v_):
-            out[n], out[f"m_{n}"], out[f"v_{n}"] = pn, mn, vn
-        return out
+        adam_clip(*parts[:1], flat.grad, *parts[1:], t, self.cfg, flat, [out[part, net] for part in ("", "m_", "v_")])
+
+    def flat(self, net: str, k: int) -> fast_adam.FlatNet:
+        """`net`'s flat buffers for groups of k agents (kept: a group's size comes back every update)."""
+        if (net, k) not in self._flat:
+            shapes = [self.layout.param_shapes[n] for n in net_names(net)]
+            self._flat[(net, k)] = fast_adam.FlatNet(shapes, clip_groups(net), k)
+        return self._flat[(net, k)]
+
+    def flat_state(self, k: int) -> fast_adam.FlatState:
+        """New states of k agents (kept, as `flat`)."""
+        if k not in self._flat_states:
+            self._flat_states[k] = fast_adam.FlatState(self.layout, k)
+        return self._flat_states[k]

@@ -10,6 +10,7 @@ so pack/unpack is an exact round trip.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,59 @@ PARTS = ("", "target_", "m_", "v_")  # parameters, target networks, Adam first a
 def net_names(net: str) -> list[str]:
     """Tensor names of `net` in layer order: each layer's weights, then its bias."""
     return [f"{net}.{name}" for weights, bias in LAYERS[net] for name in (*weights, bias)]
+
+
+ALIGN = 16  # floats (64 bytes): where torch's allocator starts a tensor of its own
+
+
+class FlatLayout:
+    """Tensors of `shapes` one after the other in one 1-D float32 buffer (fast_adam's flat layout), each
+    starting at a multiple of ALIGN floats as a tensor of its own would: MKL may round a small matrix
+    product differently at another alignment. The gaps between them hold nothing (zeros in `zeros`)."""
+
+    def __init__(self, shapes: list[tuple[int, ...]]):
+        self.shapes = shapes
+        self.numels = [math.prod(shape) for shape in shapes]
+        self.offsets, at = [], 0
+        for n in self.numels:
+            at = -(-at // ALIGN) * ALIGN
+            self.offsets.append(at)
+            at += n
+        self.size = at
+        # Templates of the gaps and the tensors, in order (sizes only: expanded, no memory), for views
+        # made by one call, and the zero gaps of a joined copy
+        ends = [0] + [o + n for o, n in zip(self.offsets, self.numels)]
+        gaps = [o - end for o, end in zip(self.offsets, ends)]
+        self._templates, self._at, self._pads = [], [], []
+        for gap, shape in zip(gaps, shapes):
+            if gap:
+                self._templates.append(torch.zeros(()).expand(gap))
+            self._at.append(len(self._templates))
+            self._templates.append(torch.zeros(()).expand(shape))
+            self._pads.append(torch.zeros(gap))
+
+    def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """The tensors in the 1-D `flat`, as views (one call: a view costs microseconds in Python)."""
+        views = torch._utils._unflatten_dense_tensors(flat, self._templates)
+        return [views[i] for i in self._at]
+
+    def zeros(self) -> list[torch.Tensor]:
+        """Zero tensors, views of one new buffer."""
+        return self.views(torch.zeros(self.size))
+
+    def of(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """The flat buffer of `tensors`: the block of a buffer whose views they are, laid out as here
+        (a view: read it, never write it), or else a new copy of them (one call)."""
+        first = tensors[0]
+        base, start = first._base, first.storage_offset()
+        if base is not None and base.dim() == 1 and base.is_contiguous():
+            for t, offset, n in zip(tensors, self.offsets, self.numels):
+                if t._base is not base or t.storage_offset() != start + offset or t.numel() != n \
+                        or not t.is_contiguous():
+                    break
+            else:
+                return base.narrow(0, start - base.storage_offset(), self.size)
+        return torch.cat([x for pad, t in zip(self._pads, tensors) for x in (pad, t.reshape(-1))])
 
 
 def actor_logits_numpy(params: dict[str, np.ndarray], own_obs: np.ndarray) -> np.ndarray:
@@ -131,6 +185,12 @@ class Layout:
 
     # ------------------------------------------------------------------ flat <-> stacked
 
+    def zeros(self) -> dict[str, torch.Tensor]:
+        """Every agent's stacked state, zero, as views of one buffer in `names` order (a FlatLayout: a
+        part of a net is then one block of it)."""
+        m = self.n_agents
+        return dict(zip(self.names, FlatLayout([(m, *self.param_shapes[n]) for n in self.names]).zeros()))
+
     def pack(self, state: dict[str, torch.Tensor], agents: list[int]) -> list[np.ndarray]:
         """Flat float32 vectors of `agents`; `state` holds the stacked tensors of exactly these agents."""
         out = []
@@ -144,7 +204,8 @@ class Layout:
         m = self.n_agents
         if len(flats) != m:
             raise ValueError(f"expected {m} agent states, got {len(flats)}")
-        state = {n: torch.zeros((m, int(np.prod(self.param_shapes[n]))), dtype=torch.float32) for n in self.names}
+        state = self.zeros()
+        rows = {n: t.view(m, -1) for n, t in state.items()}
         for j, vec in enumerate(flats):
             vec = torch.as_tensor(np.asarray(vec, dtype=np.float32))
             if vec.shape != (self.shapes.state_sizes[j],):
@@ -152,16 +213,16 @@ class Layout:
                                  f"expected ({self.shapes.state_sizes[j]},)")
             at = 0
             for name, idx in zip(self.names, self._index[j]):
-                state[name][j, idx] = vec[at:at + len(idx)]
+                rows[name][j, idx] = vec[at:at + len(idx)]
                 at += len(idx)
-        return {n: t.reshape((m, *self.param_shapes[n])) for n, t in state.items()}
+        return state
 
     # ------------------------------------------------------------------ initial state
 
     def initial_state(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         """Glorot-uniform weights and zero biases (tf.layers defaults, as the reference), targets = copies."""
         s, m = self.shapes, self.n_agents
-        state = {n: torch.zeros((m, *shape), dtype=torch.float32) for n, shape in self.param_shapes.items()}
+        state = self.zeros()
         h = s.hidden
         for j in range(m):
             def glorot(fan_in: int, fan_out: int) -> torch.Tensor:  # (out, in)
@@ -183,5 +244,5 @@ class Layout:
             state["critic.W3"][j] = glorot(h, 1)
         for name in list(state):
             if name.startswith(("actor.", "critic.")):
-                state["target_" + name] = state[name].clone()
+                state["target_" + name].copy_(state[name])
         return state
