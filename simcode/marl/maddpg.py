@@ -57,12 +57,14 @@ class Batch:
                      done=self.done[rows], seed=self.seed, iteration=self.iteration)
 
 
-def update_noise(seed: int, iteration: int, agent: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """Uniforms in (0, 1) for agent `agent`'s update at `iteration`, independent of other agents."""
+def update_noise(seed: int, iteration: int, agent: int, shape: tuple[int, ...],
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+    """Uniforms in (0, 1) for agent `agent`'s update at `iteration`, independent of other agents
+    (written into `out` if given)."""
     base = seed_sequence(seed, "exploration")
     ss = np.random.SeedSequence(base.entropy, spawn_key=base.spawn_key + (1, iteration, agent))
     gen = torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1)))
-    return torch.rand(shape, generator=gen).clamp_(min=1e-20)
+    return torch.rand(shape, generator=gen, out=out).clamp_(min=1e-20)
 
 
 def clip_groups(net: str) -> list[list[int]]:
@@ -141,7 +143,9 @@ class Update:
             mine, data = {n: t[rows] for n, t in state.items()}, batch.of(rows)
         # Gumbel noise -log(-log(u)) of each agent's update, from its own generator: (k, M + 1, B, Amax),
         # the M target actions', then the agent's own action's.
-        gumbel = torch.stack([update_noise(batch.seed, batch.iteration, j, (m + 1, b, a)) for j in agents])
+        gumbel = torch.empty((len(agents), m + 1, b, a))
+        for r, j in enumerate(agents):
+            update_noise(batch.seed, batch.iteration, j, (m + 1, b, a), out=gumbel[r])
         gumbel.log_().neg_().log_().neg_()
         # The new state, written in place: its tensors by name, and the flat block (fast_adam) of each
         # part ("" parameters, "target_", "m_", "v_") of each net
@@ -187,7 +191,7 @@ class Update:
         logits, actor_hidden = self.nets.forward(actor, "actor", (own_obs,), "actor")
         sample = self.actions.softmax(logits + gumbel_own, agents)  # a_j
         act_pi = self.actions.with_own(data.act, sample, agents, self.scratch("act_pi", *data.act.shape))
-        _, critic_hidden = self.nets.forward(critic, "critic", (data.obs, act_pi), "critic")
+        _, critic_hidden = self.nets.forward(critic, "critic", (data.obs, act_pi), "critic", output=False)
         d_q = torch.full((k, b, 1), -1.0 / b)  # dL_pi/dQ = -1/B, from -mean_B Q
         d_critic_pre = self.nets.backward(critic, "critic", critic_hidden, d_q, "critic")
         # dL_pi/da_j = dL/dz1 W1a[:, j's columns]: a_j enters Q only through the first layer's action weights
