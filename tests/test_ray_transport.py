@@ -18,6 +18,7 @@ PUT, PUT_RATE, PUT_DAEMONS = 1.5e-3, 1e9, 0.4  # per call, bytes per second, the
 SUBMIT, SUBMIT_RATE, TASK, TASK_RATE, ACK = 1e-3, 5e8, 3e-3, 4e9, 2e-4
 LEARNER = (4e-3, 2e-2, 7e-9)  # intercept, per GFLOP of the row, per value of all states
 CROWDED_ALONE, CROWDED = 8e-3, 0.8  # CPU seconds per row alone; the speed on a crowded host
+IDLE = {"daemons": 0.02, "learner": 0.01, "controller": 0.05}  # cores' worth of Ray's own CPU
 
 
 def ray_points():
@@ -36,7 +37,7 @@ def ray_points():
     rows = [{"agents": m, "row_agents": k, "gflop": g, "state_values": v,
              "seconds": LEARNER[0] + LEARNER[1] * g + LEARNER[2] * v}
             for m, k, g, v in ((3, 1, 0.04, 1.7e5), (3, 3, 0.12, 1.7e5), (5, 1, 0.07, 4.4e5), (10, 10, 6.9, 2.2e6))]
-    return puts, gathers, ACK, rows, (CROWDED_ALONE, CROWDED_ALONE / CROWDED)
+    return puts, gathers, ACK, rows, (CROWDED_ALONE, CROWDED_ALONE / CROWDED), IDLE
 
 
 @pytest.fixture
@@ -55,6 +56,7 @@ def test_fit_profile_recovers_the_ray_section():
     assert ray.task.seconds(3e6) == pytest.approx(TASK + 3e6 / TASK_RATE, rel=1e-5)
     assert ray.ack == ACK
     assert ray.crowded == pytest.approx(CROWDED)
+    assert ray.idle.model_dump() == IDLE
     assert ray.learner.seconds(0.5, 1e6) == pytest.approx(LEARNER[0] + LEARNER[1] * 0.5 + LEARNER[2] * 1e6, rel=1e-5)
     assert any(line.startswith("ray learner row") for line in report)
     assert any(line.startswith("ray submit") for line in report)
@@ -161,27 +163,33 @@ def test_a_profile_with_an_earlier_ray_section_is_one_clear_line(tmp_path):
         load_profile(path)
 
 
-@pytest.mark.parametrize("jobs, crowded, done_at", [(2, 0.8, 1.0), (3, 1.0, 1.5), (3, 0.8, 1.5 / 0.8)])
-def test_a_crowded_host_works_at_its_measured_speed(jobs, crowded, done_at):
-    """Processor sharing on 2 cores; only with more computations than cores does `crowded` slow them."""
+@pytest.mark.parametrize("jobs, crowded, busy, done_at", [
+    (2, 0.8, 0.0, 1.0), (3, 1.0, 0.0, 1.5), (3, 0.8, 0.0, 1.5 / 0.8),  # crowded only with more jobs than cores
+    (1, 1.0, 0.4, 1.0), (2, 1.0, 0.4, 2 / 1.6), (3, 0.8, 0.4, 3 / 1.6 / 0.8),  # busy: what Ray's threads keep
+])
+def test_a_host_works_at_its_measured_speed(jobs, crowded, busy, done_at):
+    """Processor sharing of 2 cores, less Ray's idle threads' share; crowded when jobs outnumber cores."""
     import simpy
 
     from simcode.sim.hosts import SharedCores
 
     env = simpy.Environment()
-    host = SharedCores(env, 2, crowded)
+    host = SharedCores(env, 2, crowded, busy)
     done = [host.compute(1.0) for _ in range(jobs)]
     env.run(until=env.all_of(done))
     assert env.now == pytest.approx(done_at)
 
 
-def test_ray_scenarios_use_the_profiles_crowded_speed_on_their_hosts(profile_file):
-    from simcode.config import scenario_from_dict
+def test_ray_scenarios_use_the_profiles_crowded_speed_and_idle_cpu_on_their_hosts(profile_file):
+    from simcode.config import HostConfig, scenario_from_dict
     from simcode.sim.cost import make_cost
     from simcode.sim.workload import shapes_of as shapes
 
     sc = scenario(profile_file)
     flops = shapes(sc).update_flops
-    assert make_cost(sc, flops, flops).crowded == pytest.approx(CROWDED)
+    cost = make_cost(sc, flops, flops)
+    assert cost.crowded == pytest.approx(CROWDED)
+    host = HostConfig(cores=2, learners=[0, 1, 2], controller=True)
+    assert cost.background.of(host) == pytest.approx(IDLE["daemons"] + 3 * IDLE["learner"] + IDLE["controller"])
     links = scenario_from_dict({**sc.to_dict(), "cluster": {**sc.to_dict()["cluster"], "network": {"model": "links"}}})
-    assert make_cost(links, flops, flops).crowded == 1.0
+    assert make_cost(links, flops, flops).crowded == 1.0 and make_cost(links, flops, flops).background.of(host) == 0

@@ -38,3 +38,21 @@ def test_no_comparison_without_both_backends(tmp_path):
 def test_the_scatter_plot_is_written(tmp_path):
     table = comparison(results(), ["code.name", "seed", "cluster.backend"])
     assert scatter(table, tmp_path / "plots" / "real_vs_sim.png").stat().st_size > 0
+
+
+def test_where_the_time_went_pairs_the_phases_and_keeps_the_real_split():
+    from simcode.study.sim_vs_real import where_time_went
+
+    frame = results()
+    real = frame["cluster.backend"] == "ray"
+    frame["mean_env_seconds"] = [0.012 if r else 0.010 for r in real]
+    frame["mean_to_decode"] = [0.050 if r else 0.040 for r in real]
+    frame["mean_after_decode"] = 0.001
+    frame["mean_learner_compute"] = [0.020 if r else None for r in real]  # a simulated run has none
+    table = where_time_went(frame, ["code.name", "seed", "cluster.backend"]).set_index("code.name")
+    assert table.loc["mds", "real env"] == pytest.approx(0.012) and table.loc["mds", "sim env"] == pytest.approx(0.010)
+    assert table.loc["mds", "sim to decode"] == pytest.approx(0.040)
+    assert table.loc["mds", "real compute"] == pytest.approx(0.020)
+    assert "sim compute" not in table.columns and "real dispatch" not in table.columns
+    text = "\n".join(section(comparison(frame, ["code.name", "seed", "cluster.backend"]), table.reset_index()))
+    assert "### Where the time went" in text and "real compute" in text

@@ -21,7 +21,9 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
   agent and a row of every agent at several M and minibatch sizes (quiet wall seconds);
 - crowded: the CPU seconds of such a row alone over its CPU seconds when three actors a core compute
   rows at once (the scheduler's switches and cold caches: 0.87 here), the speed of work on a host
-  with more computations than cores (simcode.sim.hosts).
+  with more computations than cores (simcode.sim.hosts);
+- idle: the CPU Ray's threads take while nothing is sent (the daemons, each actor, the driver:
+  about 0.02, 0.008 and 0.009 cores here), taken from the hosts' cores.
 
 put, submit and task come from the CPU time (user + system, psutil) of each process of a local Ray
 over repeated gathers shaped as the real backend's (RealCluster.gather) on actors that compute
@@ -88,10 +90,21 @@ class CpuClock:
         self.driver = psutil.Process()
         self.actor_pids = set(actor_pids)
 
-    def read(self) -> dict[str, float]:
-        out = {"driver": _cpu_seconds(self.driver.pid), "actors": 0.0, "daemons": 0.0}
+    def read(self) -> dict[int, tuple[str, float]]:
+        """{pid: (group, CPU seconds)} of the driver and its descendants now."""
+        out = {self.driver.pid: ("driver", _cpu_seconds(self.driver.pid))}
         for child in self.driver.children(recursive=True):
-            out["actors" if child.pid in self.actor_pids else "daemons"] += _cpu_seconds(child.pid)
+            out[child.pid] = ("actors" if child.pid in self.actor_pids else "daemons", _cpu_seconds(child.pid))
+        return out
+
+    @staticmethod
+    def used(before: dict, after: dict) -> dict[str, float]:
+        """CPU seconds by group between two reads, over the processes in both (one that exited or
+        started in between, such as an actor being killed, counts for nothing)."""
+        out = {"driver": 0.0, "actors": 0.0, "daemons": 0.0}
+        for pid, (group, seconds) in after.items():
+            if pid in before:
+                out[group] += seconds - before[pid][1]
         return out
 
     def per_call(self, work, repeats: int) -> dict[str, float]:
@@ -100,8 +113,7 @@ class CpuClock:
         before = self.read()
         for _ in range(repeats):
             work()
-        after = self.read()
-        return {group: (after[group] - before[group]) / repeats for group in after}
+        return {group: seconds / repeats for group, seconds in self.used(before, self.read()).items()}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -209,7 +221,7 @@ def split_gathers(puts: list[dict], gathers: list[dict]) -> tuple[list[dict], li
 
 
 def fit_ray(puts: list[dict], gathers: list[dict], ack: float, rows: list[dict], crowding: tuple[float, float],
-            fit) -> dict:
+            idle: dict, fit) -> dict:
     """The profile's ray section from the measurements; `fit(name, points, features, names, relative)`
     is calibrate's fit-and-report (simcode.sim.calibrate.fit_profile)."""
     def per_byte(name, points):
@@ -221,17 +233,18 @@ def fit_ray(puts: list[dict], gathers: list[dict], ack: float, rows: list[dict],
     learner = fit("ray learner row", rows, lambda p: (1.0, p["gflop"], p["state_values"]),
                   ("intercept", "per_gflop", "per_state_value"), True)
     return {"put": per_byte("ray put (cpu)", puts), "submit": per_byte("ray submit (driver cpu per task)", submits),
-            "ack": ack, "crowded": min(1.0, crowding[0] / crowding[1]),
+            "ack": ack, "crowded": min(1.0, crowding[0] / crowding[1]), "idle": idle,
             "task": per_byte("ray task (actor and raylet cpu per task)", tasks), "learner": learner}
 
 
-def measure_ray(repeats: int) -> tuple[list[dict], list[dict], float, list[dict], tuple[float, float]]:
-    """Every measurement of the ray section: (puts, gathers, ack, learner rows, (alone, crowded))."""
+def measure_ray(repeats: int) -> tuple[list[dict], list[dict], float, list[dict], tuple[float, float], dict]:
+    """Every measurement of the ray section: (puts, gathers, ack, learner rows, (alone, crowded), idle)."""
     rows = measure_learner_rows(repeats)
     with local_ray() as ray:
         puts, gathers, ack = measure_transport(ray, repeats)
         crowding = measure_crowding(ray, 0.5 * repeats)
-    return puts, gathers, ack, rows, crowding
+        idle = measure_idle(ray, 0.5 * repeats)
+    return puts, gathers, ack, rows, crowding, idle
 
 
 class _Rower:
@@ -257,6 +270,20 @@ class _Rower:
             self.learner.compute(0, self.states, self.batch)
             done += 1
         return done
+
+
+def measure_idle(ray, seconds: float) -> dict[str, float]:
+    """Cores' worth of CPU a local Ray takes while nothing is sent: its daemons, each of six idle
+    actors, and the driver (CPU seconds per second)."""
+    probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
+    clock = CpuClock(ray.get([probe.pid.remote() for probe in probes]))
+    time.sleep(0.5)  # the actors' start-up is over
+    before = clock.read()
+    time.sleep(seconds)
+    used = {group: cpu / seconds for group, cpu in clock.used(before, clock.read()).items()}
+    for probe in probes:
+        ray.kill(probe)
+    return {"daemons": used["daemons"], "learner": used["actors"] / len(probes), "controller": used["driver"]}
 
 
 def measure_crowding(ray, seconds: float) -> tuple[float, float]:

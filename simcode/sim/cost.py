@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from simcode.codes import CENTRALIZED
 from simcode.config import CostConfig, NetworkConfig
+from simcode.sim.hosts import Background
 
 if TYPE_CHECKING:
     from simcode.config import Scenario
@@ -77,6 +78,7 @@ class CostModel:
 
     driver: RayDriver | None = None  # the controller's CPU for Ray's messages (RayTransportCost only)
     crowded: float = 1.0  # the speed of work on a crowded host (simcode.sim.hosts; measured on Ray only)
+    background: Background = Background()  # cores' worth of CPU hosts spend whatever they compute (Ray only)
 
     def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:
         """Seconds added to a message of so many bytes (None: nothing): `per_message` when set."""
@@ -158,6 +160,8 @@ class RayTransportCost(ProfileCost):
         self.driver = RayDriver(put=self.ray.put.seconds(state_bytes) + self.ray.put.seconds(batch_bytes),
                                 submit=self.ray.submit.seconds(result_bytes), ack=self.ray.ack)
         self.crowded = self.ray.crowded
+        idle = self.ray.idle
+        self.background = Background(daemons=idle.daemons, learner=idle.learner, controller=idle.controller)
 
     def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
         gflop = sum(self.update_flops[j] for j in agents) / 1e9

@@ -26,7 +26,8 @@ Each cost is a small linear model in features that the work's own sizes give:
   computation of its row on one torch thread (unpack
   every state, update the row's agents, pack, combine), `intercept + per_gflop * GFLOP of the row +
   per_state_value * values of all states`; `crowded`, the speed of a row on a host crowded with three
-  actors a core against alone (simcode.sim.hosts).
+  actors a core against alone; `idle`, the cores' worth of CPU Ray's threads take while idle (the
+  daemons, each actor, the driver), taken from the hosts' cores (simcode.sim.hosts).
 """
 
 from __future__ import annotations
@@ -103,6 +104,14 @@ class LearnerCost(_Part):
         return self.intercept + self.per_gflop * gflop + self.per_state_value * state_values
 
 
+class RayIdle(_Part):
+    """Cores' worth of CPU Ray's threads take while nothing is sent (CPU seconds per second)."""
+
+    daemons: float = Field(ge=0, le=1, description="the raylet, object store and GCS")
+    learner: float = Field(ge=0, le=1, description="each learner actor's process")
+    controller: float = Field(ge=0, le=1, description="the driver's Ray threads")
+
+
 class RayCost(_Part):
     """CPU seconds Ray's messages cost (simcode.sim.calibrate_ray), and the learners' rows."""
 
@@ -114,6 +123,7 @@ class RayCost(_Part):
     learner: LearnerCost = Field(description="a learner actor's row, on one torch thread")
     crowded: float = Field(gt=0, le=1, description="a row's speed on a crowded host (3 actors a core) against "
                            "alone: CPU seconds per row alone / crowded")
+    idle: RayIdle = Field(description="Ray's own CPU while idle, taken from every host's cores")
 
 
 class Profile(_Part):

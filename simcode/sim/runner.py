@@ -173,6 +173,7 @@ def summarize(scenario: Scenario, cluster, trace: pd.DataFrame, host_seconds: fl
         "tolerance": int(code.tolerance) if code is not None else None,
         "load_max": int(code.load.max()) if code is not None else scenario.n_agents,
         "resent": int(trace["resent"].sum()),
+        **phases(trace),
         "strategy": scenario.cluster.strategy,
         "mean_updated_fraction": float(trace["n_updated"].mean() / scenario.n_agents),
         "workload": scenario.run.workload,
@@ -182,6 +183,23 @@ def summarize(scenario: Scenario, cluster, trace: pd.DataFrame, host_seconds: fl
         "simcode_version": simcode.__version__,
         "scenario_hash": scenario.digest(),
     })
+
+
+# A real run's means of where the time went (simcode.sim.real.RealCluster.where_time_went); None when
+# simulated, or when no answer arrived (centralized).
+REAL_PHASES = ("learner_compute", "ray_dispatch", "learner_queued", "ray_delivery")
+
+
+def phases(trace: pd.DataFrame) -> dict:
+    """Mean seconds of an iteration's phases: the environment steps, from the work sent until the
+    decode, and after it (late learners released); a real run's where-time-went means too."""
+    out = {"mean_env_seconds": float(trace["env_seconds"].mean()),
+           "mean_to_decode": float((trace["t_decoded"] - trace["t_start"] - trace["env_seconds"]).mean()),
+           "mean_after_decode": float((trace["t_end"] - trace["t_decoded"]).mean())}
+    for column in REAL_PHASES:
+        mean = trace[column].mean() if column in trace.columns else math.nan
+        out[f"mean_{column}"] = float(mean) if math.isfinite(mean) else None
+    return out
 
 
 def write_run(out: Path, result: RunResult) -> None:

@@ -263,7 +263,8 @@ def render_report(study: Study, results: pd.DataFrame, plots: list[Path], root: 
               "cell (the seeds).", ""]
     lines += _tables(study, results, notes)
     lines += learning_section(learning if study.learning is not None else None)
-    lines += sim_vs_real.section(sim_vs_real.comparison(results, study.axis_keys))
+    lines += sim_vs_real.section(sim_vs_real.comparison(results, study.axis_keys),
+                                 sim_vs_real.where_time_went(results, study.axis_keys))
     lines += _failed_section(study, results)
     lines += _decode_section(results, "code.name" if "code.name" in results.columns else None)
     if plots:

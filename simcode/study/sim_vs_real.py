@@ -20,20 +20,36 @@ WITHIN = 0.10  # the issue's bar: simulated within 10% of real
 MEASURES = ("mean_iteration", "p90_iteration")
 
 
-def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
-    """One row per cell: real and simulated mean and p90 iteration time and simulated / real; None
-    unless the study has both backends with finished runs."""
+# Mean seconds of an iteration's phases (simcode.sim.runner.phases): both backends have the first three.
+PHASES = {"mean_env_seconds": "env", "mean_to_decode": "to decode", "mean_after_decode": "after"}
+REAL_PHASES = {"mean_learner_compute": "compute", "mean_ray_dispatch": "dispatch", "mean_learner_queued": "queued",
+               "mean_ray_delivery": "delivery"}
+
+
+def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str]) -> pd.DataFrame | None:
+    """Means of `columns` per cell and backend (columns (column, backend)); None unless the study has both
+    backends with finished runs. A cell is every axis but the backend and the seed."""
     if BACKEND not in results.columns:
         return None
     from simcode.study.plots import finished
 
     done = finished(results)
-    if not {"ray", "sim"} <= set(done[BACKEND]):
+    columns = [c for c in columns if c in done.columns]
+    if not {"ray", "sim"} <= set(done[BACKEND]) or not columns:
         return None
     # Keys with plain values name a cell (cluster.hosts, a list, follows from the others).
     cells = [key for key in axis_keys if key not in (BACKEND, "seed") and key in done.columns
              and done[key].map(lambda value: isinstance(value, (str, int, float, bool))).all()]
-    means = done.groupby([*cells, BACKEND], sort=False)[list(MEASURES)].mean().unstack(BACKEND)
+    numbers = done[[*cells, BACKEND]].join(done[columns].apply(pd.to_numeric, errors="coerce"))
+    return numbers.groupby([*cells, BACKEND], sort=False)[columns].mean().unstack(BACKEND)
+
+
+def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
+    """One row per cell: real and simulated mean and p90 iteration time and simulated / real; None
+    unless the study has both backends with finished runs."""
+    means = cell_means(results, axis_keys, list(MEASURES))
+    if means is None:
+        return None
     table = pd.DataFrame(index=means.index)
     for measure in MEASURES:
         short = measure.removesuffix("_iteration")
@@ -44,17 +60,42 @@ def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | No
     return table.dropna(subset=["real mean", "sim mean"]).reset_index()
 
 
-def section(table: pd.DataFrame | None) -> list[str]:
+def where_time_went(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
+    """Per cell, the mean seconds of each phase, real and simulated, and the real runs' own split of
+    the learners' answers (compute, Ray's dispatch, queued behind a late computation, Ray's delivery)."""
+    means = cell_means(results, axis_keys, [*PHASES, *REAL_PHASES])
+    if means is None:
+        return None
+    table = pd.DataFrame(index=means.index)
+    for column, name in PHASES.items():
+        if column in means.columns.get_level_values(0):
+            table[f"real {name}"] = means[(column, "ray")]
+            table[f"sim {name}"] = means[(column, "sim")]
+    for column, name in REAL_PHASES.items():
+        if column in means.columns.get_level_values(0):
+            table[f"real {name}"] = means[(column, "ray")]
+    return table.reset_index() if len(table.columns) else None
+
+
+def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> list[str]:
     if table is None or table.empty:
         return []
     from simcode.study.report import _markdown_table
 
     hits = int(table["mean within 10%"].sum())
     text = _markdown_table(table)
-    return ["## Real against simulated", "",
-            f"Real: measured seconds on Ray (cluster.backend ray); simulated: the model's seconds. "
-            f"{hits} of {len(table)} cells have the simulated mean within {WITHIN:.0%} of the real one.", "",
-            text, ""]
+    lines = ["## Real against simulated", "",
+             f"Real: measured seconds on Ray (cluster.backend ray); simulated: the model's seconds. "
+             f"{hits} of {len(table)} cells have the simulated mean within {WITHIN:.0%} of the real one.", "",
+             text, ""]
+    if phases is not None and not phases.empty:
+        lines += ["### Where the time went", "",
+                  "Mean seconds per iteration: the environment steps (env), from the work sent until the decode "
+                  "(to decode) and after it (after: late learners released); then the real runs' means over "
+                  "the learners' answers: their computation (compute), Ray's dispatch of the task and its "
+                  "arguments (dispatch), the wait behind a cancelled computation still running (queued) and "
+                  "Ray's delivery of the result (delivery).", "", _markdown_table(phases), ""]
+    return lines
 
 
 def scatter(table: pd.DataFrame | None, path: Path) -> Path | None:

@@ -44,6 +44,8 @@ PLOT_KEYS = {"kind", "x", "y", "hue", "style", "row", "col", "where", "title", "
 SUMMARY_KEYS = ("iterations", "sim_seconds", "mean_iteration", "median_iteration", "p90_iteration", "p99_iteration",
                 "std_iteration", "host_seconds", "max_decode_error", "decode_warning", "warmup_seconds",
                 "final_reward", "scheme", "n_agents", "n_learners", "tolerance", "load_max", "resent",
+                "mean_env_seconds", "mean_to_decode", "mean_after_decode", "mean_learner_compute",
+                "mean_ray_dispatch", "mean_learner_queued", "mean_ray_delivery",
                 "strategy", "mean_updated_fraction",
                 "workload", "cost_model", "reproducible", "backend", "simcode_version", "scenario_hash")
 
