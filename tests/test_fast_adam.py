@@ -54,7 +54,9 @@ def test_states_made_and_returned_are_flat_views(name):
     _assert_flat(state, m, layout)
     _assert_flat(layout.unpack(layout.pack(state, list(range(m)))), m, layout)
     batch = random_batch(layout, 16, generator(1, "minibatches"))
-    _assert_flat(update(state, batch, list(range(m))), m, layout)
+    new = update(state, batch, list(range(m)))
+    assert not any(t.is_inference() for t in new.values())  # computed in inference mode, not made in it
+    _assert_flat(new, m, layout)
     _assert_flat(update(state, batch, [0, 1]), 2, layout)
 
 

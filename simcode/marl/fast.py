@@ -16,6 +16,9 @@ Speed:
   threads, and equal groups keep every thread busy.
 - Adam, clipping and the soft update run on each net's flat buffers (fast_adam.py, with its why);
   gradients are written into one (StackedMLP.gradients' `out`).
+- Inference mode: an update computes under torch.inference_mode(), which skips autograd's
+  bookkeeping of every view and in-place write (about 7% of an update at batch 1024, 15% at 8);
+  the new state is allocated outside it (fast_adam.FlatState), so callers get ordinary tensors.
 
 Bits (an agent's update must not depend on its company; tests/test_marl.py checks each):
 - Batched matmuls (bmm) give each matrix of a batch the same kernel, as long as every weight is
@@ -169,13 +172,10 @@ class OwnObservations:
     """Each agent's own columns of the joint observations, padded to the longest (padding zero)."""
 
     def __init__(self, layout: Layout):
-        self.cols, self.mask = layout.own_obs_cols, layout.own_obs_mask
         self.n_agents, self.width = layout.n_agents, layout.obs_max
         self.same_size = len(set(layout.shapes.obs_dims)) == 1
         self.blocks = list(zip(layout.obs_offsets, layout.shapes.obs_dims))  # each agent's (first column, size)
         self._padded: dict[tuple, torch.Tensor] = {}
-        # agents' rows of the column table (k, 1, Dmax) and of the padding mask (k, 1, Dmax)
-        self._rows = PerGroup(lambda agents: (self.cols[agents].unsqueeze(1), self.mask[agents].unsqueeze(1)))
 
     def _zero_padded(self, key: str, *shape: int) -> torch.Tensor:
         """A tensor kept between calls whose padding, zeroed once, is never written (the real columns
@@ -203,8 +203,13 @@ class OwnObservations:
             st = obs.stride()
             return obs.as_strided((*obs.shape[:2], d), (st[0] + d * st[2], st[1], st[2]),
                                   obs.storage_offset() + agents[0] * d * st[2])
-        cols, mask = self._rows(agents)
-        return torch.gather(obs, 2, cols.expand(-1, obs.shape[1], -1)) * mask
+        # a slice copy per row into zero padding (written once: kept by the rows' sizes, so that a row's
+        # padding is never written): gathering by a table is 10x slower
+        out = self._zero_padded(f"rows{[self.blocks[j][1] for j in agents]}", *obs.shape[:2], d)
+        for r, j in enumerate(agents):
+            start, size = self.blocks[j]
+            out[r, :, :size] = obs[r, :, start:start + size]
+        return out
 
 
 class Actions:

@@ -135,25 +135,27 @@ class Update:
 
     def group(self, state: dict[str, torch.Tensor], batch: Batch, agents: list[int]) -> dict[str, torch.Tensor]:
         """The update of one group of agents, computed together."""
-        m, a, b = self.layout.n_agents, self.layout.act_max, batch.obs.shape[1]
-        rows = fast.rows(agents)
-        if agents == list(range(m)):  # everyone: the state itself (a view of each of its tensors costs a call)
-            mine, data = state, batch
-        else:
-            mine, data = {n: t[rows] for n, t in state.items()}, batch.of(rows)
-        # Gumbel noise -log(-log(u)) of each agent's update, from its own generator: (k, M + 1, B, Amax),
-        # the M target actions', then the agent's own action's.
-        gumbel = torch.empty((len(agents), m + 1, b, a))
-        for r, j in enumerate(agents):
-            update_noise(batch.seed, batch.iteration, j, (m + 1, b, a), out=gumbel[r])
-        gumbel.log_().neg_().log_().neg_()
         # The new state, written in place: its tensors by name, and the flat block (fast_adam) of each
-        # part ("" parameters, "target_", "m_", "v_") of each net
+        # part ("" parameters, "target_", "m_", "v_") of each net. Made outside inference mode (fast.py):
+        # the caller gets ordinary tensors.
         new, out = self.flat_state(len(agents)).new()
-        y = self.targets(state, mine, data, gumbel[:, :m])
-        self.critic_step(mine, data, y, agents, out)
-        self.actor_step(mine, params(new, "critic"), data, gumbel[:, m], agents, out)
-        self.soft_update(mine, out)
+        with torch.inference_mode():
+            m, a, b = self.layout.n_agents, self.layout.act_max, batch.obs.shape[1]
+            rows = fast.rows(agents)
+            if agents == list(range(m)):  # everyone: the state itself (a view of each of its tensors costs a call)
+                mine, data = state, batch
+            else:
+                mine, data = {n: t[rows] for n, t in state.items()}, batch.of(rows)
+            # Gumbel noise -log(-log(u)) of each agent's update, from its own generator: (k, M + 1, B, Amax),
+            # the M target actions', then the agent's own action's.
+            gumbel = torch.empty((len(agents), m + 1, b, a))
+            for r, j in enumerate(agents):
+                update_noise(batch.seed, batch.iteration, j, (m + 1, b, a), out=gumbel[r])
+            gumbel.log_().neg_().log_().neg_()
+            y = self.targets(state, mine, data, gumbel[:, :m])
+            self.critic_step(mine, data, y, agents, out)
+            self.actor_step(mine, params(new, "critic"), data, gumbel[:, m], agents, out)
+            self.soft_update(mine, out)
         return {n: new[n] for n in state}
 
     def targets(self, state, mine, data: Batch, gumbel_next: torch.Tensor) -> torch.Tensor:
