@@ -186,13 +186,14 @@ class OwnObservations:
         return tensor
 
     def of_every_agent(self, obs: torch.Tensor) -> torch.Tensor:
-        """(k, B, S) joint observations -> (k, B, M, Dmax), valid until the next call."""
+        """(k, B, S) joint observations -> (k, M, B, Dmax), valid until the next call."""
         if self.same_size:
-            return obs.view(*obs.shape[:2], self.n_agents, -1)  # no padding: a view
+            return obs.view(*obs.shape[:2], self.n_agents, -1).transpose(1, 2)  # no padding: a view
         # a slice copy per agent: indexing the columns with a table is 10x slower
-        out = self._zero_padded("every", *obs.shape[:2], self.n_agents, self.width)
+        k, b = obs.shape[:2]
+        out = self._zero_padded("every", k, self.n_agents, b, self.width)
         for i, (start, size) in enumerate(self.blocks):
-            out[:, :, i, :size] = obs[:, :, start:start + size]
+            out[:, i, :, :size] = obs[:, :, start:start + size]
         return out
 
     def of_rows(self, obs: torch.Tensor, agents: list[int]) -> torch.Tensor:

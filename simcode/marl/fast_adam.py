@@ -71,9 +71,9 @@ class FlatNet:
         if max(self._group_sizes) == 1:
             return norms
         rows = []
-        for part in norms.split(self._group_sizes):
-            if len(part) > 1:  # each agent's norm of its tensors' norms, as a 1-D tensor of its own
-                part = torch.stack(torch._foreach_norm(list(part.t().contiguous().unbind(0)))).unsqueeze(0)
+        for size, part in zip(self._group_sizes, norms.split_with_sizes(self._group_sizes)):
+            if size > 1:  # each agent's norm of its tensors' norms, as a 1-D tensor of its own
+                part = torch.stack(torch._foreach_norm(part.t().contiguous().unbind(0))).unsqueeze(0)
             rows.append(part)
         return torch.cat(rows)
 
@@ -112,5 +112,6 @@ class FlatState:
         """An uninitialized state: its tensors by name, and the flat block of each (part, net) and of
         "step" (views of one buffer: writing a block writes the tensors)."""
         buffer = torch.empty(self.layout.size)
-        tensors = dict(zip(self.names, self.layout.views(buffer)))
-        return tensors, dict(zip(self._blocks, buffer.split(self._sizes)[1::2]))
+        with torch.inference_mode():  # views of an ordinary tensor made so are ordinary, and made faster
+            tensors = dict(zip(self.names, self.layout.views(buffer)))
+            return tensors, dict(zip(self._blocks, buffer.split_with_sizes(self._sizes)[1::2]))

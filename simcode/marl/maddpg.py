@@ -111,6 +111,7 @@ class Update:
         self.scratch = fast.Scratch()
         self._flat: dict[tuple[str, int], fast_adam.FlatNet] = {}
         self._flat_states: dict[int, fast_adam.FlatState] = {}
+        self._reg_factors: dict[tuple, torch.Tensor] = {}
         self.names = {(part, net): [part + n for n in net_names(net)] for part in PARTS for net in LAYERS}
         self.nets = fast.StackedMLP(self.scratch)
         self.own_obs = fast.OwnObservations(layout)
@@ -163,7 +164,7 @@ class Update:
         component, (k, B).
 
         Every agent's target actor (from `state`, all agents) acts on each group member's minibatch."""
-        own_next = self.own_obs.of_every_agent(data.next_obs).transpose(1, 2)  # (k, M, B, Dmax)
+        own_next = self.own_obs.of_every_agent(data.next_obs)  # (k, M, B, Dmax)
         logits_next = self.nets.forward_each(params(state, "actor", "target_"), "actor", own_next, "target_actor")
         act_next = self.actions.joint(self.actions.softmax(logits_next.add_(gumbel_next)))
         q_next, _ = self.nets.forward(params(mine, "critic", "target_"), "critic", (data.next_obs, act_next),
@@ -205,7 +206,7 @@ class Update:
         if self.actions.one_part_each:
             d_logits.add_(logits, alpha=2.0 * self.cfg.policy_reg / (b * self.layout.act_max))
         else:
-            d_logits.add_(logits * (2.0 * self.cfg.policy_reg / b / self.act_sizes[agents]).view(-1, 1, 1))
+            d_logits.add_(logits * self.reg_factors(agents, b))
         self.nets.gradients(actor, "actor", (own_obs,), actor_hidden, d_logits, "actor",
                             out=self.flat("actor", k).grads)
         self.adam_step(mine, "actor", out)
@@ -225,6 +226,13 @@ class Update:
         parts = [flat.of([mine[n] for n in self.names[part, net]]) for part in ("", "m_", "v_")]
         t = mine["step"].squeeze(-1) + 1.0
         adam_clip(*parts[:1], flat.grad, *parts[1:], t, self.cfg, flat, [out[part, net] for part in ("", "m_", "v_")])
+
+    def reg_factors(self, agents: list[int], b: int) -> torch.Tensor:
+        """2 reg / (B A_j) of each row's agent, (k, 1, 1) (kept by group: the same come back)."""
+        key = (tuple(agents), b)
+        if key not in self._reg_factors:
+            self._reg_factors[key] = (2.0 * self.cfg.policy_reg / b / self.act_sizes[agents]).view(-1, 1, 1)
+        return self._reg_factors[key]
 
     def flat(self, net: str, k: int) -> fast_adam.FlatNet:
         """`net`'s flat buffers for groups of k agents (kept: a group's size comes back every update)."""
