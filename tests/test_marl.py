@@ -219,7 +219,7 @@ def test_acting_computes_the_update_forward_pass(name):
     m, a = trainer.n_agents, trainer.shapes.act_dims[0]
     for joint in rng.normal(0.0, 1.0, (5, trainer.shapes.obs_total)).astype(np.float32):
         # The update's target actions: every agent's actor on its own part of one joint observation.
-        own = trainer.updater.own_obs.of_every_agent(torch.from_numpy(joint).view(1, 1, -1))[0].transpose(0, 1)
+        own = trainer.updater.own_obs.of_every_agent(torch.from_numpy(joint).view(1, 1, -1))[0]  # (M, 1, D)
         logits, _ = trainer.updater.nets.forward(params(trainer.state, "actor"), "actor", (own,), "test")
         logits = logits.squeeze(1)  # (M, A)
         torch.testing.assert_close(torch.from_numpy(trainer.actor_logits(joint)), logits, rtol=1e-5, atol=1e-5)
