@@ -99,7 +99,7 @@ def test_acting_is_a_gumbel_softmax_per_component_of_the_update_forward_pass(nam
         trainer.state[n] = torch.from_numpy(rng.normal(0.0, 0.5, trainer.state[n].shape).astype(np.float32))
     shapes, width = trainer.shapes, trainer.layout.act_max
     for joint in rng.normal(0.0, 1.0, (3, shapes.obs_total)).astype(np.float32):
-        own = trainer.updater.own_obs.of_every_agent(torch.from_numpy(joint).view(1, 1, -1))[0].transpose(0, 1)
+        own = trainer.updater.own_obs.of_every_agent(torch.from_numpy(joint).view(1, 1, -1))[0]  # (M, 1, D)
         logits, _ = trainer.updater.nets.forward(params(trainer.state, "actor"), "actor", (own,), "test")
         seed = int(rng.integers(2**31))
         indices, soft = trainer.act(joint, np.random.default_rng(seed))
