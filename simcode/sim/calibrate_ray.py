@@ -107,13 +107,18 @@ class CpuClock:
                 out[group] += seconds - before[pid][1]
         return out
 
-    def per_call(self, work, repeats: int) -> dict[str, float]:
-        """Mean CPU seconds per call of `work` by group, after one untimed call."""
+    def per_call(self, work, repeats: int, blocks: int = 5) -> dict[str, float]:
+        """CPU seconds per call of `work` by group, after one untimed call: the lower quartile over
+        `blocks` blocks of the mean over `repeats` calls (as calibrate's quiet_seconds: another
+        process's burst only ever adds, in cache misses and in Ray's threads waking late)."""
         work()
-        before = self.read()
-        for _ in range(repeats):
-            work()
-        return {group: seconds / repeats for group, seconds in self.used(before, self.read()).items()}
+        means = []
+        for _ in range(blocks):
+            before = self.read()
+            for _ in range(repeats):
+                work()
+            means.append({group: seconds / repeats for group, seconds in self.used(before, self.read()).items()})
+        return {group: float(np.percentile([m[group] for m in means], 25)) for group in means[0]}
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -139,19 +144,19 @@ def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float]
     group, and the driver's per acknowledgement (RealCluster.release: a call it does not wait for)."""
     probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
     clock = CpuClock(ray.get([probe.pid.remote() for probe in probes]))
-    acks = clock.per_call(lambda: ray.get([probe.ack.remote(0, 0) for probe in probes]), 20 * repeats)
+    acks = clock.per_call(lambda: ray.get([probe.ack.remote(0, 0) for probe in probes]), 4 * repeats)
     puts, gathers = [], []
     for m, rows in RAY_POINTS:
         states, batch, shapes = _problem(m, rows)
         state_bytes, batch_bytes = nbytes_of(states, batch)
         for payload, nbytes in ((states, state_bytes), (batch, batch_bytes)):
-            cpu = clock.per_call(lambda payload=payload: ray.put(payload), 20 * repeats)
+            cpu = clock.per_call(lambda payload=payload: ray.put(payload), 4 * repeats)
             puts.append({"agents": m, "batch": rows, "bytes": nbytes, "seconds": cpu["driver"] + cpu["daemons"],
                          "daemons": cpu["daemons"]})
         width = max(shapes.state_sizes)  # a result: one padded float64 state (sim.real.LearnerActor)
         for n in GATHER_TASKS:
             cpu = clock.per_call(lambda n=n, s=states, b=batch, w=width: gather_once(ray, probes[:n], s, b, w),
-                                 4 * repeats)
+                                 repeats)
             gathers.append({"agents": m, "batch": rows, "tasks": n, "put_bytes": (state_bytes, batch_bytes),
                             "received": state_bytes + batch_bytes, "returned": 8 * width, **cpu})
     for probe in probes:
