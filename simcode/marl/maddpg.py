@@ -10,7 +10,8 @@ An update of a group of agents is four stages, one method each: `targets`, `crit
 `actor_step` (against the critic just updated, as the reference) and `soft_update`. Every gradient
 is written by hand, with a one-line derivation that names the loss term it comes from; the layers'
 own backward is fast.StackedMLP's. How all this is made fast, and bit-stable across groupings, is
-fast.py: every speed trick is there, with its reason.
+fast.py (and fast_adam.py for Adam, clipping and the soft update): every speed trick is there, with
+its reason.
 
 An agent's action has one or more categorical components (movement, communication: the agent's
 `act_parts`); its policy is a Gumbel-softmax per component, concatenated, as openai/maddpg's soft
@@ -223,9 +224,9 @@ class Update:
         """Clip per variable and take one Adam step on `net`'s gradients (its FlatNet's), into `out`'s
         blocks of `net`'s parameters and moments."""
         flat = self.flat(net, len(mine["step"]))
-        parts = [flat.of([mine[n] for n in self.names[part, net]]) for part in ("", "m_", "v_")]
+        p, m, v = (flat.of([mine[n] for n in self.names[part, net]]) for part in ("", "m_", "v_"))
         t = mine["step"].squeeze(-1) + 1.0
-        adam_clip(*parts[:1], flat.grad, *parts[1:], t, self.cfg, flat, [out[part, net] for part in ("", "m_", "v_")])
+        adam_clip(p, flat.grad, m, v, t, self.cfg, flat, [out[part, net] for part in ("", "m_", "v_")])
 
     def reg_factors(self, agents: list[int], b: int) -> torch.Tensor:
         """2 reg / (B A_j) of each row's agent, (k, 1, 1) (kept by group: the same come back)."""
