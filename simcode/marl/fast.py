@@ -11,7 +11,11 @@ Speed:
   h2 @ W3^T. A one-output layer's backward is a broadcast multiply, not a matmul.
 - `softmax` by hand (torch.softmax is slow over 5 actions on CPU); `relu_backward` with aten's own
   kernel (masked_fill_ is 30x slower).
-- Own observations as views when every agent's is the same size (OwnObservations).
+- Own observations as views when every agent's is the same size, else slice copies into zero padding
+  kept between calls (OwnObservations).
+- Logits stay on the output layer's layout (k, n, Amax, B), viewed transposed, target actions' too
+  (forward_each): the softmax's elementwise passes over it are several times faster than over
+  (..., B, Amax) with masks broadcast along a 5-long inner axis.
 - Agents in memory-bounded groups of equal size (in_groups): a batched matmul splits a batch over
   threads, and equal groups keep every thread busy.
 - Adam, clipping and the soft update run on each net's flat buffers (fast_adam.py, with its why);
@@ -32,6 +36,9 @@ Bits (an agent's update must not depend on its company; tests/test_marl.py check
   the same shape whatever the group's size.
 - Gradient norms are reduced one agent at a time (fast_adam.FlatNet.norms): a batched reduction may
   sum in a different order.
+- A sum of 5 actions is rounded by its order: the target actions' softmax sums over contiguous
+  actions, as when their logits were laid out (k, M, B, Amax) (Actions._action_sums, a copy); the
+  agent's own, along B, as it always has.
 - Weights start at 64-byte boundaries, as tensors of their own (state.FlatLayout): MKL may round a
   small matrix product differently at another alignment.
 """

@@ -6,14 +6,16 @@ for the actor). The tensors are small, so run one tensor at a time their cost is
 calls, not the arithmetic; joining the tensors into one (torch.cat) and splitting them again costs
 calls and copies too. On one flat buffer each operation is one call for the whole net.
 
-The flat layout (state.flat_zeros): a part's tensors one after the other in state.net_names order,
-each stacked over agents, (k, ...). Tensor-major, not agent-major: every tensor is then a contiguous
-view, so the matmuls that read the weights (and acting's numpy) see the memory they saw as separate
-tensors. Their bits depend on layout; elementwise bits do not (an element's result does not depend on
-where it sits, vectorized or not: tests/test_fast_adam.py checks the kernels used). The states
-`Layout.initial_state` and `unpack` make, and those `Update` returns, are in this layout; a state in
-another (a subset of agents' rows, tensors from elsewhere) is joined into it by a copy
-(`FlatNet.of`), with the same bits.
+The flat layout (state.FlatLayout): a whole state is one buffer, its tensors one after the other in
+Layout.names order, each stacked over agents, (k, ...), each starting at a 64-byte boundary as a tensor
+of its own would (MKL may round a small matrix product differently at another alignment); a part of
+a net is then one block of it. Tensor-major, not agent-major: every tensor is a contiguous view, so
+the matmuls that read the weights (and acting's numpy) see the memory they saw as separate tensors.
+Their bits depend on layout; elementwise bits do not (an element's result does not depend on where
+it sits, vectorized or not: tests/test_fast_adam.py checks the kernels used). The states
+`Layout.initial_state` and `unpack` make, and those `Update` returns (FlatState: allocated once, every
+step writes its block with out=), are in this layout; a state in another (a subset of agents' rows,
+tensors from elsewhere) is joined into it by a copy (FlatLayout.of), with the same bits.
 
 - Gradients are written (out=) into views of one buffer kept between calls: no join.
 - Per-agent and per-variable factors (the clip scale, Adam's bias corrections) become one value per
