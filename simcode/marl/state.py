@@ -10,6 +10,7 @@ so pack/unpack is an exact round trip.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -185,11 +186,15 @@ class Layout:
 
     # ------------------------------------------------------------------ flat <-> stacked
 
+    @functools.cached_property
+    def flat_layout(self) -> FlatLayout:
+        """The flat layout of every agent's stacked state, in `names` order."""
+        return FlatLayout([(self.n_agents, *self.param_shapes[n]) for n in self.names])
+
     def zeros(self) -> dict[str, torch.Tensor]:
         """Every agent's stacked state, zero, as views of one buffer in `names` order (a FlatLayout: a
         part of a net is then one block of it)."""
-        m = self.n_agents
-        return dict(zip(self.names, FlatLayout([(m, *self.param_shapes[n]) for n in self.names]).zeros()))
+        return dict(zip(self.names, self.flat_layout.zeros()))
 
     def pack(self, state: dict[str, torch.Tensor], agents: list[int]) -> list[np.ndarray]:
         """Flat float32 vectors of `agents`; `state` holds the stacked tensors of exactly these agents."""
