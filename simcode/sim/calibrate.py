@@ -218,7 +218,7 @@ def fit_profile(updates, env_steps, decodes, rank_checks, serialize, ray=None) -
     if ray is not None:
         from simcode.sim.calibrate_ray import fit_ray
 
-        fitted["ray"] = fit_ray(*ray, fit)
+        fitted["ray"] = fit_ray(ray, fit)
     return Profile.model_validate({**fitted, "provenance": provenance()}), lines
 
 

@@ -23,7 +23,10 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
   rows at once (the scheduler's switches and cold caches: 0.87 here), the speed of work on a host
   with more computations than cores (simcode.sim.hosts);
 - idle: the CPU Ray's threads take while nothing is sent (the daemons, each actor, the driver:
-  about 0.02, 0.008 and 0.009 cores here), taken from the hosts' cores.
+  about 0.02, 0.008 and 0.009 cores here), taken from the hosts' cores;
+- driver: how much longer the controller's environment steps take in a Ray driver than in a plain
+  process (Ray's threads in the driver share its interpreter), applied to the simulated controller's
+  environment steps.
 
 put, submit and task come from the CPU time (user + system, psutil) of each process of a local Ray
 over repeated gathers shaped as the real backend's (RealCluster.gather) on actors that compute
@@ -225,31 +228,36 @@ def split_gathers(puts: list[dict], gathers: list[dict]) -> tuple[list[dict], li
     return submits, tasks
 
 
-def fit_ray(puts: list[dict], gathers: list[dict], ack: float, rows: list[dict], crowding: tuple[float, float],
-            idle: dict, fit) -> dict:
-    """The profile's ray section from the measurements; `fit(name, points, features, names, relative)`
-    is calibrate's fit-and-report (simcode.sim.calibrate.fit_profile)."""
-    def per_byte(name, points):
+def fit_ray(points: dict, fit) -> dict:
+    """The profile's ray section from measure_ray's measurements; `fit(name, points, features, names,
+    relative)` is calibrate's fit-and-report (simcode.sim.calibrate.fit_profile)."""
+    def per_byte(name, measured):
         # Relative: a call's fixed cost dominates, and an absolute fit would follow the largest point alone.
-        line = fit(name, points, lambda p: (1.0, p["bytes"]), ("per_message", "per_byte"), True)
+        line = fit(name, measured, lambda p: (1.0, p["bytes"]), ("per_message", "per_byte"), True)
         return {"per_message": max(line["per_message"], 0.0), "bytes_per_second": 1.0 / max(line["per_byte"], 1e-15)}
 
-    submits, tasks = split_gathers(puts, gathers)
-    learner = fit("ray learner row", rows, lambda p: (1.0, p["gflop"], p["state_values"]),
+    submits, tasks = split_gathers(points["puts"], points["gathers"])
+    learner = fit("ray learner row", points["rows"], lambda p: (1.0, p["gflop"], p["state_values"]),
                   ("intercept", "per_gflop", "per_state_value"), True)
-    return {"put": per_byte("ray put (cpu)", puts), "submit": per_byte("ray submit (driver cpu per task)", submits),
-            "ack": ack, "crowded": min(1.0, crowding[0] / crowding[1]), "idle": idle,
-            "task": per_byte("ray task (actor and raylet cpu per task)", tasks), "learner": learner}
+    alone, crowded = points["crowding"]
+    return {"put": per_byte("ray put (cpu)", points["puts"]),
+            "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],
+            "task": per_byte("ray task (actor and raylet cpu per task)", tasks), "learner": learner,
+            "crowded": min(1.0, alone / crowded), "idle": points["idle"], "driver": max(1.0, points["driver"])}
 
 
-def measure_ray(repeats: int) -> tuple[list[dict], list[dict], float, list[dict], tuple[float, float], dict]:
-    """Every measurement of the ray section: (puts, gathers, ack, learner rows, (alone, crowded), idle)."""
+def measure_ray(repeats: int) -> dict:
+    """Every measurement of the ray section, by name: puts, gathers, ack, rows (the learner rows),
+    crowding ((alone, crowded) CPU per row), idle, and driver (the environment steps' seconds in a Ray
+    driver over theirs in a plain process)."""
     rows = measure_learner_rows(repeats)
+    plain = env_steps_seconds(repeats)
     with local_ray() as ray:
         puts, gathers, ack = measure_transport(ray, repeats)
         crowding = measure_crowding(ray, 0.5 * repeats)
-        idle = measure_idle(ray, 0.5 * repeats)
-    return puts, gathers, ack, rows, crowding, idle
+        idle, in_driver = measure_idle(ray, 0.5 * repeats, repeats)
+    return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "crowding": crowding, "idle": idle,
+            "driver": in_driver / plain}
 
 
 class _Rower:
@@ -277,18 +285,40 @@ class _Rower:
         return done
 
 
-def measure_idle(ray, seconds: float) -> dict[str, float]:
-    """Cores' worth of CPU a local Ray takes while nothing is sent: its daemons, each of six idle
-    actors, and the driver (CPU seconds per second)."""
+def measure_idle(ray, seconds: float, repeats: int) -> tuple[dict[str, float], float]:
+    """(cores' worth of CPU a local Ray takes while nothing is sent: its daemons, each of six idle actors
+    and the driver, in CPU seconds per second; seconds of the driver's environment steps meanwhile)."""
     probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
     clock = CpuClock(ray.get([probe.pid.remote() for probe in probes]))
     time.sleep(0.5)  # the actors' start-up is over
     before = clock.read()
     time.sleep(seconds)
     used = {group: cpu / seconds for group, cpu in clock.used(before, clock.read()).items()}
+    steps = env_steps_seconds(repeats)
     for probe in probes:
         ray.kill(probe)
-    return {"daemons": used["daemons"], "learner": used["actors"] / len(probes), "controller": used["driver"]}
+    return {"daemons": used["daemons"], "learner": used["actors"] / len(probes), "controller": used["driver"]}, steps
+
+
+def env_steps_seconds(repeats: int) -> float:
+    """Seconds of 100 environment steps of cooperative navigation (M = 3 and 5, summed), as a real run's
+    controller collects them (the median of `repeats`)."""
+    from simcode.config import Scenario
+    from simcode.marl.trainer import Trainer
+
+    total = 0.0
+    for m in (3, 5):
+        trainer = Trainer(Scenario.model_validate({"env": {"scenario": "simple_spread", "n_agents": m},
+                                                   "maddpg": {"learning_starts": 512, "steps_per_iteration": 100}}))
+        trainer.warmup()
+        total += float(np.median([_timed(trainer.collect) for _ in range(4 * repeats)]))
+    return total
+
+
+def _timed(work) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
 
 
 def measure_crowding(ray, seconds: float) -> tuple[float, float]:

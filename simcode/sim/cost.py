@@ -16,7 +16,8 @@
   its task's own CPU (receive, read the arguments, return the result: the actor's and the raylet's)
   plus its row computed on one torch thread (as the actors run it). All of it shares the host's
   cores with its neighbours under `cluster.hosts`. Centralized has no learners: the controller's
-  update is priced as with any profile.
+  update is a row of every agent on one torch thread, as the real driver computes it
+  (RayControllerCost).
 """
 
 from __future__ import annotations
@@ -140,9 +141,9 @@ class ProfileCost(CostModel):
         return super().message_overhead(network)
 
 
-class RayTransportCost(ProfileCost):
-    """ProfileCost, with the learners' work and Ray's messages priced as the real backend runs them: CPU
-    on the hosts (simcode.sim.calibrate_ray), no delay of their own beyond the network's wire."""
+class RayProfileCost(ProfileCost):
+    """A profile's costs on Ray (cluster.network.model: ray): its hosts pay Ray's idle threads and slow
+    down when crowded, as the profile's ray section measured (simcode.sim.hosts)."""
 
     def __init__(self, scenario: Scenario, update_flops: Sequence[float], act_flops: Sequence[float]):
         from simcode.sim.workload import shapes_of
@@ -150,22 +151,45 @@ class RayTransportCost(ProfileCost):
         super().__init__(scenario.cost, update_flops, act_flops, scenario.env.scenario, scenario.n_agents)
         assert self.profile.ray is not None  # profile.check_cost requires it
         self.ray = self.profile.ray
-        shapes = shapes_of(scenario)
-        # Every actor receives every state and the whole minibatch (sim.real.RealCluster.gather), and
-        # returns one padded float64 state.
-        state_bytes, batch_bytes = 4 * sum(shapes.state_sizes), sum(shapes.batch_nbytes)
-        result_bytes = 8 * shapes.padded_size
-        self.task_overhead = self.ray.task.seconds(state_bytes + batch_bytes + result_bytes)
-        self.state_values = sum(shapes.state_sizes)
-        self.driver = RayDriver(put=self.ray.put.seconds(state_bytes) + self.ray.put.seconds(batch_bytes),
-                                submit=self.ray.submit.seconds(result_bytes), ack=self.ray.ack)
+        self.shapes = shapes_of(scenario)
+        self.state_values = sum(self.shapes.state_sizes)
         self.crowded = self.ray.crowded
         idle = self.ray.idle
         self.background = Background(daemons=idle.daemons, learner=idle.learner, controller=idle.controller)
 
+    def env_seconds(self, steps: int, host: HostTimes) -> float:
+        return super().env_seconds(steps, host) * self.ray.driver  # the driver shares its interpreter with Ray
+
+    def row_seconds(self, agents: Sequence[int]) -> float:
+        """A row of `agents` on one torch thread: unpack every state, update, pack, combine."""
+        return self.ray.learner.seconds(sum(self.update_flops[j] for j in agents) / 1e9, self.state_values)
+
+
+class RayControllerCost(RayProfileCost):
+    """Centralized on Ray: no messages, and the controller's update of every agent is what the real
+    driver computes, on one torch thread as the actors do (simcode.sim.real.one_core): priced as a
+    learner's row of every agent."""
+
     def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
-        gflop = sum(self.update_flops[j] for j in agents) / 1e9
-        return self.task_overhead + self.ray.learner.seconds(gflop, self.state_values)
+        return self.row_seconds(agents)
+
+
+class RayTransportCost(RayProfileCost):
+    """The learners' work and Ray's messages priced as the real backend runs them: CPU on the hosts
+    (simcode.sim.calibrate_ray), no delay of their own beyond the network's wire."""
+
+    def __init__(self, scenario: Scenario, update_flops: Sequence[float], act_flops: Sequence[float]):
+        super().__init__(scenario, update_flops, act_flops)
+        # Every actor receives every state and the whole minibatch (sim.real.RealCluster.gather), and
+        # returns one padded float64 state.
+        state_bytes, batch_bytes = 4 * self.state_values, sum(self.shapes.batch_nbytes)
+        result_bytes = 8 * self.shapes.padded_size
+        self.task_overhead = self.ray.task.seconds(state_bytes + batch_bytes + result_bytes)
+        self.driver = RayDriver(put=self.ray.put.seconds(state_bytes) + self.ray.put.seconds(batch_bytes),
+                                submit=self.ray.submit.seconds(result_bytes), ack=self.ray.ack)
+
+    def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
+        return self.task_overhead + self.row_seconds(agents)
 
     def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:
         return None if network.per_message is None else super().message_overhead(network)
@@ -184,8 +208,9 @@ def make_cost(scenario: Scenario, update_flops: Sequence[float], act_flops: Sequ
     """The scenario's cost model (the scenario checks made sure that `measured` has real work and
     that a profile exists and covers the environment)."""
     config = scenario.cost
-    if config.model == "profile" and scenario.cluster.network.model == "ray" and scenario.code.name != CENTRALIZED:
-        return RayTransportCost(scenario, update_flops, act_flops)
+    if config.model == "profile" and scenario.cluster.network.model == "ray":
+        kind = RayControllerCost if scenario.code.name == CENTRALIZED else RayTransportCost
+        return kind(scenario, update_flops, act_flops)
     if config.model == "profile":
         return ProfileCost(config, update_flops, act_flops, scenario.env.scenario, scenario.n_agents)
     kind = {"fixed": CostModel, "flops": FlopsCost, "measured": MeasuredCost}[config.model]

@@ -27,7 +27,8 @@ Each cost is a small linear model in features that the work's own sizes give:
   every state, update the row's agents, pack, combine), `intercept + per_gflop * GFLOP of the row +
   per_state_value * values of all states`; `crowded`, the speed of a row on a host crowded with three
   actors a core against alone; `idle`, the cores' worth of CPU Ray's threads take while idle (the
-  daemons, each actor, the driver), taken from the hosts' cores (simcode.sim.hosts).
+  daemons, each actor, the driver), taken from the hosts' cores (simcode.sim.hosts); `driver`, how much
+  longer the controller's environment steps take in a Ray driver than alone.
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ class RayCost(_Part):
     crowded: float = Field(gt=0, le=1, description="a row's speed on a crowded host (3 actors a core) against "
                            "alone: CPU seconds per row alone / crowded")
     idle: RayIdle = Field(description="Ray's own CPU while idle, taken from every host's cores")
+    driver: float = Field(ge=1, description="the controller's environment steps in a Ray driver over in a "
+                          "plain process")
 
 
 class Profile(_Part):
