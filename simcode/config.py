@@ -143,7 +143,8 @@ class ClusterConfig(_Section):
     network: NetworkConfig = NetworkConfig()
     on_decode: Literal["cancel", "let_finish", "cancel_wait"] = Field(
         "cancel", description="what late learners do once the controller decodes: cancel: stop at once and "
-        "take the next work; let_finish: finish the late work first (it queues the next); cancel_wait: the "
+        "take the next work (on Ray, and with network.model ray, a started computation finishes first); "
+        "let_finish: finish the late work first (it queues the next); cancel_wait: the "
         "seed's protocol: the controller acks every learner, the ack cuts a straggler's extra delay short "
         "but its computation runs to the end, and the next iteration starts when every learner is free")
     timeout: Float | None = Field(

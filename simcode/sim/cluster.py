@@ -12,7 +12,8 @@ One iteration, as the clock sees it (DESIGN.md):
    deadline or stale it stops waiting at the deadline too, and installs what simcode.sim.strategy says.
 
 What late learners do once the iteration decodes, or a deadline strategy stops waiting (`cluster.on_decode`):
-- `cancel`: the controller frees them at once; they take the next work as it comes.
+- `cancel`: the controller frees them at once; they take the next work as it comes (on Ray, with
+  `cluster.network.model: ray`, a computation under way runs to its end first, as torch's does).
 - `let_finish`: they finish the late work first; the next work waits in their inbox.
 - `cancel_wait`, the seed's protocol: a learner's busy time is its computation plus an extra
   straggler wait (busy - compute, whatever the delay mode). Once the rows decode the controller sends
@@ -27,6 +28,7 @@ The clock logic holds no torch and no file I/O: the real computation hides behin
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import simpy
 
@@ -59,8 +61,8 @@ class Cluster:
         self.code = code  # None: centralized, the controller computes every update itself
         self.n_agents = len(workload.shapes.state_sizes)
         self.n_learners = n_learners if code is not None else 0
-        # centralized uses no learner host
-        self.learner_hosts, self.controller_host = place(self.env, hosts, n_learners, cost.crowded, cost.background)
+        self.learner_hosts, self.controller_host = place(self.env, hosts, n_learners, cost.crowded,
+                                                         cost.background)  # centralized uses no learner's
         self.network = make_network(self.env, network, cost.message_overhead(network))
         self.cancel = on_decode == "cancel"
         self.driver = cost.driver  # the controller's CPU for Ray's messages (None: not on Ray)

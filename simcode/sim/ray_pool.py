@@ -78,3 +78,28 @@ def check_reachable(address: str, seconds: float = 3.0) -> None:
         socket.create_connection((host, int(port)), timeout=seconds).close()
     except (OSError, ValueError) as exc:
         raise ConnectionError(f"nothing answers at {address} ({type(exc).__name__}: {exc})") from None
+
+
+def settle(quiet: float = 0.9, window: float = 0.2, longest: float = 10.0) -> float:
+    """Wait until this machine's cores are at least `quiet` idle over a `window` (Ray's start-up is over:
+    a fresh session prestarts worker processes, and a new actor imports torch, for seconds of CPU that
+    the first real iterations would otherwise measure), at most `longest` seconds: -> seconds waited.
+    Busy is every CPU time but idle and iowait over the window's wall time (the idle counter itself runs
+    slow on some virtual machines)."""
+    import os
+    import time
+
+    import psutil
+
+    def busy() -> float:
+        times = psutil.cpu_times()
+        return sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "guest", 0.0) \
+            - getattr(times, "guest_nice", 0.0)
+
+    started, cores = time.perf_counter(), os.cpu_count() or 1
+    while time.perf_counter() - started < longest:
+        before, at = busy(), time.perf_counter()
+        time.sleep(window)
+        if busy() - before <= (1 - quiet) * cores * (time.perf_counter() - at):
+            break
+    return time.perf_counter() - started

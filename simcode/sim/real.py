@@ -40,7 +40,7 @@ from simcode.delays import busy_time
 from simcode.errors import BadInput, SimulationError
 from simcode.seeding import generator
 from simcode.sim import protocol
-from simcode.sim.ray_pool import forget_learners, learner_pool, ray_session
+from simcode.sim.ray_pool import forget_learners, learner_pool, ray_session, settle
 from simcode.sim.strategy import exact_columns
 from simcode.sim.workload import IterationData, shapes_of, stack_states, unstack_states
 
@@ -207,6 +207,7 @@ class RealCluster:
         self.outstanding: list = []  # the last iteration's tasks not collected (late or failed learners)
         self.run_number = next(_RUN_NUMBERS)
         self.learners = self.start_learners(scenario)
+        settle()  # a fresh Ray (or a new actor) still starting on this machine's cores is not this run's work
         self.started = time.perf_counter()  # the clock starts once every learner is up, as the simulated one
 
     def start_learners(self, scenario: Scenario) -> list:
