@@ -204,3 +204,28 @@ def test_ray_scenarios_use_the_profiles_crowded_speed_and_idle_cpu_on_their_host
     assert cost.background.of(host) == pytest.approx(IDLE["daemons"] + 3 * IDLE["learner"] + IDLE["controller"])
     links = scenario_from_dict({**sc.to_dict(), "cluster": {**sc.to_dict()["cluster"], "network": {"model": "links"}}})
     assert make_cost(links, flops, flops).crowded == 1.0 and make_cost(links, flops, flops).background.of(host) == 0
+
+
+def test_real_runs_wait_for_a_quiet_machine_before_their_clock_starts(monkeypatch):
+    """ray_pool.settle: busy windows (a fresh Ray starting) are waited out; a quiet one ends the wait."""
+    import os
+    import time
+    from collections import namedtuple
+
+    import psutil
+
+    from simcode.sim.ray_pool import settle
+
+    Times = namedtuple("Times", "user idle iowait guest guest_nice")
+    clock = {"now": 0.0, "busy": 0.0}
+    cores_busy = iter([0.6, 0.5, 0.1])  # of 2 cores, in each window: 30%, 25%, then 5% busy
+
+    def sleep(seconds):
+        clock["now"] += seconds
+        clock["busy"] += next(cores_busy) * seconds
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(psutil, "cpu_times", lambda: Times(clock["busy"], 100.0, 1.0, 0.0, 0.0))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert settle(quiet=0.9, window=0.2) == pytest.approx(0.6)  # two busy windows, then a quiet one
