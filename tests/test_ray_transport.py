@@ -16,6 +16,7 @@ from test_profile import synthetic_points
 
 PUT, PUT_RATE, PUT_DAEMONS = 1.5e-3, 1e9, 0.4  # per call, bytes per second, the raylet's share
 SUBMIT, SUBMIT_RATE, TASK, TASK_RATE, ACK = 1e-3, 5e8, 3e-3, 4e9, 2e-4
+RAYLET, RAYLET_RATE = 1.2e-3, 9e9  # the raylet's CPU per task and its bytes per second
 LEARNER = (4e-3, 2e-2, 7e-9)  # intercept, per GFLOP of the row, per value of all states
 CROWDED_ALONE, CROWDED = 8e-3, 0.8  # CPU seconds per row alone; the speed on a crowded host
 IDLE = {"daemons": 0.02, "learner": 0.01, "controller": 0.05}  # cores' worth of Ray's own CPU
@@ -32,9 +33,10 @@ def ray_points():
                  for b, c in zip((states, batch), put)]
         for n in (2, 6):
             task = TASK + (states + batch + returned) / TASK_RATE
+            raylet = RAYLET + (states + batch + returned) / RAYLET_RATE
             gathers.append({"agents": m, "batch": 256, "tasks": n, "received": states + batch, "returned": returned,
                             "driver": (1 - PUT_DAEMONS) * sum(put) + n * (SUBMIT + returned / SUBMIT_RATE),
-                            "daemons": PUT_DAEMONS * sum(put) + n * 0.25 * task, "actors": n * 0.75 * task})
+                            "daemons": PUT_DAEMONS * sum(put) + n * raylet, "actors": n * task})
     rows = [{"agents": m, "row_agents": k, "gflop": g, "state_values": v,
              "seconds": LEARNER[0] + LEARNER[1] * g + LEARNER[2] * v}
             for m, k, g, v in ((3, 1, 0.04, 1.7e5), (3, 3, 0.12, 1.7e5), (5, 1, 0.07, 4.4e5), (10, 10, 6.9, 2.2e6))]
@@ -56,6 +58,7 @@ def test_fit_profile_recovers_the_ray_section():
     assert ray.put.seconds(3e6) == pytest.approx(PUT + 3e6 / PUT_RATE, rel=1e-5)
     assert ray.submit.seconds(7e5) == pytest.approx(SUBMIT + 7e5 / SUBMIT_RATE, rel=1e-5)
     assert ray.task.seconds(3e6) == pytest.approx(TASK + 3e6 / TASK_RATE, rel=1e-5)
+    assert ray.raylet.seconds(3e6) == pytest.approx(RAYLET + 3e6 / RAYLET_RATE, rel=1e-5)
     assert ray.ack == ACK
     assert ray.crowded == pytest.approx(CROWDED)
     assert ray.idle.model_dump() == IDLE and ray.driver == DRIVER
@@ -78,14 +81,16 @@ def scenario(profile, network_model="ray", code="uncoded", **cost) -> Scenario:
 
 def test_an_iteration_pays_the_drivers_puts_and_submits_then_the_task_and_the_row(profile_file):
     """Without hosts (a machine each): the controller puts, submits the 3 tasks one after another; the
-    last learner's work (its task's CPU and its row) then decides when uncoded decodes."""
+    last learner's work (its raylet's before and after, its actor's CPU and its row) then decides when
+    uncoded decodes."""
     sc = scenario(profile_file)
     ray = fit_profile(*synthetic_points(), ray=ray_points())[0].ray
     shapes = shapes_of(sc)
     states, batch, result = 4 * sum(shapes.state_sizes), sum(shapes.batch_nbytes), 8 * shapes.padded_size
     driver = ray.put.seconds(states) + ray.put.seconds(batch) + 3 * ray.submit.seconds(result)
-    work = ray.task.seconds(states + batch + result) + ray.learner.seconds(shapes.update_flops[0] / 1e9,
-                                                                           sum(shapes.state_sizes))
+    moved = states + batch + result
+    row = ray.learner.seconds(shapes.update_flops[0] / 1e9, sum(shapes.state_sizes))
+    work = ray.raylet.seconds(moved) + ray.task.seconds(moved) + row
     trace = simulate(sc).trace
     after_env = trace["t_decoded"] - trace["t_start"] - trace["env_seconds"]  # uncoded decodes by copying
     assert after_env.to_numpy() == pytest.approx(driver + work, rel=1e-9)
@@ -139,7 +144,7 @@ def _learner_on_one_core(runs_to_end: bool):
     network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
     cluster = SimpleNamespace(env=env, learner_hosts=[host], wait_for_ack=False, cancel=True, iteration=0,
                               runs_to_end=runs_to_end, network=network, result_arrived=lambda *a: None,
-                              result_nbytes=8)
+                              result_nbytes=8, store=None)
     return env, host, Learner(cluster, 0), answers
 
 
@@ -229,3 +234,28 @@ def test_real_runs_wait_for_a_quiet_machine_before_their_clock_starts(monkeypatc
     monkeypatch.setattr(psutil, "cpu_times", lambda: Times(clock["busy"], 100.0, 1.0, 0.0, 0.0))
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert settle(quiet=0.9, window=0.2) == pytest.approx(0.6)  # two busy windows, then a quiet one
+
+
+def test_the_raylet_serves_one_learners_request_at_a_time():
+    """Two learners on a 2-core host: their rows run side by side, their raylet work one after the other."""
+    from types import SimpleNamespace
+
+    import simpy
+
+    from simcode.sim.hosts import SharedCores
+    from simcode.sim.learner import Learner
+    from simcode.sim.protocol import Task
+
+    env = simpy.Environment()
+    host = SharedCores(env, 2)
+    answers = []
+    network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
+    cluster = SimpleNamespace(env=env, learner_hosts=[host, host], wait_for_ack=False, cancel=True, iteration=0,
+                              runs_to_end=True, network=network, result_arrived=lambda *a: None, result_nbytes=8,
+                              store=(0.1, 0.2))
+    learners = [Learner(cluster, i) for i in range(2)]
+    for i, learner in enumerate(learners):
+        learner.inbox.put(Task(iteration=0, row=i, busy=1.0, compute=1.0))
+    env.run(until=5)
+    # fetches at 0-0.1 and 0.1-0.2; rows 0.1-1.1 and 0.2-1.2 (2 cores); seals 1.1-1.3 and 1.3-1.5
+    assert answers == [(0, pytest.approx(1.3)), (1, pytest.approx(1.5))]

@@ -14,9 +14,11 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
 - submit: the driver's CPU per task sent (pickle and submit the call, take its reply), per byte of
   the reply: work on the controller's host, one task after another; ack: the driver's CPU per
   acknowledgement of a late learner;
-- task: the CPU one task costs beside the row itself, the actor's (receive the task, read its
-  arguments in place, ship its result) and the raylet's, per byte received and returned: work on the
-  learner's host;
+- task: the CPU one task costs its actor beside the row itself (receive the task, read its arguments
+  in place, ship its result), per byte received and returned: work on the learner's host;
+- raylet: the CPU one task costs the raylet of the learner's host (its object store serves the
+  arguments and seals the result), per byte received and returned: work on that host, one request
+  at a time (its store runs on one thread);
 - learner: `LearnerActor.compute` itself on one torch thread (as the actors run it), for a row of one
   agent and a row of every agent at several M and minibatch sizes (quiet wall seconds);
 - crowded: the CPU seconds of such a row alone over its CPU seconds when three actors a core compute
@@ -45,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from simcode.sim.calibrate import quiet_seconds
+from simcode.sim.ray_pool import settle
 
 # (M, minibatch rows) of the measured points: the sizes sim_vs_real runs and larger ones.
 RAY_POINTS = [(3, 256), (5, 256), (6, 512), (10, 256), (10, 1024)]
@@ -147,6 +150,7 @@ def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float]
     group, and the driver's per acknowledgement (RealCluster.release: a call it does not wait for)."""
     probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
     clock = CpuClock(ray.get([probe.pid.remote() for probe in probes]))
+    settle()  # a fresh Ray's prestarted workers are up
     acks = clock.per_call(lambda: ray.get([probe.ack.remote(0, 0) for probe in probes]), 4 * repeats)
     puts, gathers = [], []
     for m, rows in RAY_POINTS:
@@ -212,20 +216,22 @@ def local_ray():
         ray.shutdown()
 
 
-def split_gathers(puts: list[dict], gathers: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(submit points, task points) from the gathers, each a mean per task: the driver's CPU beyond its
-    puts, and the actors' with the daemons' beyond the puts (the puts of the same size, as measured)."""
-    submits, tasks = [], []
+def split_gathers(puts: list[dict], gathers: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    """(submit points, task points, raylet points) from the gathers, each a mean per task: the driver's
+    CPU beyond its puts, the actors', and the daemons' beyond the puts (the puts of the same size, as
+    measured)."""
+    submits, tasks, raylets = [], [], []
     for g in gathers:
         same = [p for p in puts if (p["agents"], p["batch"]) == (g["agents"], g["batch"])]
         put_driver = sum(p["seconds"] - p["daemons"] for p in same)
         put_daemons = sum(p["daemons"] for p in same)
         n = g["tasks"]
         label = {"agents": g["agents"], "batch": g["batch"], "tasks": n}
+        moved = g["received"] + g["returned"]
         submits.append({**label, "bytes": g["returned"], "seconds": max((g["driver"] - put_driver) / n, 1e-6)})
-        tasks.append({**label, "bytes": g["received"] + g["returned"],
-                      "seconds": max((g["actors"] + g["daemons"] - put_daemons) / n, 1e-6)})
-    return submits, tasks
+        tasks.append({**label, "bytes": moved, "seconds": max(g["actors"] / n, 1e-6)})
+        raylets.append({**label, "bytes": moved, "seconds": max((g["daemons"] - put_daemons) / n, 1e-6)})
+    return submits, tasks, raylets
 
 
 def fit_ray(points: dict, fit) -> dict:
@@ -236,13 +242,14 @@ def fit_ray(points: dict, fit) -> dict:
         line = fit(name, measured, lambda p: (1.0, p["bytes"]), ("per_message", "per_byte"), True)
         return {"per_message": max(line["per_message"], 0.0), "bytes_per_second": 1.0 / max(line["per_byte"], 1e-15)}
 
-    submits, tasks = split_gathers(points["puts"], points["gathers"])
+    submits, tasks, raylets = split_gathers(points["puts"], points["gathers"])
     learner = fit("ray learner row", points["rows"], lambda p: (1.0, p["gflop"], p["state_values"]),
                   ("intercept", "per_gflop", "per_state_value"), True)
     alone, crowded = points["crowding"]
     return {"put": per_byte("ray put (cpu)", points["puts"]),
             "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],
-            "task": per_byte("ray task (actor and raylet cpu per task)", tasks), "learner": learner,
+            "task": per_byte("ray task (actor cpu per task)", tasks),
+            "raylet": per_byte("ray raylet (object store cpu per task)", raylets), "learner": learner,
             "crowded": min(1.0, alone / crowded), "idle": points["idle"], "driver": max(1.0, points["driver"])}
 
 
@@ -290,10 +297,11 @@ def measure_idle(ray, seconds: float, repeats: int) -> tuple[dict[str, float], f
     and the driver, in CPU seconds per second; seconds of the driver's environment steps meanwhile)."""
     probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
     clock = CpuClock(ray.get([probe.pid.remote() for probe in probes]))
-    time.sleep(0.5)  # the actors' start-up is over
+    settle()  # the actors' start-up (and the last measure's actors' exit) is over
     before = clock.read()
     time.sleep(seconds)
     used = {group: cpu / seconds for group, cpu in clock.used(before, clock.read()).items()}
+    settle()
     steps = env_steps_seconds(repeats)
     for probe in probes:
         ray.kill(probe)
@@ -328,6 +336,7 @@ def measure_crowding(ray, seconds: float) -> tuple[float, float]:
     rowers = [ray.remote(num_cpus=0)(_Rower).remote(3, 256) for _ in range(crowd)]
     pids = ray.get([rower.pid.remote() for rower in rowers])
     ray.get([rower.rows.remote(0.2) for rower in rowers])  # warm
+    settle()
 
     def cpu_per_row(k: int) -> float:
         before = [_cpu_seconds(pid) for pid in pids[:k]]

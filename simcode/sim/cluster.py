@@ -67,6 +67,7 @@ class Cluster:
         self.cancel = on_decode == "cancel"
         self.driver = cost.driver  # the controller's CPU for Ray's messages (None: not on Ray)
         self.runs_to_end = self.driver is not None  # on Ray a started computation is not interrupted
+        self.store = cost.store  # on Ray: a task's raylet work before and after it (None: not on Ray)
         self.wait_for_ack = on_decode == "cancel_wait"
         self.rank_check = cost.config.rank_check
         self.timeout = timeout

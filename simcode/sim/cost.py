@@ -12,12 +12,12 @@
   serialisation of every message.
 - `profile` with `cluster.network.model: ray` (RayTransportCost): what the real backend pays on Ray,
   from the profile's ray section, as CPU on the hosts: the controller puts the states and the
-  minibatch, then submits the tasks one after another (RayDriver); each learner's computation is
-  its task's own CPU (receive, read the arguments, return the result: the actor's and the raylet's)
-  plus its row computed on one torch thread (as the actors run it). All of it shares the host's
-  cores with its neighbours under `cluster.hosts`. Centralized has no learners: the controller's
-  update is a row of every agent on one torch thread, as the real driver computes it
-  (RayControllerCost).
+  minibatch, then submits the tasks one after another (RayDriver); the raylet of a learner's host
+  serves its arguments before and seals its result after, one request at a time (`store`); each
+  learner's computation is its actor's CPU per task plus its row on one torch thread (as the actors
+  run it). All of it shares the host's cores with its neighbours under `cluster.hosts`. Centralized
+  has no learners: the controller's update is a row of every agent on one torch thread, as the real
+  driver computes it (RayControllerCost).
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class CostModel:
     driver: RayDriver | None = None  # the controller's CPU for Ray's messages (RayTransportCost only)
     crowded: float = 1.0  # the speed of work on a crowded host (simcode.sim.hosts; measured on Ray only)
     background: Background = Background()  # cores' worth of CPU hosts spend whatever they compute (Ray only)
+    store: tuple[float, float] | None = None  # a task's raylet work before and after it (Ray only)
 
     def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:
         """Seconds added to a message of so many bytes (None: nothing): `per_message` when set."""
@@ -185,6 +186,10 @@ class RayTransportCost(RayProfileCost):
         state_bytes, batch_bytes = 4 * self.state_values, sum(self.shapes.batch_nbytes)
         result_bytes = 8 * self.shapes.padded_size
         self.task_overhead = self.ray.task.seconds(state_bytes + batch_bytes + result_bytes)
+        # The raylet's part: half its per-task cost and the arguments' bytes before the row, the rest after.
+        raylet = self.ray.raylet
+        self.store = (raylet.per_message / 2 + (state_bytes + batch_bytes) / raylet.bytes_per_second,
+                      raylet.per_message / 2 + result_bytes / raylet.bytes_per_second)
         self.driver = RayDriver(put=self.ray.put.seconds(state_bytes) + self.ray.put.seconds(batch_bytes),
                                 submit=self.ray.submit.seconds(result_bytes), ack=self.ray.ack)
 

@@ -35,6 +35,7 @@ class SharedCores:
         self.cores = cores
         self.crowded = crowded
         self.free = cores - busy  # what the computations share
+        self.store = simpy.Resource(env, capacity=1)  # on Ray: the raylet's object store, one request at a time
         self.left: dict[simpy.Event, float] = {}  # computation -> seconds of work still to do
         self.updated = env.now
         self.generation = 0  # a timer set before the last change is stale

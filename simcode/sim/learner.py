@@ -5,7 +5,8 @@ result back over the network.
 Cancelled on decode (`cluster.on_decode: cancel`), it stops at once, unless its computation cannot
 be stopped: on Ray (`cluster.network.model: ray`) torch runs a started computation to its end, as
 the real backend's learner does (simcode.sim.real), so only the straggler's sleep is cut short and
-the next task waits for the computation.
+the next task waits for the computation. On Ray the raylet of the learner's host also serves the
+task's arguments before it and seals its result after it, one learner's request at a time.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ class Learner:
             if math.isinf(task.busy):
                 continue  # failed: never answers this task
             self.working_on = task.iteration
-            begun = self.env.now
             try:
+                if self.cluster.store is not None:  # on Ray: the raylet serves the task's arguments first
+                    yield from self.through_store(self.cluster.store[0])
+                begun = self.env.now
                 if self.host is None:
                     yield self.env.timeout(task.busy)
                 else:
@@ -59,7 +62,19 @@ class Learner:
                 continue
             finally:
                 self.working_on = None
+            if self.cluster.store is not None:  # and seals its result before the controller can have it
+                yield from self.through_store(self.cluster.store[1])
             self.answer(task)
+
+    def through_store(self, seconds: float):
+        """On Ray: `seconds` of the raylet's work for this learner, its host's object store serving one
+        request at a time on the host's cores (a machine of its own: no queue)."""
+        if self.host is None:
+            yield self.env.timeout(seconds)
+            return
+        with self.host.store.request() as turn:
+            yield turn
+            yield self.host.compute(seconds)
 
     def compute_on_host(self, task: Task):
         """The computation shares the host's cores; the straggler's extra time is a sleep, sharing nothing."""

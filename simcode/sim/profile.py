@@ -21,9 +21,9 @@ Each cost is a small linear model in features that the work's own sizes give:
   whose `cluster.network.model` is `ray` (simcode.sim.cost.RayTransportCost), as CPU seconds that the
   hosts' cores serve (simcode.sim.calibrate_ray says why): `put`, the driver's ray.put of the states
   and of the minibatch, per call and per byte; `submit`, the driver's work per task sent and its
-  reply; `ack`, per acknowledgement of a late learner; `task`, the learner side's work per task (the
-  actor's and the raylet's), per byte received and returned; `learner`, a learner actor's own
-  computation of its row on one torch thread (unpack
+  reply; `ack`, per acknowledgement of a late learner; `task`, the actor's work per task, and
+  `raylet`, its host's raylet's (the object store, one request at a time), per byte received and
+  returned; `learner`, a learner actor's own computation of its row on one torch thread (unpack
   every state, update the row's agents, pack, combine), `intercept + per_gflop * GFLOP of the row +
   per_state_value * values of all states`; `crowded`, the speed of a row on a host crowded with three
   actors a core against alone; `idle`, the cores' worth of CPU Ray's threads take while idle (the
@@ -119,8 +119,9 @@ class RayCost(_Part):
     put: SerializeCost = Field(description="the driver's ray.put (driver and raylet CPU), per call and per byte")
     submit: SerializeCost = Field(description="the driver's CPU per task sent and its reply, per byte of the reply")
     ack: float = Field(ge=0, description="the driver's CPU per acknowledgement sent to a late learner")
-    task: SerializeCost = Field(description="the learner side's CPU per task (actor and raylet), per byte "
-                                "received and returned")
+    task: SerializeCost = Field(description="the actor's CPU per task, per byte received and returned")
+    raylet: SerializeCost = Field(description="the raylet's CPU per task (its object store), per byte received "
+                                  "and returned")
     learner: LearnerCost = Field(description="a learner actor's row, on one torch thread")
     crowded: float = Field(gt=0, le=1, description="a row's speed on a crowded host (3 actors a core) against "
                            "alone: CPU seconds per row alone / crowded")
