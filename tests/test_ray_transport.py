@@ -259,3 +259,30 @@ def test_the_raylet_serves_one_learners_request_at_a_time():
     env.run(until=5)
     # fetches at 0-0.1 and 0.1-0.2; rows 0.1-1.1 and 0.2-1.2 (2 cores); seals 1.1-1.3 and 1.3-1.5
     assert answers == [(0, pytest.approx(1.3)), (1, pytest.approx(1.5))]
+
+
+def test_a_learner_of_its_own_cancelled_while_its_raylet_serves_it_takes_the_next_task():
+    from types import SimpleNamespace
+
+    import simpy
+
+    from simcode.sim.learner import Learner
+    from simcode.sim.protocol import Task
+
+    env = simpy.Environment()
+    answers = []
+    network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
+    cluster = SimpleNamespace(env=env, learner_hosts=[None], wait_for_ack=False, cancel=True, iteration=0,
+                              runs_to_end=True, network=network, result_arrived=lambda *a: None, result_nbytes=8,
+                              store=(0.5, 0.1))
+    learner = Learner(cluster, 0)
+    learner.inbox.put(Task(iteration=0, row=0, busy=1.0, compute=1.0))
+
+    def controller():
+        yield env.timeout(0.2)  # during the raylet's fetch: no computation has begun
+        learner.process.interrupt()
+        cluster.iteration = 1
+        learner.inbox.put(Task(iteration=1, row=1, busy=1.0, compute=1.0))
+    env.process(controller())
+    env.run(until=5)
+    assert answers == [(1, pytest.approx(0.2 + 0.5 + 1.0 + 0.1))]

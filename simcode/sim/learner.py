@@ -48,6 +48,7 @@ class Learner:
             if math.isinf(task.busy):
                 continue  # failed: never answers this task
             self.working_on = task.iteration
+            begun = None  # when the computation began
             try:
                 if self.cluster.store is not None:  # on Ray: the raylet serves the task's arguments first
                     yield from self.through_store(self.cluster.store[0])
@@ -57,7 +58,7 @@ class Learner:
                 else:
                     yield from self.compute_on_host(task)
             except simpy.Interrupt:  # cancelled on decode
-                if self.cluster.runs_to_end and self.host is None:
+                if self.cluster.runs_to_end and self.host is None and begun is not None:
                     yield self.env.timeout(max(0.0, begun + task.compute - self.env.now))
                 continue
             finally:

@@ -80,7 +80,7 @@ def check_reachable(address: str, seconds: float = 3.0) -> None:
         raise ConnectionError(f"nothing answers at {address} ({type(exc).__name__}: {exc})") from None
 
 
-def settle(quiet: float = 0.9, window: float = 0.2, longest: float = 10.0) -> float:
+def settle(quiet: float = 0.9, window: float = 0.2, longest: float = 3.0) -> float:
     """Wait until this machine's cores are at least `quiet` idle over a `window` (Ray's start-up is over:
     a fresh session prestarts worker processes, and a new actor imports torch, for seconds of CPU that
     the first real iterations would otherwise measure), at most `longest` seconds: -> seconds waited.
