@@ -60,6 +60,11 @@ class CostModel:
     """Simulated seconds of environment steps, agent updates and decoding."""
 
     reproducible = True
+    # What only a profile's ray section prices (RayProfileCost): none here.
+    driver: RayDriver | None = None  # the controller's CPU for Ray's messages
+    crowded: float = 1.0  # the speed of work on a crowded host (simcode.sim.hosts)
+    background: Background = Background()  # cores' worth of CPU hosts spend whatever they compute
+    store: tuple[float, float] | None = None  # a task's raylet work before and after it
 
     def __init__(self, config: CostConfig, update_flops: Sequence[float], act_flops: Sequence[float]):
         self.config = config
@@ -76,11 +81,6 @@ class CostModel:
     def decode_seconds(self, work: DecodeWork) -> float:
         # fixed and flops price every value of every agent, copied or solved
         return work.n_agents * work.values * self.config.decode
-
-    driver: RayDriver | None = None  # the controller's CPU for Ray's messages (RayTransportCost only)
-    crowded: float = 1.0  # the speed of work on a crowded host (simcode.sim.hosts; measured on Ray only)
-    background: Background = Background()  # cores' worth of CPU hosts spend whatever they compute (Ray only)
-    store: tuple[float, float] | None = None  # a task's raylet work before and after it (Ray only)
 
     def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:
         """Seconds added to a message of so many bytes (None: nothing): `per_message` when set."""
