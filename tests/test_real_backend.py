@@ -73,11 +73,22 @@ def centralized_states(sc: Scenario) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("scheme, learners", [("uncoded", 3), ("replication", 4), ("mds", 4),
                                               ("mds_vandermonde", 4), ("random_sparse", 4), ("ldpc", 4)])
-def test_each_scheme_really_computes_and_decodes_the_centralized_update(ray_session, scheme, learners):
-    from simcode.sim.real import run_real
+def test_each_scheme_really_computes_and_decodes_the_centralized_update(ray_session, scheme, learners, monkeypatch):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from simcode.sim.real import RealCluster, run_real
 
     sc = scenario(code={"name": scheme}, cluster={"n_learners": learners})
+    threads, blas = torch.get_num_threads(), [pool["num_threads"] for pool in threadpool_info()]
+    during = []
+    iterate = RealCluster.iterate
+    monkeypatch.setattr(RealCluster, "iterate",
+                        lambda self, k: during.append(torch.get_num_threads()) or iterate(self, k))
     result = run_real(sc)
+    assert set(during) == {1}
+    # The driver ran on one thread of torch and of BLAS (real.one_core), and is given its threads back.
+    assert torch.get_num_threads() == threads and [pool["num_threads"] for pool in threadpool_info()] == blas
     assert result.summary["backend"] == "ray" and len(result.trace) == ITERATIONS
     assert result.summary["max_decode_error"] <= 1e-9
     for real, direct in zip(result.final_states, centralized_states(sc)):
