@@ -30,6 +30,9 @@ from simcode.errors import SimulationError
 from simcode.sim.workload import IterationData, relative_error
 
 ON_DECODE = ("cancel", "let_finish", "cancel_wait")
+# A real run's trace columns of where an answer's time went (simcode.sim.real.RealCluster.where_time_went):
+# the learner's compute, Ray's dispatch, the wait behind a late computation, Ray's delivery.
+REAL_TIMINGS = ("learner_compute", "ray_dispatch", "learner_queued", "ray_delivery")
 
 
 @dataclass

@@ -286,7 +286,7 @@ class RealCluster:
         dispatch (sent until the actor has the task and its arguments); the wait for an earlier, late
         computation still running on the actor (torch cannot be interrupted); Ray's delivery of the
         result (the actor's return until the controller has it). Wall clocks: exact on one machine."""
-        names = ("learner_compute", "ray_dispatch", "learner_queued", "ray_delivery")
+        names = protocol.REAL_TIMINGS
         means = np.mean(self.timings, axis=0) if self.timings else [math.nan] * len(names)
         return {name: float(value) for name, value in zip(names, means)}
 

@@ -21,6 +21,7 @@ from simcode.progress import progress_bar
 from simcode.seeding import generator
 from simcode.sim.cluster import Cluster
 from simcode.sim.cost import make_cost
+from simcode.sim.protocol import REAL_TIMINGS
 from simcode.sim.strategy import make_strategy
 from simcode.sim.workload import MaddpgWorkload, SharedMaddpg, TimingWorkload
 
@@ -185,18 +186,14 @@ def summarize(scenario: Scenario, cluster, trace: pd.DataFrame, host_seconds: fl
     })
 
 
-# A real run's means of where the time went (simcode.sim.real.RealCluster.where_time_went); None when
-# simulated, or when no answer arrived (centralized).
-REAL_PHASES = ("learner_compute", "ray_dispatch", "learner_queued", "ray_delivery")
-
-
 def phases(trace: pd.DataFrame) -> dict:
     """Mean seconds of an iteration's phases: the environment steps, from the work sent until the
-    decode, and after it (late learners released); a real run's where-time-went means too."""
+    decode, and after it (late learners released); a real run's where-time-went means too (None when
+    simulated, or when no answer arrived: centralized)."""
     out = {"mean_env_seconds": float(trace["env_seconds"].mean()),
            "mean_to_decode": float((trace["t_decoded"] - trace["t_start"] - trace["env_seconds"]).mean()),
            "mean_after_decode": float((trace["t_end"] - trace["t_decoded"]).mean())}
-    for column in REAL_PHASES:
+    for column in REAL_TIMINGS:
         mean = trace[column].mean() if column in trace.columns else math.nan
         out[f"mean_{column}"] = float(mean) if math.isfinite(mean) else None
     return out

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from simcode.figures import save_figure
+from simcode.sim.protocol import REAL_TIMINGS
 
 BACKEND = "cluster.backend"
 WITHIN = 0.10  # the bar: simulated within 10% of real
@@ -22,8 +23,9 @@ MEASURES = ("mean_iteration", "p90_iteration")
 
 # Mean seconds of an iteration's phases (simcode.sim.runner.phases): both backends have the first three.
 PHASES = {"mean_env_seconds": "env", "mean_to_decode": "to decode", "mean_after_decode": "after"}
-REAL_PHASES = {"mean_learner_compute": "compute", "mean_ray_dispatch": "dispatch", "mean_learner_queued": "queued",
-               "mean_ray_delivery": "delivery"}
+# A real run's own split of its answers (simcode.sim.protocol.REAL_TIMINGS), as its summary names them.
+REAL_PHASES = {f"mean_{column}": label for column, label in
+               zip(REAL_TIMINGS, ("compute", "dispatch", "queued", "delivery"), strict=True)}
 
 
 def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str]) -> pd.DataFrame | None:
