@@ -4,7 +4,7 @@ On one machine a Ray message costs next to no wire and a lot of CPU: the driver 
 every task and handles its reply, the raylet (with its object store) serves every put, every
 argument an actor reads and every result it returns, and each actor receives its task and ships its
 result. With six actors on two cores that CPU is shared with the learners' own computations (it
-measured 4 ms per task, three times the round trip of a no-op task on an idle Ray), so the profile
+measured 4 to 6 ms per task, three times the round trip of a no-op task on an idle Ray), so the profile
 holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not delays. The profile's
 `ray` section (simcode.sim.profile.RayCost) prices, for scenarios whose network model is `ray`
 (simcode.sim.cost.RayTransportCost):
@@ -21,18 +21,23 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
   at a time (its store runs on one thread);
 - learner: `LearnerActor.compute` itself on one torch thread (as the actors run it), for a row of one
   agent and a row of every agent at several M and minibatch sizes (quiet wall seconds);
+- controller: the controller's update of every agent on one torch thread, what a centralized real
+  run's driver computes (no unpacking, no combining), per GFLOP;
 - crowded: the CPU seconds of such a row alone over its CPU seconds when three actors a core compute
   rows at once (the scheduler's switches and cold caches: 0.87 here), the speed of work on a host
   with more computations than cores (simcode.sim.hosts);
 - idle: the CPU Ray's threads take while nothing is sent (the daemons, each actor, the driver:
   about 0.02, 0.008 and 0.009 cores here), taken from the hosts' cores;
-- driver: how much longer the controller's environment steps take in a Ray driver than in a plain
-  process (Ray's threads in the driver share its interpreter), applied to the simulated controller's
-  environment steps.
+- driver: how much longer the controller's environment steps take in a Ray driver, right after a
+  gather, than in a plain process (Ray's threads in the driver share its interpreter, and the rows
+  just computed left the caches cold), applied to the simulated controller's environment steps;
+- sample: the same driver's draw of every agent's minibatch, per call and per agent x row, which the
+  simulated controller pays after its environment steps.
 
-put, submit and task come from the CPU time (user + system, psutil) of each process of a local Ray
-over repeated gathers shaped as the real backend's (RealCluster.gather) on actors that compute
-nothing: measured as CPU, they hardly depend on what else the machine runs.
+put, submit, task and raylet come from the CPU time of each process of a local Ray (schedstat) over
+repeated gathers shaped as the real backend's (RealCluster.gather) on actors that each compute a
+real one-agent row, whose own CPU is taken off: Ray's part as it is amid the rows. The computations
+beside the messages are measured in simcode.sim.calibrate_ray_host.
 """
 
 from __future__ import annotations
@@ -46,7 +51,6 @@ from pathlib import Path
 
 import numpy as np
 
-from simcode.sim.calibrate import quiet_seconds
 from simcode.sim.ray_pool import settle
 
 # (M, minibatch rows) of the measured points: the sizes sim_vs_real runs and larger ones.
@@ -55,8 +59,14 @@ GATHER_TASKS = (2, 6)  # learners per measured gather
 
 
 class _Probe:
-    """A learner that computes nothing (wrapped by ray.remote): it reads its arguments as a learner
-    does and returns a result of a learner's size, in a learner's answer."""
+    """A learner (wrapped by ray.remote) that reads its arguments, computes a one-agent row as a learner
+    actor does (LearnerActor.compute, once `load` set its problem) and answers as a learner, with the
+    row's CPU seconds (its thread's) where a learner puts its compute time. Loaded, a gather is shaped
+    as a real one in what the machine does too: Ray's CPU per task then includes what it costs amid
+    the rows (cold caches, a busy scheduler), which a gather of idle actors misses (measured: 1.6 to
+    2.5 times less for the actor's and the raylet's part)."""
+
+    learner = None
 
     def pid(self) -> int:
         return os.getpid()
@@ -64,10 +74,15 @@ class _Probe:
     def ack(self, iteration: int, run: int) -> None:
         return None
 
+    def load(self, m: int, rows: int) -> None:
+        from simcode.sim.calibrate_ray_host import configured_learner
+
+        self.learner = configured_learner(m, rows, np.eye(1, m))
+
     def work(self, index: int, width: int, states, batch):
-        touched = sum(float(a.sum()) for a in states) + sum(float(a.sum()) for a in batch.values()
-                                                          if isinstance(a, np.ndarray))
-        return index, touched, index, np.zeros(width), 0.0, (0.0, 0.0, 0.0)
+        started = time.thread_time()
+        message = self.learner.compute(0, states, batch)
+        return index, 0, index, message, time.thread_time() - started, (0.0, 0.0, 0.0)
 
 
 def _problem(m: int, batch: int):
@@ -113,17 +128,22 @@ class CpuClock:
                 out[group] += seconds - before[pid][1]
         return out
 
-    def per_call(self, work, repeats: int, blocks: int = 5) -> dict[str, float]:
+    def per_call(self, work, repeats: int, blocks: int = 5, rows: bool = False) -> dict[str, float]:
         """CPU seconds per call of `work` by group, after one untimed call: the lower quartile over
         `blocks` blocks of the mean over `repeats` calls (as calibrate's quiet_seconds: another
-        process's burst only ever adds, in cache misses and in Ray's threads waking late)."""
+        process's burst only ever adds, in cache misses and in Ray's threads waking late). With `rows`,
+        what `work` returns (the CPU seconds of the actors' rows) is taken off the actors' group, whose
+        figure is then Ray's part alone."""
         work()
         means = []
         for _ in range(blocks):
-            before = self.read()
+            before, computed = self.read(), 0.0
             for _ in range(repeats):
-                work()
-            means.append({group: seconds / repeats for group, seconds in self.used(before, self.read()).items()})
+                done = work()
+                computed += done if rows else 0.0
+            used = self.used(before, self.read())
+            used["actors"] -= computed
+            means.append({group: seconds / repeats for group, seconds in used.items()})
         return {group: float(np.percentile([m[group] for m in means], 25)) for group in means[0]}
 
 
@@ -136,13 +156,16 @@ def _cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
-def gather_once(ray, probes: list, states, batch, width: int) -> None:
-    """One iteration's messages, as RealCluster.gather sends and collects them."""
+def gather_once(ray, probes: list, states, batch, width: int) -> float:
+    """One iteration's messages, as RealCluster.gather sends and collects them: -> the CPU seconds of
+    the rows the probes computed."""
     states_ref, batch_ref = ray.put(states), ray.put(batch)
     pending = [probe.work.remote(i, width, states_ref, batch_ref) for i, probe in enumerate(probes)]
+    rows = 0.0
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
-        ray.get(done[0])
+        rows += ray.get(done[0])[4]
+    return rows
 
 
 def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float]:
@@ -161,41 +184,15 @@ def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float]
             puts.append({"agents": m, "batch": rows, "bytes": nbytes, "seconds": cpu["driver"] + cpu["daemons"],
                          "daemons": cpu["daemons"]})
         width = max(shapes.state_sizes)  # a result: one padded float64 state (sim.real.LearnerActor)
+        ray.get([probe.load.remote(m, rows) for probe in probes])
         for n in GATHER_TASKS:
             cpu = clock.per_call(lambda n=n, s=states, b=batch, w=width: gather_once(ray, probes[:n], s, b, w),
-                                 repeats)
+                                 repeats, rows=True)
             gathers.append({"agents": m, "batch": rows, "tasks": n, "put_bytes": (state_bytes, batch_bytes),
                             "received": state_bytes + batch_bytes, "returned": 8 * width, **cpu})
     for probe in probes:
         ray.kill(probe)
     return puts, gathers, acks["driver"] / len(probes)
-
-
-def measure_learner_rows(repeats: int) -> list[dict]:
-    """LearnerActor.compute on one torch thread: a one-agent row and an every-agent row per size."""
-    import torch
-
-    from simcode.config import Scenario
-    from simcode.sim.real import LearnerActor
-
-    threads = torch.get_num_threads()
-    points = []
-    try:
-        learner = LearnerActor()  # sets one torch thread, as in the actors
-        for m, rows in RAY_POINTS:
-            states, batch, shapes = _problem(m, rows)
-            matrix = np.vstack([np.eye(1, m), np.ones((1, m))])  # row 0: agent 0 alone; row 1: every agent
-            scenario = Scenario.model_validate({"env": {"scenario": "simple_spread", "n_agents": m},
-                                                "maddpg": {"batch_size": rows}})
-            learner.configure(scenario.to_dict(), 0, matrix, run=0)
-            for row, agents in enumerate(([0], list(range(m)))):
-                seconds = quiet_seconds(lambda row=row, s=states, b=batch: learner.compute(row, s, b), repeats)
-                points.append({"agents": m, "batch": rows, "row_agents": len(agents),
-                               "gflop": sum(shapes.update_flops[j] for j in agents) / 1e9,
-                               "state_values": sum(shapes.state_sizes), "seconds": seconds})
-    finally:
-        torch.set_num_threads(threads)
-    return points
 
 
 @contextlib.contextmanager
@@ -245,8 +242,14 @@ def fit_ray(points: dict, fit) -> dict:
     submits, tasks, raylets = split_gathers(points["puts"], points["gathers"])
     learner = fit("ray learner row", points["rows"], lambda p: (1.0, p["gflop"], p["state_values"]),
                   ("intercept", "per_gflop", "per_state_value"), True)
+    controller = fit("ray controller update (every agent, one thread)", points["controller"],
+                     lambda p: (1.0, p["gflop"]), ("intercept", "per_gflop"), True)
+    sample = fit("ray sample (busy driver)", points["sample"], lambda p: (1.0, p["agents"] * p["batch"]),
+                 ("per_call", "per_row_agent"), True)
     alone, crowded = points["crowding"]
-    return {"put": per_byte("ray put (cpu)", points["puts"]),
+    return {"controller": {k: max(v, 0.0) for k, v in controller.items()},
+            "sample": {k: max(v, 0.0) for k, v in sample.items()},
+            "put": per_byte("ray put (cpu)", points["puts"]),
             "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],
             "task": per_byte("ray task (actor cpu per task)", tasks),
             "raylet": per_byte("ray raylet (object store cpu per task)", raylets), "learner": learner,
@@ -254,96 +257,16 @@ def fit_ray(points: dict, fit) -> dict:
 
 
 def measure_ray(repeats: int) -> dict:
-    """Every measurement of the ray section, by name: puts, gathers, ack, rows (the learner rows),
-    crowding ((alone, crowded) CPU per row), idle, and driver (the environment steps' seconds in a Ray
-    driver over theirs in a plain process)."""
-    rows = measure_learner_rows(repeats)
-    plain = env_steps_seconds(repeats)
+    """Every measurement of the ray section, by name: puts, gathers, ack (simcode.sim.calibrate_ray),
+    rows (the learner rows), controller (centralized's update on one thread), crowding ((alone, crowded)
+    CPU per row), idle, driver (the environment steps' seconds in a busy Ray driver over theirs in a
+    plain process) and sample (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host)."""
+    from simcode.sim.calibrate_ray_host import env_steps_seconds, measure_controller, measure_host, measure_learner_rows
+
+    rows, controller, plain = measure_learner_rows(repeats), measure_controller(repeats), env_steps_seconds(repeats)
     with local_ray() as ray:
         puts, gathers, ack = measure_transport(ray, repeats)
-        crowding = measure_crowding(ray, 0.5 * repeats)
-        idle, in_driver = measure_idle(ray, 0.5 * repeats, repeats)
-    return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "crowding": crowding, "idle": idle,
-            "driver": in_driver / plain}
-
-
-class _Rower:
-    """A learner actor's row, computed over and over (wrapped by ray.remote): the crowded host's measure."""
-
-    def __init__(self, m: int, rows: int):
-        from simcode.config import Scenario
-        from simcode.sim.real import LearnerActor
-
-        self.learner = LearnerActor()
-        self.states, self.batch, _ = _problem(m, rows)
-        scenario = Scenario.model_validate({"env": {"scenario": "simple_spread", "n_agents": m},
-                                            "maddpg": {"batch_size": rows}})
-        self.learner.configure(scenario.to_dict(), 0, np.ones((1, m)), run=0)
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def rows(self, seconds: float) -> int:
-        """Rows computed in `seconds` of wall time."""
-        done, until = 0, time.perf_counter() + seconds
-        while time.perf_counter() < until:
-            self.learner.compute(0, self.states, self.batch)
-            done += 1
-        return done
-
-
-def measure_idle(ray, seconds: float, repeats: int) -> tuple[dict[str, float], float]:
-    """(cores' worth of CPU a local Ray takes while nothing is sent: its daemons, each of six idle actors
-    and the driver, in CPU seconds per second; seconds of the driver's environment steps meanwhile)."""
-    probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
-    clock = CpuClock(ray.get([probe.pid.remote() for probe in probes]))
-    settle()  # the actors' start-up (and the last measure's actors' exit) is over
-    before = clock.read()
-    time.sleep(seconds)
-    used = {group: cpu / seconds for group, cpu in clock.used(before, clock.read()).items()}
-    settle()
-    steps = env_steps_seconds(repeats)
-    for probe in probes:
-        ray.kill(probe)
-    return {"daemons": used["daemons"], "learner": used["actors"] / len(probes), "controller": used["driver"]}, steps
-
-
-def env_steps_seconds(repeats: int) -> float:
-    """Seconds of 100 environment steps of cooperative navigation (M = 3 and 5, summed), as a real run's
-    controller collects them (the median of `repeats`)."""
-    from simcode.config import Scenario
-    from simcode.marl.trainer import Trainer
-
-    total = 0.0
-    for m in (3, 5):
-        trainer = Trainer(Scenario.model_validate({"env": {"scenario": "simple_spread", "n_agents": m},
-                                                   "maddpg": {"learning_starts": 512, "steps_per_iteration": 100}}))
-        trainer.warmup()
-        total += float(np.median([_timed(trainer.collect) for _ in range(4 * repeats)]))
-    return total
-
-
-def _timed(work) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
-
-
-def measure_crowding(ray, seconds: float) -> tuple[float, float]:
-    """CPU seconds per row (M = 3, minibatch 256, every agent) of one actor alone, and of three actors
-    a core computing at once."""
-    crowd = 3 * (os.cpu_count() or 1)
-    rowers = [ray.remote(num_cpus=0)(_Rower).remote(3, 256) for _ in range(crowd)]
-    pids = ray.get([rower.pid.remote() for rower in rowers])
-    ray.get([rower.rows.remote(0.2) for rower in rowers])  # warm
-    settle()
-
-    def cpu_per_row(k: int) -> float:
-        before = [_cpu_seconds(pid) for pid in pids[:k]]
-        done = sum(ray.get([rower.rows.remote(seconds) for rower in rowers[:k]]))
-        return sum(_cpu_seconds(pid) - b for pid, b in zip(pids[:k], before)) / max(done, 1)
-
-    alone, crowded = cpu_per_row(1), cpu_per_row(crowd)
-    for rower in rowers:
-        ray.kill(rower)
-    return alone, crowded
+        host = measure_host(ray, repeats)
+    return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "controller": controller,
+            "crowding": host["crowding"], "idle": host["idle"], "driver": host["steps"] / plain,
+            "sample": host["sample"]}

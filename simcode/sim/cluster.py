@@ -126,7 +126,8 @@ class Cluster:
         if self.network.shared and self.code is not None:
             yield from self.broadcast_states()
         t_env = self.env.now
-        yield self.controller_computes(self.cost.env_seconds(self.steps_per_iteration, data.host))
+        yield self.controller_computes(self.cost.env_seconds(self.steps_per_iteration, data.host)
+                                       + self.cost.sample_seconds())
         t_sent = self.env.now
         delays = self.delay_model.sample(self.delay_rng)  # drawn every iteration, whatever the scheme
         if self.code is None:

@@ -16,8 +16,8 @@
   serves its arguments before and seals its result after, one request at a time (`store`); each
   learner's computation is its actor's CPU per task plus its row on one torch thread (as the actors
   run it). All of it shares the host's cores with its neighbours under `cluster.hosts`. Centralized
-  has no learners: the controller's update is a row of every agent on one torch thread, as the real
-  driver computes it (RayControllerCost).
+  has no learners: the controller's update of every agent is on one torch thread, as the real driver
+  computes it (RayControllerCost). On Ray the controller also pays its draw of the minibatches.
 """
 
 from __future__ import annotations
@@ -77,6 +77,11 @@ class CostModel:
     def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
         """Seconds for one learner to compute the updates of `agents`."""
         return len(agents) * self.config.update
+
+    def sample_seconds(self) -> float:
+        """Seconds of the controller's draw of every agent's minibatch, after its environment steps
+        (priced by a profile's ray section only)."""
+        return 0.0
 
     def decode_seconds(self, work: DecodeWork) -> float:
         # fixed and flops price every value of every agent, copied or solved
@@ -154,12 +159,16 @@ class RayProfileCost(ProfileCost):
         self.ray = self.profile.ray
         self.shapes = shapes_of(scenario)
         self.state_values = sum(self.shapes.state_sizes)
+        self.draw = self.ray.sample.seconds(scenario.n_agents, scenario.maddpg.batch_size) if self.ray.sample else 0.0
         self.crowded = self.ray.crowded
         idle = self.ray.idle
         self.background = Background(daemons=idle.daemons, learner=idle.learner, controller=idle.controller)
 
     def env_seconds(self, steps: int, host: HostTimes) -> float:
         return super().env_seconds(steps, host) * self.ray.driver  # the driver shares its interpreter with Ray
+
+    def sample_seconds(self) -> float:
+        return self.draw
 
     def row_seconds(self, agents: Sequence[int]) -> float:
         """A row of `agents` on one torch thread: unpack every state, update, pack, combine."""
@@ -168,11 +177,13 @@ class RayProfileCost(ProfileCost):
 
 class RayControllerCost(RayProfileCost):
     """Centralized on Ray: no messages, and the controller's update of every agent is what the real
-    driver computes, on one torch thread as the actors do (simcode.sim.real.one_core): priced as a
-    learner's row of every agent."""
+    driver computes, on one torch thread as the actors do (simcode.sim.real.one_core): the profile's
+    measure of it (`ray.controller`), or a learner's row of every agent when the profile has none."""
 
     def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
-        return self.row_seconds(agents)
+        if self.ray.controller is None:
+            return self.row_seconds(agents)
+        return self.ray.controller.seconds(sum(self.update_flops[j] for j in agents) / 1e9)
 
 
 class RayTransportCost(RayProfileCost):

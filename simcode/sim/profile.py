@@ -28,7 +28,10 @@ Each cost is a small linear model in features that the work's own sizes give:
   per_state_value * values of all states`; `crowded`, the speed of a row on a host crowded with three
   actors a core against alone; `idle`, the cores' worth of CPU Ray's threads take while idle (the
   daemons, each actor, the driver), taken from the hosts' cores (simcode.sim.hosts); `driver`, how much
-  longer the controller's environment steps take in a Ray driver than alone.
+  longer the controller's environment steps take in a Ray driver, right after a gather, than alone;
+  `controller`, a centralized real run's update of every agent on one torch thread, `intercept +
+  per_gflop * GFLOP`; `sample`, the Ray driver's draw of the minibatches after its environment steps,
+  `per_call + per_row_agent * M * rows`.
 """
 
 from __future__ import annotations
@@ -105,6 +108,14 @@ class LearnerCost(_Part):
         return self.intercept + self.per_gflop * gflop + self.per_state_value * state_values
 
 
+class SampleCost(_Part):
+    per_call: float = Field(ge=0, description="seconds per draw of every agent's minibatch")
+    per_row_agent: float = Field(ge=0, description="seconds per agent x minibatch row drawn")
+
+    def seconds(self, n_agents: int, rows: int) -> float:
+        return self.per_call + self.per_row_agent * n_agents * rows
+
+
 class RayIdle(_Part):
     """Cores' worth of CPU Ray's threads take while nothing is sent (CPU seconds per second)."""
 
@@ -126,8 +137,13 @@ class RayCost(_Part):
     crowded: float = Field(gt=0, le=1, description="a row's speed on a crowded host (3 actors a core) against "
                            "alone: CPU seconds per row alone / crowded")
     idle: RayIdle = Field(description="Ray's own CPU while idle, taken from every host's cores")
-    driver: float = Field(ge=1, description="the controller's environment steps in a Ray driver over in a "
-                          "plain process")
+    driver: float = Field(ge=1, description="the controller's environment steps in a Ray driver, right after a "
+                          "gather, over in a plain process")
+    # A ray section written before these two were measured has neither; its runs keep the prices they
+    # had (centralized as a learner's row of every agent, no minibatch draw).
+    controller: UpdateCost | None = Field(None, description="the controller's update of every agent on one torch "
+                                          "thread (centralized on Ray), per call and per GFLOP")
+    sample: SampleCost | None = Field(None, description="the Ray driver's draw of every agent's minibatch")
 
 
 class Profile(_Part):
