@@ -61,3 +61,12 @@ def test_profile_round_trips_through_yaml_and_bad_files_are_one_line(tmp_path):
     with pytest.raises(BadInput, match="not found|no such"):
         load_profile(tmp_path / "missing.yaml")
 
+
+
+def test_fastest_of_passes_keeps_each_points_least_seconds():
+    """A burst slows the second pass's first point and the first pass's second: each point keeps its fastest."""
+    from simcode.sim.calibrate import fastest_of_passes
+
+    passes = iter([[{"agents": 3, "seconds": 1.0}, {"agents": 5, "seconds": 4.0}],
+                   [{"agents": 3, "seconds": 2.5}, {"agents": 5, "seconds": 2.0}]])
+    assert fastest_of_passes(lambda: next(passes), 2) == [{"agents": 3, "seconds": 1.0}, {"agents": 5, "seconds": 2.0}]

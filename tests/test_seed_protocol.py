@@ -285,7 +285,7 @@ def synthetic(monkeypatch):
 
     updates, env, decodes, ranks, serialize = synthetic_points()
     monkeypatch.setattr(calibrate_module, "measure_updates", lambda batch, repeats: updates)
-    monkeypatch.setattr(calibrate_module, "measure_env_steps", lambda steps: env)
+    monkeypatch.setattr(calibrate_module, "measure_env_steps", lambda steps, repeats: env)
     monkeypatch.setattr(calibrate_module, "measure_decodes", lambda repeats: decodes)
     monkeypatch.setattr(calibrate_module, "measure_rank_checks", lambda repeats: ranks)
     monkeypatch.setattr(calibrate_module, "measure_serialize", lambda repeats: serialize)

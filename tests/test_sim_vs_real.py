@@ -29,6 +29,16 @@ def test_each_cell_pairs_real_and_simulated_means_over_seeds():
     assert "1 of 2 cells" in text and "| mds |" in text
 
 
+def test_the_seeds_spread_shows_how_far_apart_one_cells_runs_are():
+    """Real mds ran 0.09 s and 0.11 s over its two seeds, simulated 0.105 s twice."""
+    table = comparison(results(), ["code.name", "seed", "cluster.backend"]).set_index("code.name")
+    assert table.loc["mds", "real seeds spread"] == pytest.approx(0.11 / 0.09 - 1)
+    assert table.loc["mds", "sim seeds spread"] == pytest.approx(0.0)
+    assert "Seeds spread" in "\n".join(section(table.reset_index()))
+    without_seeds = comparison(results().query("seed == 0"), ["code.name", "cluster.backend"])
+    assert "real seeds spread" not in without_seeds.columns
+
+
 def test_no_comparison_without_both_backends(tmp_path):
     only_sim = results().query("`cluster.backend` == 'sim'")
     assert comparison(only_sim, ["code.name", "seed", "cluster.backend"]) is None

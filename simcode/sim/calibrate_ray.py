@@ -256,14 +256,18 @@ def fit_ray(points: dict, fit) -> dict:
             "crowded": min(1.0, alone / crowded), "idle": points["idle"], "driver": max(1.0, points["driver"])}
 
 
-def measure_ray(repeats: int) -> dict:
+def measure_ray(repeats: int, passes: int = 1) -> dict:
     """Every measurement of the ray section, by name: puts, gathers, ack (simcode.sim.calibrate_ray),
     rows (the learner rows), controller (centralized's update on one thread), crowding ((alone, crowded)
     CPU per row), idle, driver (the environment steps' seconds in a busy Ray driver over theirs in a
-    plain process) and sample (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host)."""
+    plain process) and sample (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host). The
+    quiet measures (rows, controller, plain steps) keep the fastest of `passes` (calibrate.fastest_of_passes)."""
+    from simcode.sim.calibrate import fastest_of_passes
     from simcode.sim.calibrate_ray_host import env_steps_seconds, measure_controller, measure_host, measure_learner_rows
 
-    rows, controller, plain = measure_learner_rows(repeats), measure_controller(repeats), env_steps_seconds(repeats)
+    rows = fastest_of_passes(lambda: measure_learner_rows(repeats), passes)
+    controller = fastest_of_passes(lambda: measure_controller(repeats), passes)
+    plain = min(env_steps_seconds(repeats) for _ in range(passes))
     with local_ray() as ray:
         puts, gathers, ack = measure_transport(ray, repeats)
         host = measure_host(ray, repeats)

@@ -28,9 +28,10 @@ REAL_PHASES = {f"mean_{column}": label for column, label in
                zip(REAL_TIMINGS, ("compute", "dispatch", "queued", "delivery"), strict=True)}
 
 
-def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str]) -> pd.DataFrame | None:
-    """Means of `columns` per cell and backend (columns (column, backend)); None unless the study has both
-    backends with finished runs. A cell is every axis but the backend and the seed."""
+def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
+               how: str = "mean") -> pd.DataFrame | None:
+    """Means (or `how`: min, max) of `columns` per cell and backend (columns (column, backend)); None unless
+    the study has both backends with finished runs. A cell is every axis but the backend and the seed."""
     if BACKEND not in results.columns:
         return None
     from simcode.study.plots import finished
@@ -43,7 +44,7 @@ def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str]) 
     cells = [key for key in axis_keys if key not in (BACKEND, "seed") and key in done.columns
              and done[key].map(lambda value: isinstance(value, (str, int, float, bool))).all()]
     numbers = done[[*cells, BACKEND]].join(done[columns].apply(pd.to_numeric, errors="coerce"))
-    return numbers.groupby([*cells, BACKEND], sort=False)[columns].mean().unstack(BACKEND)
+    return numbers.groupby([*cells, BACKEND], sort=False)[columns].agg(how).unstack(BACKEND)
 
 
 def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
@@ -59,6 +60,10 @@ def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | No
         table[f"sim {short}"] = means[(measure, "sim")]
         table[f"sim/real {short}"] = means[(measure, "sim")] / means[(measure, "ray")]
     table["mean within 10%"] = (table["sim/real mean"] - 1).abs() <= WITHIN
+    if "seed" in axis_keys:  # how far apart one cell's runs are, the seeds' largest mean over their smallest
+        low, high = (cell_means(results, axis_keys, ["mean_iteration"], how) for how in ("min", "max"))
+        for backend, name in (("ray", "real"), ("sim", "sim")):
+            table[f"{name} seeds spread"] = high[("mean_iteration", backend)] / low[("mean_iteration", backend)] - 1
     return table.dropna(subset=["real mean", "sim mean"]).reset_index()
 
 
@@ -90,6 +95,10 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
              f"Real: measured seconds on Ray (cluster.backend ray); simulated: the model's seconds. "
              f"{hits} of {len(table)} cells have the simulated mean within {WITHIN:.0%} of the real one.", "",
              text, ""]
+    if "real seeds spread" in table.columns:
+        lines += ["Seeds spread: a cell's largest mean iteration time over its smallest, minus one, across its "
+                  "seeds (which learners straggle changes with the seed). The simulated spread is the seeds' part "
+                  "alone; the real spread adds the machine's own noise, a floor under any sim/real gap.", ""]
     if phases is not None and not phases.empty:
         lines += ["### Where the time went", "",
                   "Mean seconds per iteration: the environment steps (env), from the work sent until the decode "
