@@ -21,7 +21,7 @@ LEARNER = (4e-3, 2e-2, 7e-9)  # intercept, per GFLOP of the row, per value of al
 CROWDED_ALONE, CROWDED = 8e-3, 0.8  # CPU seconds per row alone; the speed on a crowded host
 IDLE = {"daemons": 0.02, "learner": 0.01, "controller": 0.05}  # cores' worth of Ray's own CPU
 DRIVER = 1.1  # environment steps in a Ray driver over alone
-CONTROLLER = (3e-3, 1.5e-2)  # the controller's update of every agent on one thread: per call, per GFLOP
+CONTROLLER = (1.1e-3, 1.5e-2)  # the controller's update of every agent on one thread: per agent, per GFLOP
 SAMPLE = (1e-4, 2e-7)  # the driver's draw of the minibatches: per call, per agent x row
 
 
@@ -42,7 +42,7 @@ def ray_points():
     rows = [{"agents": m, "row_agents": k, "gflop": g, "state_values": v,
              "seconds": LEARNER[0] + LEARNER[1] * g + LEARNER[2] * v}
             for m, k, g, v in ((3, 1, 0.04, 1.7e5), (3, 3, 0.12, 1.7e5), (5, 1, 0.07, 4.4e5), (10, 10, 6.9, 2.2e6))]
-    controller = [{"agents": m, "batch": 256, "gflop": g, "seconds": CONTROLLER[0] + CONTROLLER[1] * g}
+    controller = [{"agents": m, "batch": 256, "gflop": g, "seconds": CONTROLLER[0] * m + CONTROLLER[1] * g}
                   for m, g in ((3, 0.12), (5, 0.35), (10, 6.9))]
     sample = [{"agents": m, "batch": b, "seconds": SAMPLE[0] + SAMPLE[1] * m * b} for m, b in ((3, 256), (5, 1024))]
     return {"puts": puts, "gathers": gathers, "ack": ACK, "rows": rows, "idle": IDLE, "driver": DRIVER,
@@ -68,7 +68,7 @@ def test_fit_profile_recovers_the_ray_section():
     assert ray.crowded == pytest.approx(CROWDED)
     assert ray.idle.model_dump() == IDLE and ray.driver == DRIVER
     assert ray.learner.seconds(0.5, 1e6) == pytest.approx(LEARNER[0] + LEARNER[1] * 0.5 + LEARNER[2] * 1e6, rel=1e-5)
-    assert ray.controller.seconds(2.0) == pytest.approx(CONTROLLER[0] + 2.0 * CONTROLLER[1], rel=1e-5)
+    assert ray.controller.seconds(4, 2.0) == pytest.approx(4 * CONTROLLER[0] + 2.0 * CONTROLLER[1], rel=1e-5)
     assert ray.sample.seconds(4, 512) == pytest.approx(SAMPLE[0] + SAMPLE[1] * 4 * 512, rel=1e-5)
     assert any(line.startswith("ray learner row") for line in report)
     assert any(line.startswith("ray submit") for line in report)
@@ -108,7 +108,7 @@ def test_centralized_on_ray_computes_every_agents_update_on_one_thread(profile_f
     profile's `controller` measure), after its environment steps and its draw of the minibatches."""
     sc = scenario(profile_file, "ray", "centralized")
     shapes = shapes_of(sc)
-    update = CONTROLLER[0] + CONTROLLER[1] * sum(shapes.update_flops) / 1e9
+    update = 3 * CONTROLLER[0] + CONTROLLER[1] * sum(shapes.update_flops) / 1e9
     trace = simulate(sc).trace
     assert (trace["t_decoded"] - trace["t_start"] - trace["env_seconds"]).to_numpy() == pytest.approx(update, rel=1e-5)
     links = simulate(scenario(profile_file, "links", "centralized")).trace

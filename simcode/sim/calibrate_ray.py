@@ -243,7 +243,7 @@ def fit_ray(points: dict, fit) -> dict:
     learner = fit("ray learner row", points["rows"], lambda p: (1.0, p["gflop"], p["state_values"]),
                   ("intercept", "per_gflop", "per_state_value"), True)
     controller = fit("ray controller update (every agent, one thread)", points["controller"],
-                     lambda p: (1.0, p["gflop"]), ("intercept", "per_gflop"), True)
+                     lambda p: (p["agents"], p["gflop"]), ("per_agent", "per_gflop"), True)
     sample = fit("ray sample (busy driver)", points["sample"], lambda p: (1.0, p["agents"] * p["batch"]),
                  ("per_call", "per_row_agent"), True)
     alone, crowded = points["crowding"]

@@ -29,9 +29,10 @@ Each cost is a small linear model in features that the work's own sizes give:
   actors a core against alone; `idle`, the cores' worth of CPU Ray's threads take while idle (the
   daemons, each actor, the driver), taken from the hosts' cores (simcode.sim.hosts); `driver`, how much
   longer the controller's environment steps take in a Ray driver, right after a gather, than alone;
-  `controller`, a centralized real run's update of every agent on one torch thread, `intercept +
-  per_gflop * GFLOP`; `sample`, the Ray driver's draw of the minibatches after its environment steps,
-  `per_call + per_row_agent * M * rows`.
+  `controller`, a centralized real run's update of every agent on one torch thread, `per_agent * M +
+  per_gflop * GFLOP` (within 4% from M = 3 to 10, where a line in GFLOP alone missed by 15%);
+  `sample`, the Ray driver's draw of the minibatches after its environment steps, `per_call +
+  per_row_agent * M * rows`.
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ class LearnerCost(_Part):
         return self.intercept + self.per_gflop * gflop + self.per_state_value * state_values
 
 
+class ControllerCost(_Part):
+    per_agent: float = Field(ge=0, description="seconds per agent updated (its nets' calls)")
+    per_gflop: float = Field(ge=0, description="seconds per GFLOP of the update")
+
+    def seconds(self, n_agents: int, gflop: float) -> float:
+        return self.per_agent * n_agents + self.per_gflop * gflop
+
+
 class SampleCost(_Part):
     per_call: float = Field(ge=0, description="seconds per draw of every agent's minibatch")
     per_row_agent: float = Field(ge=0, description="seconds per agent x minibatch row drawn")
@@ -141,8 +150,8 @@ class RayCost(_Part):
                           "gather, over in a plain process")
     # A ray section written before these two were measured has neither; its runs keep the prices they
     # had (centralized as a learner's row of every agent, no minibatch draw).
-    controller: UpdateCost | None = Field(None, description="the controller's update of every agent on one torch "
-                                          "thread (centralized on Ray), per call and per GFLOP")
+    controller: ControllerCost | None = Field(None, description="the controller's update of every agent on one "
+                                              "torch thread (centralized on Ray), per agent and per GFLOP")
     sample: SampleCost | None = Field(None, description="the Ray driver's draw of every agent's minibatch")
 
 
