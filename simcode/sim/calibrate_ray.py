@@ -32,7 +32,9 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
   gather, than in a plain process (Ray's threads in the driver share its interpreter, and the rows
   just computed left the caches cold), applied to the simulated controller's environment steps;
 - sample: the same driver's draw of every agent's minibatch, per call and per agent x row, which the
-  simulated controller pays after its environment steps.
+  simulated controller pays after its environment steps;
+- slow: the machine's mean time for a piece of work over its lower quartile (every other measure
+  keeps a fast statistic; a real run gets the machine's mean), which slows the simulated hosts.
 
 put, submit, task and raylet come from the CPU time of each process of a local Ray (schedstat) over
 repeated gathers shaped as the real backend's (RealCluster.gather) on actors that each compute a
@@ -248,7 +250,7 @@ def fit_ray(points: dict, fit) -> dict:
                  ("per_call", "per_row_agent"), True)
     alone, crowded = points["crowding"]
     return {"controller": {k: max(v, 0.0) for k, v in controller.items()},
-            "sample": {k: max(v, 0.0) for k, v in sample.items()},
+            "sample": {k: max(v, 0.0) for k, v in sample.items()}, "slow": max(1.0, points["slow"]),
             "put": per_byte("ray put (cpu)", points["puts"]),
             "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],
             "task": per_byte("ray task (actor cpu per task)", tasks),
@@ -273,4 +275,4 @@ def measure_ray(repeats: int, passes: int = 1) -> dict:
         host = measure_host(ray, repeats)
     return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "controller": controller,
             "crowding": host["crowding"], "idle": host["idle"], "driver": host["steps"] / plain,
-            "sample": host["sample"]}
+            "sample": host["sample"], "slow": host["slow"]}
