@@ -265,14 +265,17 @@ def measure_ray(repeats: int, passes: int = 1) -> dict:
     plain process) and sample (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host). The
     quiet measures (rows, controller, plain steps) keep the fastest of `passes` (calibrate.fastest_of_passes)."""
     from simcode.sim.calibrate import fastest_of_passes
-    from simcode.sim.calibrate_ray_host import env_steps_seconds, measure_controller, measure_host, measure_learner_rows
+    from simcode.sim.calibrate_ray_host import (env_steps_seconds, measure_controller, measure_host,
+                                                measure_learner_rows, measure_slow)
 
     rows = fastest_of_passes(lambda: measure_learner_rows(repeats), passes)
     controller = fastest_of_passes(lambda: measure_controller(repeats), passes)
     plain = min(env_steps_seconds(repeats) for _ in range(passes))
     with local_ray() as ray:
+        settle()
+        slow = measure_slow(0.25 * repeats)  # the machine's slowness drifts: sampled before and after the rest
         puts, gathers, ack = measure_transport(ray, repeats)
         host = measure_host(ray, repeats)
     return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "controller": controller,
             "crowding": host["crowding"], "idle": host["idle"], "driver": host["steps"] / plain,
-            "sample": host["sample"], "slow": host["slow"]}
+            "sample": host["sample"], "slow": (slow + host["slow"]) / 2}

@@ -194,7 +194,7 @@ def measure_host(ray, repeats: int) -> dict:
 
     crowding = measure_crowding(ray, 0.5 * repeats)
     settle()
-    slow = measure_slow(0.5 * repeats)
+    slow = measure_slow(0.25 * repeats)
     probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
     idle = measure_idle(ray, probes, 0.5 * repeats)
     settle()

@@ -17,6 +17,9 @@ from simcode.figures import save_figure
 from simcode.sim.protocol import REAL_TIMINGS
 
 BACKEND = "cluster.backend"
+# The environment steps: the controller alone computes, with no message and no code in the way, so the
+# real over the simulated tells how fast the machine ran during the cell's real runs against the profile.
+YARDSTICK = "mean_env_seconds"
 WITHIN = 0.10  # the issue's bar: simulated within 10% of real
 MEASURES = ("mean_iteration", "p90_iteration")
 
@@ -50,7 +53,7 @@ def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
 def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
     """One row per cell: real and simulated mean and p90 iteration time and simulated / real; None
     unless the study has both backends with finished runs."""
-    means = cell_means(results, axis_keys, list(MEASURES))
+    means = cell_means(results, axis_keys, [*MEASURES, YARDSTICK])
     if means is None:
         return None
     table = pd.DataFrame(index=means.index)
@@ -60,6 +63,8 @@ def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | No
         table[f"sim {short}"] = means[(measure, "sim")]
         table[f"sim/real {short}"] = means[(measure, "sim")] / means[(measure, "ray")]
     table["mean within 10%"] = (table["sim/real mean"] - 1).abs() <= WITHIN
+    if YARDSTICK in means.columns.get_level_values(0):
+        table["real/sim env"] = means[(YARDSTICK, "ray")] / means[(YARDSTICK, "sim")]
     if "seed" in axis_keys:  # how far apart one cell's runs are, the seeds' largest mean over their smallest
         low, high = (cell_means(results, axis_keys, ["mean_iteration"], how) for how in ("min", "max"))
         for backend, name in (("ray", "real"), ("sim", "sim")):
@@ -95,6 +100,11 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
              f"Real: measured seconds on Ray (cluster.backend ray); simulated: the model's seconds. "
              f"{hits} of {len(table)} cells have the simulated mean within {WITHIN:.0%} of the real one.", "",
              text, ""]
+    if "real/sim env" in table.columns:
+        lines += ["real/sim env: the real environment steps' mean time over the simulated one. The controller "
+                  "computes them alone, with no message and no code in the way, so this is how fast the machine "
+                  "ran during the cell's real runs against what its profile measured; well above 1, the real runs "
+                  "met a slow spell of the machine (on a virtual machine, another tenant of its host).", ""]
     if "real seeds spread" in table.columns:
         lines += ["Seeds spread: a cell's largest mean iteration time over its smallest, minus one, across its "
                   "seeds (which learners straggle changes with the seed). The simulated spread is the seeds' part "
