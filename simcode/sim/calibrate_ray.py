@@ -32,9 +32,7 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
   gather, than in a plain process (Ray's threads in the driver share its interpreter, and the rows
   just computed left the caches cold), applied to the simulated controller's environment steps;
 - sample: the same driver's draw of every agent's minibatch, per call and per agent x row, which the
-  simulated controller pays after its environment steps;
-- slow: the machine's mean time for a piece of work over its lower quartile (every other measure
-  keeps a fast statistic; a real run gets the machine's mean), which slows the simulated hosts.
+  simulated controller pays after its environment steps.
 
 put, submit, task and raylet come from the CPU time of each process of a local Ray (schedstat) over
 repeated gathers shaped as the real backend's (RealCluster.gather) on actors that each compute a
@@ -250,7 +248,7 @@ def fit_ray(points: dict, fit) -> dict:
                  ("per_call", "per_row_agent"), True)
     alone, crowded = points["crowding"]
     return {"controller": {k: max(v, 0.0) for k, v in controller.items()},
-            "sample": {k: max(v, 0.0) for k, v in sample.items()}, "slow": max(1.0, points["slow"]),
+            "sample": {k: max(v, 0.0) for k, v in sample.items()},
             "put": per_byte("ray put (cpu)", points["puts"]),
             "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],
             "task": per_byte("ray task (actor cpu per task)", tasks),
@@ -265,17 +263,14 @@ def measure_ray(repeats: int, passes: int = 1) -> dict:
     plain process) and sample (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host). The
     quiet measures (rows, controller, plain steps) keep the fastest of `passes` (calibrate.fastest_of_passes)."""
     from simcode.sim.calibrate import fastest_of_passes
-    from simcode.sim.calibrate_ray_host import (env_steps_seconds, measure_controller, measure_host,
-                                                measure_learner_rows, measure_slow)
+    from simcode.sim.calibrate_ray_host import env_steps_seconds, measure_controller, measure_host, measure_learner_rows
 
     rows = fastest_of_passes(lambda: measure_learner_rows(repeats), passes)
     controller = fastest_of_passes(lambda: measure_controller(repeats), passes)
     plain = min(env_steps_seconds(repeats) for _ in range(passes))
     with local_ray() as ray:
-        settle()
-        slow = measure_slow(0.25 * repeats)  # the machine's slowness drifts: sampled before and after the rest
         puts, gathers, ack = measure_transport(ray, repeats)
         host = measure_host(ray, repeats)
     return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "controller": controller,
             "crowding": host["crowding"], "idle": host["idle"], "driver": host["steps"] / plain,
-            "sample": host["sample"], "slow": (slow + host["slow"]) / 2}
+            "sample": host["sample"]}

@@ -168,18 +168,6 @@ def measure_driver(ray, probes: list, repeats: int) -> tuple[float, list[dict]]:
     return steps, samples
 
 
-def measure_slow(seconds: float) -> float:
-    """This machine's mean time for 100 environment steps (M = 3) over their lower quartile, collected
-    over and over for `seconds` with Ray up and idle: the factor by which the machine is, on average,
-    slower than the fast statistic the other measures keep. On this virtual machine about one block in
-    ten runs 1.7 times as long (another tenant of its host, unseen from inside)."""
-    trainer = _trainer(3, 256)
-    times, until = [], time.perf_counter() + seconds
-    while time.perf_counter() < until:
-        times.append(_timed(trainer.collect))
-    return max(1.0, float(np.mean(times) / np.percentile(times, 25)))
-
-
 def _timed(work) -> float:
     started = time.perf_counter()
     work()
@@ -188,17 +176,14 @@ def _timed(work) -> float:
 
 def measure_host(ray, repeats: int) -> dict:
     """The ray section's measurements beside the messages that need a running Ray, by name: crowding,
-    idle, the busy driver's environment steps ("steps", seconds) and minibatch draws ("sample"), and
-    the machine's mean slowness ("slow")."""
+    idle, and the busy driver's environment steps ("steps", seconds) and minibatch draws ("sample")."""
     from simcode.sim.calibrate_ray import _Probe
 
     crowding = measure_crowding(ray, 0.5 * repeats)
-    settle()
-    slow = measure_slow(0.25 * repeats)
     probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
     idle = measure_idle(ray, probes, 0.5 * repeats)
     settle()
     steps, samples = measure_driver(ray, probes, repeats)
     for probe in probes:
         ray.kill(probe)
-    return {"crowding": crowding, "idle": idle, "steps": steps, "sample": samples, "slow": slow}
+    return {"crowding": crowding, "idle": idle, "steps": steps, "sample": samples}

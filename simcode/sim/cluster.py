@@ -62,7 +62,7 @@ class Cluster:
         self.n_agents = len(workload.shapes.state_sizes)
         self.n_learners = n_learners if code is not None else 0
         self.learner_hosts, self.controller_host = place(self.env, hosts, n_learners, cost.crowded,
-                                                         cost.background, cost.slow)  # centralized uses no learner's
+                                                         cost.background)  # centralized uses no learner's
         self.network = make_network(self.env, network, cost.message_overhead(network))
         self.cancel = on_decode == "cancel"
         self.driver = cost.driver  # the controller's CPU for Ray's messages (None: not on Ray)

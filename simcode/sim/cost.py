@@ -64,7 +64,6 @@ class CostModel:
     driver: RayDriver | None = None  # the controller's CPU for Ray's messages
     crowded: float = 1.0  # the speed of work on a crowded host (simcode.sim.hosts)
     background: Background = Background()  # cores' worth of CPU hosts spend whatever they compute
-    slow: float = 1.0  # a host's mean time for a piece of work over its fastest (simcode.sim.hosts)
     store: tuple[float, float] | None = None  # a task's raylet work before and after it
 
     def __init__(self, config: CostConfig, update_flops: Sequence[float], act_flops: Sequence[float]):
@@ -162,7 +161,6 @@ class RayProfileCost(ProfileCost):
         self.state_values = sum(self.shapes.state_sizes)
         self.draw = self.ray.sample.seconds(scenario.n_agents, scenario.maddpg.batch_size) if self.ray.sample else 0.0
         self.crowded = self.ray.crowded
-        self.slow = self.ray.slow or 1.0
         idle = self.ray.idle
         self.background = Background(daemons=idle.daemons, learner=idle.learner, controller=idle.controller)
 

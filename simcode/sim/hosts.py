@@ -6,12 +6,10 @@ on c cores, each advances at min(1, c / n) seconds of work per second, so a lear
 stretches while its neighbours compute too. On Ray (`cluster.network.model: ray`) two measured
 corrections apply (simcode.sim.calibrate_ray): Ray's own threads keep b of the c cores busy even when
 idle (its raylet, each actor, the driver), so computations share c - b; and a crowded host (n > c)
-loses its switches and cold caches: each computation then advances at `crowded` (c - b) / n. A host
-may also be `slow`: its mean time for a piece of work over the fast statistic its measured costs
-keep, as a virtual machine whose host runs other tenants at times is (measured by `simcode calibrate
---ray`); every rate is divided by it. Straggler delays are sleeps and take no core. Learners no host
-lists (and the controller, unless a host names it) each have a machine of their own: today's
-behaviour, and the default with no `cluster.hosts` at all.
+loses its switches and cold caches: each computation then advances at `crowded` (c - b) / n.
+Straggler delays are sleeps and take no core. Learners no host lists (and the controller, unless a
+host names it) each have a machine of their own: today's behaviour, and the default with no
+`cluster.hosts` at all.
 """
 
 from __future__ import annotations
@@ -30,15 +28,12 @@ class SharedCores:
     """Processor sharing of one host's cores between the computations under way on it. Two measured
     corrections (`simcode calibrate --ray`), none by default: `busy`, the cores' worth of work that
     never stops (Ray's own threads, idle), which the computations do not get; `crowded`, the speed of
-    each computation when there are more of them than cores (the scheduler's switches, cold caches);
-    `slow`, the machine's mean time for a piece of work over its fastest, which divides every rate."""
+    each computation when there are more of them than cores (the scheduler's switches, cold caches)."""
 
-    def __init__(self, env: simpy.Environment, cores: int, crowded: float = 1.0, busy: float = 0.0,
-                 slow: float = 1.0):
+    def __init__(self, env: simpy.Environment, cores: int, crowded: float = 1.0, busy: float = 0.0):
         self.env = env
         self.cores = cores
         self.crowded = crowded
-        self.slow = slow
         self.free = cores - busy  # what the computations share
         self.store = simpy.Resource(env, capacity=1)  # on Ray: the raylet's object store, one request at a time
         self.left: dict[simpy.Event, float] = {}  # computation -> seconds of work still to do
@@ -63,8 +58,8 @@ class SharedCores:
     def rate(self) -> float:
         n = len(self.left)
         if n <= self.cores:
-            return (min(1.0, self.free / n) if n else 1.0) / self.slow
-        return self.crowded * self.free / n / self.slow
+            return min(1.0, self.free / n) if n else 1.0
+        return self.crowded * self.free / n
 
     def advance(self) -> None:
         elapsed = self.env.now - self.updated
@@ -107,13 +102,12 @@ class Background:
 
 
 def place(env: simpy.Environment, hosts, n_learners: int, crowded: float = 1.0,
-          background: Background = Background(), slow: float = 1.0) -> tuple[list[SharedCores | None],
-                                                                                 SharedCores | None]:
+          background: Background = Background()) -> tuple[list[SharedCores | None], SharedCores | None]:
     """(each learner's host or None, the controller's host or None) from `cluster.hosts`."""
     learner_hosts: list[SharedCores | None] = [None] * n_learners
     controller = None
     for h, host in enumerate(hosts or []):
-        cores = SharedCores(env, host.cores, crowded, min(background.of(host), 0.5 * host.cores), slow)
+        cores = SharedCores(env, host.cores, crowded, min(background.of(host), 0.5 * host.cores))
         for i in host.learners:
             if i >= n_learners or learner_hosts[i] is not None:
                 what = "not a learner" if i >= n_learners else "on two hosts"

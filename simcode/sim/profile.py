@@ -32,10 +32,7 @@ Each cost is a small linear model in features that the work's own sizes give:
   `controller`, a centralized real run's update of every agent on one torch thread, `per_agent * M +
   per_gflop * GFLOP` (within 4% from M = 3 to 10, where a line in GFLOP alone missed by 15%);
   `sample`, the Ray driver's draw of the minibatches after its environment steps, `per_call +
-  per_row_agent * M * rows`; `slow`, the machine's mean time for a piece of work (100 environment
-  steps, over and over for seconds) over its lower quartile: every measure above keeps a fast
-  statistic, and a virtual machine whose host runs other tenants is slower than that, on average,
-  by this factor, which slows the simulated hosts (simcode.sim.hosts).
+  per_row_agent * M * rows`.
 """
 
 from __future__ import annotations
@@ -156,8 +153,6 @@ class RayCost(_Part):
     controller: ControllerCost | None = Field(None, description="the controller's update of every agent on one "
                                               "torch thread (centralized on Ray), per agent and per GFLOP")
     sample: SampleCost | None = Field(None, description="the Ray driver's draw of every agent's minibatch")
-    slow: float | None = Field(None, ge=1, description="the machine's mean time for a piece of work over its "
-                               "fastest (the other measures' statistic), which slows every host")
 
 
 class Profile(_Part):
