@@ -63,8 +63,8 @@ class _Probe:
     actor does (LearnerActor.compute, once `load` set its problem) and answers as a learner, with the
     row's CPU seconds (its thread's) where a learner puts its compute time. Loaded, a gather is shaped
     as a real one in what the machine does too: Ray's CPU per task then includes what it costs amid
-    the rows (cold caches, a busy scheduler), which a gather of idle actors misses (measured: 1.6 to
-    2.5 times less for the actor's and the raylet's part)."""
+    the rows (cold caches, a busy scheduler): here 1.3 to 1.6 times what a gather of idle actors
+    measures, for the actor's part and the raylet's."""
 
     learner = None
 
