@@ -17,8 +17,9 @@ from simcode.figures import save_figure
 from simcode.sim.protocol import REAL_TIMINGS
 
 BACKEND = "cluster.backend"
-# The environment steps: the controller alone computes, with no message and no code in the way, so the
-# real over the simulated tells how fast the machine ran during the cell's real runs against the profile.
+# The environment steps: no message and no code in the way (in centralized cells the controller computes
+# alone; in coded ones late learners' leftover work may share the cores), so the real over the simulated
+# tells how fast the machine ran during the cell's real runs against its profile.
 YARDSTICK = "mean_env_seconds"
 WITHIN = 0.10  # the issue's bar: simulated within 10% of real
 MEASURES = ("mean_iteration", "p90_iteration")
@@ -101,10 +102,11 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
              f"{hits} of {len(table)} cells have the simulated mean within {WITHIN:.0%} of the real one.", "",
              text, ""]
     if "real/sim env" in table.columns:
-        lines += ["real/sim env: the real environment steps' mean time over the simulated one. The controller "
-                  "computes them alone, with no message and no code in the way, so this is how fast the machine "
-                  "ran during the cell's real runs against what its profile measured; well above 1, the real runs "
-                  "met a slow spell of the machine (on a virtual machine, another tenant of its host).", ""]
+        lines += ["real/sim env: the real environment steps' mean time over the simulated one. No message and no "
+                  "code is in their way (in centralized cells the controller computes alone; in coded ones late "
+                  "learners' leftover work may share the cores), so this is how fast the machine ran during the "
+                  "cell's real runs against what its profile measured; well above 1, the real runs met a slow "
+                  "spell of the machine (on a virtual machine, another tenant of its host).", ""]
     if "real seeds spread" in table.columns:
         lines += ["Seeds spread: a cell's largest mean iteration time over its smallest, minus one, across its "
                   "seeds (which learners straggle changes with the seed). The simulated spread is the seeds' part "
