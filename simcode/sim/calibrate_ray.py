@@ -22,7 +22,7 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
 - learner: `LearnerActor.compute` itself on one torch thread (as the actors run it), for a row of one
   agent and a row of every agent at several M and minibatch sizes (quiet wall seconds);
 - controller: the controller's update of every agent on one torch thread, what a centralized real
-  run's driver computes (no unpacking, no combining), per GFLOP;
+  run's driver computes (no unpacking, no combining), per agent and per GFLOP;
 - crowded: the CPU seconds of such a row alone over its CPU seconds when three actors a core compute
   rows at once (the scheduler's switches and cold caches: 0.87 here), the speed of work on a host
   with more computations than cores (simcode.sim.hosts);
@@ -168,10 +168,15 @@ def gather_once(ray, probes: list, states, batch, width: int) -> float:
     return rows
 
 
+def start_probes(ray) -> list:
+    """As many probe actors as the largest measured gather has learners, each on a CPU of its own."""
+    return [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
+
+
 def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float]:
     """(put points, gather points, ack): CPU seconds per put and per gather of each size, by process
     group, and the driver's per acknowledgement (RealCluster.release: a call it does not wait for)."""
-    probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
+    probes = start_probes(ray)
     clock = CpuClock(ray.get([probe.pid.remote() for probe in probes]))
     settle()  # a fresh Ray's prestarted workers are up
     acks = clock.per_call(lambda: ray.get([probe.ack.remote(0, 0) for probe in probes]), 4 * repeats)

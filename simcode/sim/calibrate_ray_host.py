@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from simcode.sim.calibrate import quiet_seconds
-from simcode.sim.calibrate_ray import GATHER_TASKS, RAY_POINTS, CpuClock, _cpu_seconds, _problem, gather_once
+from simcode.sim.calibrate_ray import RAY_POINTS, CpuClock, _cpu_seconds, _problem, gather_once, start_probes
 from simcode.sim.ray_pool import settle
 
 # (M, minibatch rows) of the sampling measure: the sizes sim_vs_real runs and a larger minibatch.
@@ -35,12 +35,12 @@ def configured_learner(m: int, rows: int, matrix: np.ndarray):
 
 
 def measure_learner_rows(repeats: int) -> list[dict]:
-    """LearnerActor.compute on one torch thread: a one-agent row and an every-agent row per size."""
-    import torch
+    """LearnerActor.compute on one torch thread and one BLAS thread (real.one_core, as in the actors): a
+    one-agent row and an every-agent row per size."""
+    from simcode.sim.real import one_core
 
-    threads = torch.get_num_threads()
     points = []
-    try:
+    with one_core():
         for m, rows in RAY_POINTS:
             states, batch, shapes = _problem(m, rows)
             # row 0: agent 0 alone; row 1: every agent
@@ -50,31 +50,24 @@ def measure_learner_rows(repeats: int) -> list[dict]:
                 points.append({"agents": m, "batch": rows, "row_agents": len(agents),
                                "gflop": sum(shapes.update_flops[j] for j in agents) / 1e9,
                                "state_values": sum(shapes.state_sizes), "seconds": seconds})
-    finally:
-        torch.set_num_threads(threads)
     return points
 
 
 def measure_controller(repeats: int) -> list[dict]:
     """The controller's update of every agent on one torch thread, as a centralized real run's driver
-    computes it (Trainer.compute_updates: update, then pack the new states; simcode.sim.real.one_core)."""
-    import torch
-
+    computes it (Trainer.compute_updates: update, then pack the new states), under real.one_core as it does."""
     from simcode.marl.bench import spread_update
     from simcode.marl.state import Layout
+    from simcode.sim.real import one_core
 
-    threads = torch.get_num_threads()
     points = []
-    try:
-        torch.set_num_threads(1)
+    with one_core():
         for m, rows in RAY_POINTS:
             _, shapes, update, state, data = spread_update(m, rows)
             layout, agents = Layout(shapes), list(range(m))
             seconds = quiet_seconds(lambda u=update, s=state, d=data, a=agents, lay=layout: lay.pack(u(s, d, a), a),
                                     repeats)
             points.append({"agents": m, "batch": rows, "gflop": sum(shapes.update_flops) / 1e9, "seconds": seconds})
-    finally:
-        torch.set_num_threads(threads)
     return points
 
 
@@ -177,10 +170,8 @@ def _timed(work) -> float:
 def measure_host(ray, repeats: int) -> dict:
     """The ray section's measurements beside the messages that need a running Ray, by name: crowding,
     idle, and the busy driver's environment steps ("steps", seconds) and minibatch draws ("sample")."""
-    from simcode.sim.calibrate_ray import _Probe
-
     crowding = measure_crowding(ray, 0.5 * repeats)
-    probes = [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
+    probes = start_probes(ray)
     idle = measure_idle(ray, probes, 0.5 * repeats)
     settle()
     steps, samples = measure_driver(ray, probes, repeats)
