@@ -33,6 +33,7 @@ from typing import Any
 
 from simcode.config import Scenario, apply_overrides, read_yaml, scenario_from_dict, unknown_key
 from simcode.errors import BadInput
+from simcode.sim.protocol import REAL_TIMINGS
 from simcode.yamlfiles import YAML_SUFFIXES, shipped_names, shipped_path
 
 STUDY_KEYS = {"description", "base", "set", "axes", "exclude", "quick", "plots", "name", "tables"}
@@ -44,8 +45,7 @@ PLOT_KEYS = {"kind", "x", "y", "hue", "style", "row", "col", "where", "title", "
 SUMMARY_KEYS = ("iterations", "sim_seconds", "mean_iteration", "median_iteration", "p90_iteration", "p99_iteration",
                 "std_iteration", "host_seconds", "max_decode_error", "decode_warning", "warmup_seconds",
                 "final_reward", "scheme", "n_agents", "n_learners", "tolerance", "load_max", "resent",
-                "mean_env_seconds", "mean_to_decode", "mean_after_decode", "mean_learner_compute",
-                "mean_ray_dispatch", "mean_learner_queued", "mean_ray_delivery",
+                "mean_env_seconds", "mean_to_decode", "mean_after_decode", *(f"mean_{c}" for c in REAL_TIMINGS),
                 "strategy", "mean_updated_fraction",
                 "workload", "cost_model", "reproducible", "backend", "simcode_version", "scenario_hash")
 
