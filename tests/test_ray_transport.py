@@ -313,3 +313,75 @@ def test_a_learner_of_its_own_cancelled_while_its_raylet_serves_it_takes_the_nex
     env.process(controller())
     env.run(until=5)
     assert answers == [(1, pytest.approx(0.2 + 0.5 + 1.0 + 0.1))]
+
+
+def test_the_controllers_update_is_timed_between_its_environment_steps_as_a_real_driver(monkeypatch):
+    """calibrate --ray's controller measure times each update in the driver's loop (steps, draw, update,
+    install), not the same update over and over on warm caches."""
+    from simcode.marl.trainer import Trainer
+    from simcode.sim import calibrate_ray_host
+
+    calls = []
+    for name in ("collect", "sample", "compute_updates", "install"):
+        method = getattr(Trainer, name)
+        def spy(self, *args, _method=method, _name=name, **kwargs):
+            calls.append(_name)
+            return _method(self, *args, **kwargs)
+
+        monkeypatch.setattr(Trainer, name, spy)
+    monkeypatch.setattr(calibrate_ray_host, "RAY_POINTS", [(3, 32)])
+    monkeypatch.setattr(calibrate_ray_host, "_trainer", lambda m, rows: _small_trainer(m, rows))
+    [point] = calibrate_ray_host.measure_controller(repeats=2)
+    assert point["agents"] == 3 and point["batch"] == 32 and point["seconds"] > 0
+    assert calls[-32:] == ["collect", "sample", "compute_updates", "install"] * 8  # 4 * repeats iterations
+
+
+def _small_trainer(m: int, rows: int):
+    from simcode.marl.trainer import Trainer
+
+    trainer = Trainer(Scenario.model_validate({
+        "env": {"scenario": "simple_spread", "n_agents": m, "max_cycles": 25},
+        "maddpg": {"batch_size": rows, "learning_starts": 64, "steps_per_iteration": 10}}))
+    trainer.warmup()
+    return trainer
+
+
+def _host_run(wake: float, bursts: list[float], gap: float = 0.0) -> tuple[list[float], float]:
+    """Two 2-second jobs with no owner from t = 0 on a 2-core host, beside one process computing
+    `bursts` one after another (`gap` seconds asleep between them): -> (when each burst ended, when the
+    long jobs ended)."""
+    import simpy
+
+    from simcode.sim.hosts import SharedCores
+
+    env = simpy.Environment()
+    host = SharedCores(env, 2, wake=wake)
+    long_jobs = [host.compute(2.0), host.compute(2.0)]
+    ended = []
+
+    def process():
+        for i, seconds in enumerate(bursts):
+            if i and gap:
+                yield env.timeout(gap)
+            yield host.compute(seconds, owner="driver")
+            ended.append(env.now)
+
+    env.process(process())
+    env.run(until=env.all_of(long_jobs))
+    return ended, env.now
+
+
+@pytest.mark.parametrize("wake, bursts, gap, ended, long_end", [
+    # No slice: three jobs share two cores (2/3 each) until the short one is done.
+    (0.0, [0.4], 0.0, [0.6], 2.2),
+    # Woken, it runs on a core of its own for its slice; the long jobs share the other core.
+    (0.5, [0.4], 0.0, [0.4], 2.2),
+    # Past its slice (0.5 at full speed, then 0.5 at 2/3), it shares as the others.
+    (0.5, [1.0], 0.0, [1.25], 2.5),
+    # Back to back, two computations are one burst: the second has what the first left of the slice.
+    (0.5, [0.3, 0.3], 0.0, [0.3, 0.65], 2.3),
+    # Asleep in between, it wakes with a whole slice again.
+    (0.5, [0.3, 0.3], 0.1, [0.3, 0.7], 2.3),
+])
+def test_a_process_that_wakes_runs_its_slice_ahead_of_the_sharing(wake, bursts, gap, ended, long_end):
+    assert _host_run(wake, bursts, gap) == (pytest.approx(ended), pytest.approx(long_end))

@@ -258,24 +258,28 @@ def fit_ray(points: dict, fit) -> dict:
             "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],
             "task": per_byte("ray task (actor cpu per task)", tasks),
             "raylet": per_byte("ray raylet (object store cpu per task)", raylets), "learner": learner,
-            "crowded": min(1.0, alone / crowded), "idle": points["idle"], "driver": max(1.0, points["driver"])}
+            "crowded": min(1.0, alone / crowded), "idle": points["idle"], "driver": max(1.0, points["driver"]),
+            "wake": points.get("wake")}
 
 
 def measure_ray(repeats: int, passes: int = 1) -> dict:
     """Every measurement of the ray section, by name: puts, gathers, ack (simcode.sim.calibrate_ray),
-    rows (the learner rows), controller (centralized's update on one thread), crowding ((alone, crowded)
-    CPU per row), idle, driver (the environment steps' seconds in a busy Ray driver over theirs in a
-    plain process) and sample (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host). The
-    quiet measures (rows, controller, plain steps) keep the fastest of `passes` (calibrate.fastest_of_passes)."""
+    rows (the learner rows), controller (centralized's update on one thread, in a Ray driver's loop of
+    iterations), crowding ((alone, crowded) CPU per row), idle, driver (the environment steps' seconds
+    in a busy Ray driver over theirs in a plain process), sample (the busy driver's minibatch draws;
+    simcode.sim.calibrate_ray_host) and wake (the scheduler's slice for a woken process). The rows, the
+    controller's update and the plain steps keep the fastest of `passes` (calibrate.fastest_of_passes)."""
     from simcode.sim.calibrate import fastest_of_passes
-    from simcode.sim.calibrate_ray_host import env_steps_seconds, measure_controller, measure_host, measure_learner_rows
+    from simcode.sim.calibrate_ray_host import (env_steps_seconds, measure_controller, measure_host,
+                                                measure_learner_rows, measure_wake)
 
     rows = fastest_of_passes(lambda: measure_learner_rows(repeats), passes)
-    controller = fastest_of_passes(lambda: measure_controller(repeats), passes)
     plain = min(env_steps_seconds(repeats) for _ in range(passes))
+    wake = measure_wake(3 * repeats)
     with local_ray() as ray:
+        controller = fastest_of_passes(lambda: measure_controller(repeats), passes)  # in a Ray driver
         puts, gathers, ack = measure_transport(ray, repeats)
         host = measure_host(ray, repeats)
     return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "controller": controller,
             "crowding": host["crowding"], "idle": host["idle"], "driver": host["steps"] / plain,
-            "sample": host["sample"]}
+            "sample": host["sample"], "wake": wake}

@@ -1,14 +1,17 @@
 """`simcode calibrate --ray`, the computations beside Ray's messages (simcode.sim.calibrate_ray has the
-messages): a learner actor's row on one torch thread, the controller's own update of every agent on one
-thread (what a centralized real run computes), a crowded host's speed, Ray's idle CPU, and the
-controller's environment steps and minibatch sampling as a real run's driver does them, right after
-a gather of real rows (the actors' computations have just left the caches cold and Ray's threads in
-the driver are still tidying up: on this machine that makes them about 10% slower than alone).
+messages): a learner actor's row on one torch thread, the controller's own update of every agent on
+one thread between its environment steps (what a centralized real run computes), a crowded host's
+speed, a woken process's slice, Ray's idle CPU, and the controller's environment steps and minibatch
+sampling as a real run's driver does them, right after a gather of real rows (the actors'
+computations have just left the caches cold and Ray's threads in the driver are still tidying up: on
+this machine that makes them about 10% slower than alone).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -54,20 +57,29 @@ def measure_learner_rows(repeats: int) -> list[dict]:
 
 
 def measure_controller(repeats: int) -> list[dict]:
-    """The controller's update of every agent on one torch thread, as a centralized real run's driver
-    computes it (Trainer.compute_updates: update, then pack the new states), under real.one_core as it does."""
-    from simcode.marl.bench import spread_update
-    from simcode.marl.state import Layout
+    """The controller's update of every agent as a centralized real run's driver computes it, iteration
+    after iteration: step the environment, draw the minibatch, update on one torch thread
+    (Trainer.compute_updates, under real.one_core as a real run), install the new states. Called in a
+    Ray driver, as a real run's. The lower quartile of `4 * repeats` updates per point: between two
+    updates the steps and the draw have left the networks' weights and the allocator cold, which makes
+    an update here 0.3 to 0.7 ms slower than the same update repeated back to back (measured on this
+    machine; a real run's centralized updates paid it)."""
     from simcode.sim.real import one_core
 
     points = []
     with one_core():
         for m, rows in RAY_POINTS:
-            _, shapes, update, state, data = spread_update(m, rows)
-            layout, agents = Layout(shapes), list(range(m))
-            seconds = quiet_seconds(lambda u=update, s=state, d=data, a=agents, lay=layout: lay.pack(u(s, d, a), a),
-                                    repeats)
-            points.append({"agents": m, "batch": rows, "gflop": sum(shapes.update_flops) / 1e9, "seconds": seconds})
+            trainer = _trainer(m, rows)
+            seconds = []
+            for _ in range(4 * repeats):
+                trainer.collect()
+                batch = trainer.sample()
+                started = time.perf_counter()
+                states = trainer.compute_updates(batch)
+                seconds.append(time.perf_counter() - started)
+                trainer.install(states)
+            points.append({"agents": m, "batch": rows, "gflop": sum(trainer.shapes.update_flops) / 1e9,
+                           "seconds": float(np.percentile(seconds, 25))})
     return points
 
 
@@ -159,6 +171,43 @@ def measure_driver(ray, probes: list, repeats: int) -> tuple[float, list[dict]]:
             steps += float(np.percentile(collected, 25))
         samples.append({"agents": m, "batch": rows, "seconds": float(np.percentile(drawn, 25))})
     return steps, samples
+
+
+# Bursts of work (seconds) tried by measure_wake, shortest first.
+WAKE_BURSTS = [0.25e-3 * k for k in range(1, 13)]
+
+
+def measure_wake(trials: int) -> float:
+    """The scheduler's slice for a process that wakes on a host whose cores are all busy: the longest
+    burst of WAKE_BURSTS that a process, woken after 20 ms asleep, finishes at full speed (its median
+    wall time within 1.2 times its CPU time) beside three spinning processes a core. On this machine
+    bursts up to 1.25 ms ran at once, and 1.5 ms took 4 to 6 ms (the rest of the burst queues behind
+    the spinners' slices)."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3 * (os.cpu_count() or 1))]
+    try:
+        time.sleep(0.3)  # the spinners are up
+        slice_seconds = 0.0
+        for burst in WAKE_BURSTS:
+            walls = []
+            for _ in range(trials):
+                time.sleep(0.02)
+                walls.append(_burst(burst))
+            if float(np.median(walls)) > 1.2 * burst:
+                break
+            slice_seconds = burst
+        return slice_seconds
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def _burst(cpu: float) -> float:
+    """Wall seconds to spin `cpu` seconds of this thread's CPU."""
+    started, cpu_started = time.perf_counter(), time.thread_time()
+    while time.thread_time() - cpu_started < cpu:
+        sum(range(200))
+    return time.perf_counter() - started
 
 
 def _timed(work) -> float:

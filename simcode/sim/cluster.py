@@ -62,7 +62,7 @@ class Cluster:
         self.n_agents = len(workload.shapes.state_sizes)
         self.n_learners = n_learners if code is not None else 0
         self.learner_hosts, self.controller_host = place(self.env, hosts, n_learners, cost.crowded,
-                                                         cost.background)  # centralized uses no learner's
+                                                         cost.background, cost.wake)  # centralized: no learner's
         self.network = make_network(self.env, network, cost.message_overhead(network))
         self.cancel = on_decode == "cancel"
         self.driver = cost.driver  # the controller's CPU for Ray's messages (None: not on Ray)
@@ -165,7 +165,7 @@ class Cluster:
 
     def controller_computes(self, seconds: float) -> simpy.Event:
         """The controller's own computation, sharing its host's cores when `cluster.hosts` names one."""
-        return self.controller_host.compute(seconds) if self.controller_host else self.env.timeout(seconds)
+        return self.controller_host.compute(seconds, owner=self) if self.controller_host else self.env.timeout(seconds)
 
     def check_clock(self, iteration: int, now: float) -> None:
         if not math.isfinite(now):  # busy times are bounded, but a very long run may add up

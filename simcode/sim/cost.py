@@ -63,6 +63,7 @@ class CostModel:
     # What only a profile's ray section prices (RayProfileCost): none here.
     driver: RayDriver | None = None  # the controller's CPU for Ray's messages
     crowded: float = 1.0  # the speed of work on a crowded host (simcode.sim.hosts)
+    wake: float = 0.0  # seconds of work a woken process runs ahead of the sharing (simcode.sim.hosts)
     background: Background = Background()  # cores' worth of CPU hosts spend whatever they compute
     store: tuple[float, float] | None = None  # a task's raylet work before and after it
 
@@ -161,6 +162,7 @@ class RayProfileCost(ProfileCost):
         self.state_values = sum(self.shapes.state_sizes)
         self.draw = self.ray.sample.seconds(scenario.n_agents, scenario.maddpg.batch_size) if self.ray.sample else 0.0
         self.crowded = self.ray.crowded
+        self.wake = self.ray.wake or 0.0
         idle = self.ray.idle
         self.background = Background(daemons=idle.daemons, learner=idle.learner, controller=idle.controller)
 

@@ -75,11 +75,11 @@ class Learner:
             return
         with self.host.store.request() as turn:
             yield turn
-            yield self.host.compute(seconds)
+            yield self.host.compute(seconds, owner=self.host.store)
 
     def compute_on_host(self, task: Task):
         """The computation shares the host's cores; the straggler's extra time is a sleep, sharing nothing."""
-        job = self.host.compute(task.compute)
+        job = self.host.compute(task.compute, owner=self)
         try:
             yield job
         except simpy.Interrupt as stop:
@@ -96,7 +96,7 @@ class Learner:
         ack = self.cluster.acks[self.index]
         if task.iteration < self.cluster.iteration or ack.triggered:
             return  # an acked learner knows its iteration decoded: work that arrives after the ack is dropped
-        self.computing = self.host.compute(task.compute) if self.host else self.env.timeout(task.compute)
+        self.computing = self.host.compute(task.compute, owner=self) if self.host else self.env.timeout(task.compute)
         yield self.computing
         self.computing = None
         extra = task.busy - task.compute

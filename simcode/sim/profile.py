@@ -32,7 +32,9 @@ Each cost is a small linear model in features that the work's own sizes give:
   `controller`, a centralized real run's update of every agent on one torch thread, `per_agent * M +
   per_gflop * GFLOP` (within 4% from M = 3 to 10, where a line in GFLOP alone missed by 15%);
   `sample`, the Ray driver's draw of the minibatches after its environment steps, `per_call +
-  per_row_agent * M * rows`.
+  per_row_agent * M * rows`; `wake`, the seconds of work a process that wakes on a host whose cores
+  are all busy runs at once, ahead of those sharing them (Linux's slice for a woken task, measured;
+  simcode.sim.hosts).
 """
 
 from __future__ import annotations
@@ -148,11 +150,13 @@ class RayCost(_Part):
     idle: RayIdle = Field(description="Ray's own CPU while idle, taken from every host's cores")
     driver: float = Field(ge=1, description="the controller's environment steps in a Ray driver, right after a "
                           "gather, over in a plain process")
-    # A ray section written before these two were measured has neither; its runs keep the prices they
-    # had (centralized as a learner's row of every agent, no minibatch draw).
+    # A ray section written before these were measured has none; its runs keep the prices they had
+    # (centralized as a learner's row of every agent, no minibatch draw, no wake slice).
     controller: ControllerCost | None = Field(None, description="the controller's update of every agent on one "
                                               "torch thread (centralized on Ray), per agent and per GFLOP")
     sample: SampleCost | None = Field(None, description="the Ray driver's draw of every agent's minibatch")
+    wake: float | None = Field(None, ge=0, le=0.1, description="seconds of work a process that wakes on a busy "
+                               "host runs on a core at once, before it shares the cores (the scheduler's slice)")
 
 
 class Profile(_Part):
