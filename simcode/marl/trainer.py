@@ -186,6 +186,12 @@ class Trainer:
             return []
         return self.layout.pack(self.updater(self.state, batch, agents), agents)
 
+    def updates_from(self, states: list[np.ndarray], batch: Batch) -> list[np.ndarray]:
+        """compute_updates of every agent from the packed `states` rather than the current ones (a real
+        run's deferred decode check, simcode.sim.real_check)."""
+        agents = list(range(self.n_agents))
+        return self.layout.pack(self.updater(self.layout.unpack(states), batch, agents), agents)
+
     def install(self, new_states: list[np.ndarray]) -> None:
         self.state = self.layout.unpack(new_states)
         self.iteration += 1

@@ -16,9 +16,8 @@ answers. Late work (`cluster.on_decode`):
 - cancel_wait (the seed's): every learner is acked; the ack cuts the wait, not the computation, and
   the next iteration starts when every learner is free.
 
-Times are real seconds measured by the controller. The decode check (the controller's own direct
-update, to compare the decoded states with) is no part of the protocol: the clock is paused while
-it runs, so the trace holds what the protocol took.
+Times are real seconds measured by the controller. The decode check (the direct update, to compare
+the decoded states with) is no part of the protocol: it runs after the run (simcode.sim.real_check).
 """
 
 from __future__ import annotations
@@ -41,8 +40,9 @@ from simcode.errors import BadInput, SimulationError
 from simcode.seeding import generator
 from simcode.sim import protocol
 from simcode.sim.ray_pool import forget_learners, learner_pool, ray_session, settle
+from simcode.sim.real_check import DeferredChecks
 from simcode.sim.strategy import exact_columns
-from simcode.sim.workload import IterationData, shapes_of, stack_states, unstack_states
+from simcode.sim.workload import shapes_of, stack_states, unstack_states
 
 
 @dataclass(frozen=True)
@@ -204,6 +204,9 @@ class RealCluster:
         self.n_learners = n_learners if self.code is not None else 0
         self.records: list[dict] = []
         self.paused = 0.0  # seconds of decode checks, kept off the clock
+        scheme = self.code.name if self.code else CENTRALIZED
+        self.checks = DeferredChecks(self.trainer, scheme, self.width, self.records)
+        self.check_now = False  # the deferred checks are due before the next iteration
         self.outstanding: list = []  # the last iteration's tasks not collected (late or failed learners)
         self.run_number = next(_RUN_NUMBERS)
         self.learners = self.start_learners(scenario)
@@ -244,8 +247,11 @@ class RealCluster:
         self.warmup_seconds = self.now()
         for iteration in range(self.scenario.run.iterations):
             self.records.append(self.iterate(iteration))
+            if self.check_now:
+                self.run_checks()
             if on_iteration:
                 on_iteration(iteration)
+        self.run_checks()
 
     def iterate(self, iteration: int) -> dict:
         t_start = self.now()
@@ -264,9 +270,11 @@ class RealCluster:
         answered_late = self.release(iteration, delays, pending)
         t_end = self.now()
         checked_at = time.perf_counter()
-        if self.code is not None:
-            direct = self.trainer.compute_updates(batch)
-        decoded, error = self.check(iteration, rewards, direct, decoded)
+        if self.code is None:
+            decoded, error = self.checks.finite(iteration, rewards, stack_states(direct, self.width)), 0.0
+        else:  # its decode_error comes with the deferred check (simcode.sim.real_check)
+            self.check_now = self.checks.keep(iteration, rewards, batch, decoded)
+            error = math.nan
         self.trainer.install(unstack_states(decoded, self.trainer.state_sizes))
         self.paused += time.perf_counter() - checked_at
         coded = self.code is not None
@@ -278,7 +286,7 @@ class RealCluster:
             "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
             "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0, "resent": resent,
             **self.where_time_went(),
-            **exact_columns(len(direct)),  # the real backend runs the exact strategy only
+            **exact_columns(self.trainer.n_agents),  # the real backend runs the exact strategy only
         }
 
     def where_time_went(self) -> dict[str, float]:
@@ -290,14 +298,11 @@ class RealCluster:
         means = np.mean(self.timings, axis=0) if self.timings else [math.nan] * len(names)
         return {name: float(value) for name, value in zip(names, means)}
 
-    def check(self, iteration: int, rewards: list[float], direct: list[np.ndarray], decoded):
-        """The decoded states (the direct ones when centralized) and their error against the direct update."""
-        data = IterationData(rewards, stack_states(direct, self.width))
-        scheme = self.code.name if self.code is not None else CENTRALIZED
-        protocol.check_trained(iteration, scheme, data, self.records)
-        if decoded is None:
-            return data.theta, 0.0
-        return decoded, protocol.decode_error(iteration, scheme, decoded, data)
+    def run_checks(self) -> None:  # the coded iterations' deferred decode checks, off the clock
+        started = time.perf_counter()
+        self.checks.flush()
+        self.check_now = False
+        self.paused += time.perf_counter() - started
 
     def gather(self, iteration: int, delays: np.ndarray, batch):
         """Send every learner its task; collect results until they decode: -> (messages by row, re-sent
