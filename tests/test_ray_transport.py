@@ -385,3 +385,18 @@ def _host_run(wake: float, bursts: list[float], gap: float = 0.0) -> tuple[list[
 ])
 def test_a_process_that_wakes_runs_its_slice_ahead_of_the_sharing(wake, bursts, gap, ended, long_end):
     assert _host_run(wake, bursts, gap) == (pytest.approx(ended), pytest.approx(long_end))
+
+
+@pytest.mark.parametrize("wake", [None, 0.0015])
+def test_the_measured_wake_slice_reaches_the_hosts_and_an_earlier_profile_has_none(tmp_path, wake):
+    from simcode.sim.cost import make_cost
+
+    points = {**ray_points(), **({"wake": wake} if wake is not None else {})}
+    profile, _ = fit_profile(*synthetic_points(), ray=points)
+    assert profile.ray.wake == wake
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(profile.model_dump()))
+    sc = scenario(path)
+    flops = shapes_of(sc).update_flops
+    assert make_cost(sc, flops, flops).wake == (wake or 0.0)
+    assert make_cost(scenario(path, "links"), flops, flops).wake == 0.0  # the slice is Ray's hosts' alone
