@@ -18,7 +18,7 @@ PUT, PUT_RATE, PUT_DAEMONS = 1.5e-3, 1e9, 0.4  # per call, bytes per second, the
 SUBMIT, SUBMIT_RATE, TASK, TASK_RATE, ACK = 1e-3, 5e8, 3e-3, 4e9, 2e-4
 RAYLET, RAYLET_RATE = 1.2e-3, 9e9  # the raylet's CPU per task and its bytes per second
 LEARNER = (4e-3, 2e-2, 7e-9)  # intercept, per GFLOP of the row, per value of all states
-CROWDED_ALONE, CROWDED = 8e-3, 0.8  # CPU seconds per row alone; the speed on a crowded host
+CROWDED = 0.8  # a row's speed in a gather of three a core (6 tasks, 2 cores) against alone
 IDLE = {"daemons": 0.02, "learner": 0.01, "controller": 0.05}  # cores' worth of Ray's own CPU
 DRIVER = 1.1  # environment steps in a Ray driver over alone
 CONTROLLER = (1.1e-3, 1.5e-2)  # the controller's update of every agent on one thread: per agent, per GFLOP
@@ -28,6 +28,10 @@ SAMPLE = (1e-4, 2e-7)  # the driver's draw of the minibatches: per call, per age
 def ray_points():
     """calibrate_ray.measure_ray's measurements (CPU seconds by process group), made from known costs."""
     sizes = [(3, 7e5, 4e5, 4.6e5), (5, 1.7e6, 1.7e6, 7e5), (6, 2.6e6, 5.7e6, 8e5), (10, 8.7e6, 1.3e7, 1.4e6)]
+    rows = [{"agents": m, "batch": 256, "row_agents": k, "gflop": g, "state_values": v,
+             "seconds": LEARNER[0] + LEARNER[1] * g + LEARNER[2] * v}
+            for m, k, g, v in ((3, 1, 0.04, 1.7e5), (3, 3, 0.12, 1.7e5), (5, 1, 0.07, 4.4e5), (10, 10, 6.9, 2.2e6))]
+    alone = {p["agents"]: p["seconds"] for p in rows if p["row_agents"] == 1}  # M = 3 and 5
     puts, gathers = [], []
     for m, states, batch, returned in sizes:
         put = [PUT + states / PUT_RATE, PUT + batch / PUT_RATE]
@@ -38,15 +42,13 @@ def ray_points():
             raylet = RAYLET + (states + batch + returned) / RAYLET_RATE
             gathers.append({"agents": m, "batch": 256, "tasks": n, "received": states + batch, "returned": returned,
                             "driver": (1 - PUT_DAEMONS) * sum(put) + n * (SUBMIT + returned / SUBMIT_RATE),
-                            "daemons": PUT_DAEMONS * sum(put) + n * raylet, "actors": n * task})
-    rows = [{"agents": m, "row_agents": k, "gflop": g, "state_values": v,
-             "seconds": LEARNER[0] + LEARNER[1] * g + LEARNER[2] * v}
-            for m, k, g, v in ((3, 1, 0.04, 1.7e5), (3, 3, 0.12, 1.7e5), (5, 1, 0.07, 4.4e5), (10, 10, 6.9, 2.2e6))]
+                            "daemons": PUT_DAEMONS * sum(put) + n * raylet, "actors": n * task,
+                            "rows": n * alone.get(m, 0.01) / (CROWDED if n == 6 else 0.95)})
     controller = [{"agents": m, "batch": 256, "gflop": g, "seconds": CONTROLLER[0] * m + CONTROLLER[1] * g}
                   for m, g in ((3, 0.12), (5, 0.35), (10, 6.9))]
     sample = [{"agents": m, "batch": b, "seconds": SAMPLE[0] + SAMPLE[1] * m * b} for m, b in ((3, 256), (5, 1024))]
     return {"puts": puts, "gathers": gathers, "ack": ACK, "rows": rows, "idle": IDLE, "driver": DRIVER,
-            "crowding": (CROWDED_ALONE, CROWDED_ALONE / CROWDED), "controller": controller, "sample": sample}
+            "controller": controller, "sample": sample}
 
 
 @pytest.fixture
@@ -387,16 +389,48 @@ def test_a_process_that_wakes_runs_its_slice_ahead_of_the_sharing(wake, bursts, 
     assert _host_run(wake, bursts, gap) == (pytest.approx(ended), pytest.approx(long_end))
 
 
-@pytest.mark.parametrize("wake", [None, 0.0015])
-def test_the_measured_wake_slice_reaches_the_hosts_and_an_earlier_profile_has_none(tmp_path, wake):
+@pytest.mark.parametrize("wake, probe", [(None, None), (0.0015, 0.012)])
+def test_the_measured_wake_slice_and_speed_probe_reach_the_runs_and_an_earlier_profile_has_neither(
+        tmp_path, wake, probe):
+    from simcode.sim.calibrate_ray_host import speed_columns
     from simcode.sim.cost import make_cost
 
-    points = {**ray_points(), **({"wake": wake} if wake is not None else {})}
+    points = {**ray_points(), **({"wake": wake, "probe": probe} if wake is not None else {})}
     profile, _ = fit_profile(*synthetic_points(), ray=points)
-    assert profile.ray.wake == wake
+    assert (profile.ray.wake, profile.ray.probe) == (wake, probe)
     path = tmp_path / "profile.yaml"
     path.write_text(yaml.safe_dump(profile.model_dump()))
     sc = scenario(path)
     flops = shapes_of(sc).update_flops
     assert make_cost(sc, flops, flops).wake == (wake or 0.0)
     assert make_cost(scenario(path, "links"), flops, flops).wake == 0.0  # the slice is Ray's hosts' alone
+    # A real run's probe of 0.018 s against the profile's: its machine_speed (none without a profile probe).
+    speed = speed_columns(sc, 0.018)
+    assert speed["machine_probe_seconds"] == 0.018
+    assert speed["machine_speed"] == (pytest.approx(0.018 / probe) if probe else None)
+
+
+def test_the_speed_probe_is_the_lower_quartile_of_its_timings(monkeypatch):
+    from simcode.sim import calibrate_ray_host
+
+    timings = iter([0.04, 0.01, 0.03, 0.02, 0.05])
+    monkeypatch.setattr(calibrate_ray_host, "_trainer", lambda m, rows: _small_trainer(m, rows))
+    monkeypatch.setattr(calibrate_ray_host, "_timed", lambda work: next(timings))
+    assert calibrate_ray_host.speed_probe(repeats=5) == pytest.approx(0.02)
+
+
+def test_a_row_of_a_measured_problem_is_priced_from_its_measured_rows_and_the_rest_by_the_fit():
+    from simcode.sim.profile import LearnerCost
+
+    fit = {"intercept": 4e-3, "per_gflop": 2e-2, "per_state_value": 7e-9}
+    # M = 5, minibatch 256: one agent's row took 8 ms, every agent's 13 ms (the fit says 7.4 and 11.6).
+    measured = [{"agents": 5, "batch": 256, "state_values": 439165, "gflop": g, "seconds": s}
+                for g, s in ((0.0655, 8e-3), (0.3277, 13e-3))]
+    learner = LearnerCost(**fit, points=measured)
+    three_agents = 0.0655 * 3
+    assert learner.row_seconds(5, 256, three_agents, 439165) == pytest.approx(8e-3 + 5e-3 * (3 * 0.0655 - 0.0655)
+                                                                              / (0.3277 - 0.0655))
+    assert learner.row_seconds(5, 256, 0.3277, 439165) == pytest.approx(13e-3)
+    for other in [(5, 1024, three_agents, 439165), (3, 256, 0.04, 172875), (5, 256, three_agents, 1000)]:
+        assert learner.row_seconds(*other) == pytest.approx(learner.seconds(other[2], other[3]))
+    assert LearnerCost(**fit).row_seconds(5, 256, 0.3277, 439165) == pytest.approx(learner.seconds(0.3277, 439165))

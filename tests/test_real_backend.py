@@ -268,3 +268,18 @@ def test_a_real_trace_says_where_the_time_went(ray_session):
     assert (parts >= 0).all().all() and (parts["learner_compute"] > 0).all()
     # The parts of one answer happen one after another between sending and decoding.
     assert (parts["learner_compute"] + parts["ray_dispatch"] <= trace["t_decoded"] - trace["t_start"]).all()
+
+
+def test_a_real_run_reports_the_machines_pace_against_its_profiles(ray_session):
+    """Before it starts, a real run times the speed probe; with a cost profile that has one, its
+    machine_speed is the ratio (the shipped profile was calibrated on this kind of machine)."""
+    from simcode.config import scenario_from_dict
+    from simcode.sim.profile import load_profile
+    from simcode.sim.real import run_real
+
+    plain = run_real(scenario()).summary
+    assert plain["machine_probe_seconds"] > 0 and plain["machine_speed"] is None
+    sc = scenario_from_dict({**scenario().to_dict(), "cost": {"model": "profile", "profile": "epyc-2core.yaml"}})
+    summary = run_real(sc).summary
+    probe = load_profile(sc.cost.profile).ray.probe
+    assert summary["machine_speed"] == pytest.approx(summary["machine_probe_seconds"] / probe)

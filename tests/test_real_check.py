@@ -35,7 +35,8 @@ def test_each_iteration_is_checked_against_the_update_from_its_own_starting_stat
         theta = stack_states(trainer.compute_updates(batch), width)
         decoded = theta.copy()
         decoded[0, 0] += error * np.max(np.abs(theta))  # a relative error of `error`
-        assert checks.keep(iteration, rewards, batch, decoded) is False
+        checks.keep(iteration, rewards, batch, decoded)
+        assert not checks.due
         trainer.install(unstack_states(decoded, trainer.state_sizes))  # the next iteration starts elsewhere
         records.append({"iteration": iteration, "decode_error": float("nan")})
         expected.append(error)
@@ -58,11 +59,16 @@ def test_a_decode_that_is_not_finite_stops_the_run_at_once(scenario):
 def test_the_checks_are_due_once_what_they_keep_passes_its_bound(scenario, monkeypatch):
     trainer = trainer_of(scenario)
     width = shapes_of(scenario).padded_size
-    checks = DeferredChecks(trainer, "mds", width, [])
+    records = [{"iteration": k, "decode_error": float("nan")} for k in range(2)]
+    checks = DeferredChecks(trainer, "mds", width, records)
     batch = trainer.sample()
     decoded = stack_states(trainer.compute_updates(batch), width)
-    assert checks.keep(0, [0.0], batch, decoded) is False
+    checks.keep(0, [0.0], batch, decoded)
+    assert not checks.due
     one = checks.kept_bytes  # an iteration's states, minibatch and decode
     assert one > decoded.nbytes
     monkeypatch.setattr(real_check, "KEPT_BYTES", int(1.5 * one))
-    assert checks.keep(1, [0.0], batch, decoded) is True
+    checks.keep(1, [0.0], batch, decoded)
+    assert checks.due
+    checks.flush()  # the same decode, from the same starting states, twice: exact
+    assert not checks.due and [r["decode_error"] for r in records] == [0.0, 0.0]

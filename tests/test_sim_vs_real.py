@@ -74,3 +74,16 @@ def test_where_the_time_went_pairs_the_phases_and_keeps_the_real_split():
     assert "sim compute" not in table.columns and "real dispatch" not in table.columns
     text = "\n".join(section(comparison(frame, ["code.name", "seed", "cluster.backend"]), table.reset_index()))
     assert "### Where the time went" in text and "real compute" in text
+
+
+def test_the_real_runs_speed_probe_is_reported_per_cell():
+    """The real runs' machine_speed (their probe over the profile's) is averaged over the cell's seeds; a
+    study whose real runs have none (no profile probe) has no such column."""
+    data = results()
+    real = data["cluster.backend"] == "ray"
+    data.loc[real, "machine_speed"] = [1.0, 1.2, 1.1, 1.1]  # mds seeds 0 and 1, then uncoded's
+    table = comparison(data, ["code.name", "seed", "cluster.backend"]).set_index("code.name")
+    assert table.loc["mds", "real machine speed"] == pytest.approx(1.1)
+    assert "real machine speed" in "\n".join(section(table.reset_index()))
+    data["machine_speed"] = None
+    assert "real machine speed" not in comparison(data, ["code.name", "seed", "cluster.backend"]).columns

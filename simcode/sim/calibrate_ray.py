@@ -23,9 +23,10 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
   agent and a row of every agent at several M and minibatch sizes (quiet wall seconds);
 - controller: the controller's update of every agent on one torch thread, what a centralized real
   run's driver computes (no unpacking, no combining), per agent and per GFLOP;
-- crowded: the CPU seconds of such a row alone over its CPU seconds when three actors a core compute
-  rows at once (the scheduler's switches and cold caches: 0.87 here), the speed of work on a host
-  with more computations than cores (simcode.sim.hosts);
+- crowded: the quiet seconds of a one-agent row over its CPU seconds in the largest gather (three
+  probes a core, each computing its row as a real gather's learners do: cold caches, shared cores,
+  Ray's threads between them; 0.81 to 0.88 here), the speed of work on a host with more
+  computations than cores (simcode.sim.hosts);
 - idle: the CPU Ray's threads take while nothing is sent (the daemons, each actor, the driver:
   about 0.02, 0.008 and 0.009 cores here), taken from the hosts' cores;
 - driver: how much longer the controller's environment steps take in a Ray driver, right after a
@@ -55,7 +56,7 @@ from simcode.sim.ray_pool import settle
 
 # (M, minibatch rows) of the measured points: the sizes sim_vs_real runs and larger ones.
 RAY_POINTS = [(3, 256), (5, 256), (6, 512), (10, 256), (10, 1024)]
-GATHER_TASKS = (2, 6)  # learners per measured gather
+GATHER_TASKS = (2, max(6, 3 * (os.cpu_count() or 1)))  # learners per measured gather: the largest crowds
 
 
 class _Probe:
@@ -133,7 +134,7 @@ class CpuClock:
         `blocks` blocks of the mean over `repeats` calls (as calibrate's quiet_seconds: another
         process's burst only ever adds, in cache misses and in Ray's threads waking late). With `rows`,
         what `work` returns (the CPU seconds of the actors' rows) is taken off the actors' group, whose
-        figure is then Ray's part alone."""
+        figure is then Ray's part alone, and given as a group of its own, rows."""
         work()
         means = []
         for _ in range(blocks):
@@ -143,6 +144,8 @@ class CpuClock:
                 computed += done if rows else 0.0
             used = self.used(before, self.read())
             used["actors"] -= computed
+            if rows:
+                used["rows"] = computed
             means.append({group: seconds / repeats for group, seconds in used.items()})
         return {group: float(np.percentile([m[group] for m in means], 25)) for group in means[0]}
 
@@ -236,6 +239,19 @@ def split_gathers(puts: list[dict], gathers: list[dict]) -> tuple[list[dict], li
     return submits, tasks, raylets
 
 
+def crowding_in_gathers(points: dict) -> float:
+    """A row's speed in the largest measured gathers (on this 2-core machine, three rows a core) against
+    alone: each measured problem's one-agent row, its quiet seconds over its CPU per task in that
+    gather, the mean over the problems. A real run's rows start together after a wait, with cold caches,
+    and share the caches and the cores while Ray's threads come and go: each took 13 to 24% more CPU
+    than alone here, where a host crowded with rows computed back to back cost only 6 to 16% more."""
+    quiet = {(p["agents"], p["batch"]): p["seconds"] for p in points["rows"] if p["row_agents"] == 1}
+    largest = max(g["tasks"] for g in points["gathers"])
+    speeds = [quiet[g["agents"], g["batch"]] * g["tasks"] / g["rows"] for g in points["gathers"]
+              if g["tasks"] == largest and (g["agents"], g["batch"]) in quiet and g["rows"] > 0]
+    return min(1.0, float(np.mean(speeds))) if speeds else 1.0
+
+
 def fit_ray(points: dict, fit) -> dict:
     """The profile's ray section from measure_ray's measurements; `fit(name, points, features, names,
     relative)` is calibrate's fit-and-report (simcode.sim.calibrate.fit_profile)."""
@@ -251,35 +267,40 @@ def fit_ray(points: dict, fit) -> dict:
                      lambda p: (p["agents"], p["gflop"]), ("per_agent", "per_gflop"), True)
     sample = fit("ray sample (busy driver)", points["sample"], lambda p: (1.0, p["agents"] * p["batch"]),
                  ("per_call", "per_row_agent"), True)
-    alone, crowded = points["crowding"]
+    learner["points"] = [{key: p[key] for key in ("agents", "batch", "state_values", "gflop", "seconds")}
+                         for p in points["rows"]]
     return {"controller": {k: max(v, 0.0) for k, v in controller.items()},
             "sample": {k: max(v, 0.0) for k, v in sample.items()},
             "put": per_byte("ray put (cpu)", points["puts"]),
             "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],
             "task": per_byte("ray task (actor cpu per task)", tasks),
             "raylet": per_byte("ray raylet (object store cpu per task)", raylets), "learner": learner,
-            "crowded": min(1.0, alone / crowded), "idle": points["idle"], "driver": max(1.0, points["driver"]),
-            "wake": points.get("wake")}
+            "crowded": crowding_in_gathers(points), "idle": points["idle"], "driver": max(1.0, points["driver"]),
+            "wake": points.get("wake"), "probe": points.get("probe")}
 
 
 def measure_ray(repeats: int, passes: int = 1) -> dict:
     """Every measurement of the ray section, by name: puts, gathers, ack (simcode.sim.calibrate_ray),
     rows (the learner rows), controller (centralized's update on one thread, in a Ray driver's loop of
-    iterations), crowding ((alone, crowded) CPU per row), idle, driver (the environment steps' seconds
+    iterations), idle, driver (the environment steps' seconds
     in a busy Ray driver over theirs in a plain process), sample (the busy driver's minibatch draws;
-    simcode.sim.calibrate_ray_host) and wake (the scheduler's slice for a woken process). The rows, the
+    simcode.sim.calibrate_ray_host), wake (the scheduler's slice for a woken process) and probe (the
+    machine's pace: calibrate_ray_host.speed_probe, the fastest of three). The rows, the
     controller's update and the plain steps keep the fastest of `passes` (calibrate.fastest_of_passes)."""
     from simcode.sim.calibrate import fastest_of_passes
     from simcode.sim.calibrate_ray_host import (env_steps_seconds, measure_controller, measure_host,
-                                                measure_learner_rows, measure_wake)
+                                                measure_learner_rows, measure_wake, speed_probe)
 
     rows = fastest_of_passes(lambda: measure_learner_rows(repeats), passes)
+    probe = [speed_probe()]  # at the start, the middle and the end: the fastest is the machine's pace
     plain = min(env_steps_seconds(repeats) for _ in range(passes))
     wake = measure_wake(3 * repeats)
     with local_ray() as ray:
         controller = fastest_of_passes(lambda: measure_controller(repeats), passes)  # in a Ray driver
+        probe.append(speed_probe())
         puts, gathers, ack = measure_transport(ray, repeats)
         host = measure_host(ray, repeats)
+        probe.append(speed_probe())
     return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "controller": controller,
-            "crowding": host["crowding"], "idle": host["idle"], "driver": host["steps"] / plain,
-            "sample": host["sample"], "wake": wake}
+            "idle": host["idle"], "driver": host["steps"] / plain,
+            "sample": host["sample"], "wake": wake, "probe": min(probe)}

@@ -1,7 +1,7 @@
 """`simcode calibrate --ray`, the computations beside Ray's messages (simcode.sim.calibrate_ray has the
 messages): a learner actor's row on one torch thread, the controller's own update of every agent on
-one thread between its environment steps (what a centralized real run computes), a crowded host's
-speed, a woken process's slice, Ray's idle CPU, and the controller's environment steps and minibatch
+one thread between its environment steps (what a centralized real run computes), a woken process's
+slice, a speed probe, Ray's idle CPU, and the controller's environment steps and minibatch
 sampling as a real run's driver does them, right after a gather of real rows (the actors'
 computations have just left the caches cold and Ray's threads in the driver are still tidying up: on
 this machine that makes them about 10% slower than alone).
@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from simcode.sim.calibrate import quiet_seconds
-from simcode.sim.calibrate_ray import RAY_POINTS, CpuClock, _cpu_seconds, _problem, gather_once, start_probes
+from simcode.sim.calibrate_ray import RAY_POINTS, CpuClock, _problem, gather_once, start_probes
 from simcode.sim.ray_pool import settle
 
 # (M, minibatch rows) of the sampling measure: the sizes sim_vs_real runs and a larger minibatch.
@@ -83,45 +83,6 @@ def measure_controller(repeats: int) -> list[dict]:
     return points
 
 
-class _Rower:
-    """A learner actor's row, computed over and over (wrapped by ray.remote): the crowded host's measure."""
-
-    def __init__(self, m: int, rows: int):
-        self.learner = configured_learner(m, rows, np.ones((1, m)))
-        self.states, self.batch, _ = _problem(m, rows)
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def rows(self, seconds: float) -> int:
-        """Rows computed in `seconds` of wall time."""
-        done, until = 0, time.perf_counter() + seconds
-        while time.perf_counter() < until:
-            self.learner.compute(0, self.states, self.batch)
-            done += 1
-        return done
-
-
-def measure_crowding(ray, seconds: float) -> tuple[float, float]:
-    """CPU seconds per row (M = 3, minibatch 256, every agent) of one actor alone, and of three actors
-    a core computing at once."""
-    crowd = 3 * (os.cpu_count() or 1)
-    rowers = [ray.remote(num_cpus=0)(_Rower).remote(3, 256) for _ in range(crowd)]
-    pids = ray.get([rower.pid.remote() for rower in rowers])
-    ray.get([rower.rows.remote(0.2) for rower in rowers])  # warm
-    settle()
-
-    def cpu_per_row(k: int) -> float:
-        before = [_cpu_seconds(pid) for pid in pids[:k]]
-        done = sum(ray.get([rower.rows.remote(seconds) for rower in rowers[:k]]))
-        return sum(_cpu_seconds(pid) - b for pid, b in zip(pids[:k], before)) / max(done, 1)
-
-    alone, crowded = cpu_per_row(1), cpu_per_row(crowd)
-    for rower in rowers:
-        ray.kill(rower)
-    return alone, crowded
-
-
 def measure_idle(ray, probes: list, seconds: float) -> dict[str, float]:
     """Cores' worth of CPU a local Ray takes while nothing is sent: its daemons, each of the idle
     `probes` actors and the driver, in CPU seconds per second."""
@@ -150,6 +111,32 @@ def env_steps_seconds(repeats: int) -> float:
     process collects them (the lower quartile of `4 * repeats`: a burst of the machine only adds)."""
     return sum(float(np.percentile([_timed(trainer.collect) for _ in range(4 * repeats)], 25))
                for trainer in (_trainer(3, 256), _trainer(5, 256)))
+
+
+def speed_probe(repeats: int = 8) -> float:
+    """How fast this machine runs now: seconds of 100 environment steps of cooperative navigation (M =
+    3) on one thread, the lower quartile of `repeats` (about 0.3 s in all). calibrate --ray keeps the
+    fastest of three in the profile (`ray.probe`), and each real run takes one before it starts: their
+    ratio (machine_speed) says how much slower the machine ran then than when it was calibrated."""
+    from simcode.sim.real import one_core
+
+    with one_core():
+        trainer = _trainer(3, 256)
+        trainer.collect()
+        return float(np.percentile([_timed(trainer.collect) for _ in range(repeats)], 25))
+
+
+def speed_columns(scenario, probe: float) -> dict[str, float]:
+    """A real run's summary columns for its speed probe: machine_probe_seconds, and machine_speed (its
+    probe over its cost profile's, when the scenario names a profile that has one; None otherwise)."""
+    from simcode.sim.profile import load_profile
+
+    columns = {"machine_probe_seconds": probe, "machine_speed": None}
+    if scenario.cost.model == "profile" and scenario.cost.profile:
+        ray = load_profile(scenario.cost.profile).ray
+        if ray is not None and ray.probe:
+            columns["machine_speed"] = probe / ray.probe
+    return columns
 
 
 def measure_driver(ray, probes: list, repeats: int) -> tuple[float, list[dict]]:
@@ -217,13 +204,12 @@ def _timed(work) -> float:
 
 
 def measure_host(ray, repeats: int) -> dict:
-    """The ray section's measurements beside the messages that need a running Ray, by name: crowding,
-    idle, and the busy driver's environment steps ("steps", seconds) and minibatch draws ("sample")."""
-    crowding = measure_crowding(ray, 0.5 * repeats)
+    """The ray section's measurements beside the messages that need a running Ray, by name: idle, and
+    the busy driver's environment steps ("steps", seconds) and minibatch draws ("sample")."""
     probes = start_probes(ray)
     idle = measure_idle(ray, probes, 0.5 * repeats)
     settle()
     steps, samples = measure_driver(ray, probes, repeats)
     for probe in probes:
         ray.kill(probe)
-    return {"crowding": crowding, "idle": idle, "steps": steps, "sample": samples}
+    return {"idle": idle, "steps": steps, "sample": samples}

@@ -160,6 +160,7 @@ class RayProfileCost(ProfileCost):
         self.ray = self.profile.ray
         self.shapes = shapes_of(scenario)
         self.state_values = sum(self.shapes.state_sizes)
+        self.n_agents, self.batch = scenario.n_agents, scenario.maddpg.batch_size
         self.draw = self.ray.sample.seconds(scenario.n_agents, scenario.maddpg.batch_size) if self.ray.sample else 0.0
         self.crowded = self.ray.crowded
         self.wake = self.ray.wake or 0.0
@@ -174,7 +175,8 @@ class RayProfileCost(ProfileCost):
 
     def row_seconds(self, agents: Sequence[int]) -> float:
         """A row of `agents` on one torch thread: unpack every state, update, pack, combine."""
-        return self.ray.learner.seconds(sum(self.update_flops[j] for j in agents) / 1e9, self.state_values)
+        return self.ray.learner.row_seconds(self.n_agents, self.batch, sum(self.update_flops[j] for j in agents) / 1e9,
+                                            self.state_values)
 
 
 class RayControllerCost(RayProfileCost):

@@ -34,7 +34,8 @@ Each cost is a small linear model in features that the work's own sizes give:
   `sample`, the Ray driver's draw of the minibatches after its environment steps, `per_call +
   per_row_agent * M * rows`; `wake`, the seconds of work a process that wakes on a host whose cores
   are all busy runs at once, ahead of those sharing them (Linux's slice for a woken task, measured;
-  simcode.sim.hosts).
+  simcode.sim.hosts); `probe`, seconds of a fixed piece of work at calibration (100 environment steps,
+  simcode.sim.calibrate_ray_host.speed_probe), which each real run measures again before it starts.
 """
 
 from __future__ import annotations
@@ -102,13 +103,37 @@ class SerializeCost(_Part):
         return self.per_message + nbytes / self.bytes_per_second
 
 
+class RowPoint(_Part):
+    agents: int = Field(ge=1, description="M of the measured problem")
+    batch: int = Field(ge=1, description="its minibatch rows")
+    state_values: int = Field(ge=1, description="values of all its agents' states (which networks)")
+    gflop: float = Field(gt=0, description="GFLOP of the row's updates")
+    seconds: float = Field(gt=0, description="the row's measured seconds")
+
+
 class LearnerCost(_Part):
     intercept: float = Field(ge=0, description="seconds per row")
     per_gflop: float = Field(ge=0, description="seconds per GFLOP of the row's updates")
     per_state_value: float = Field(ge=0, description="seconds per value of all agents' states (unpacked)")
+    # Written by calibrate --ray since the fit was seen to miss measured rows by up to 14% (M = 5, every
+    # agent: -10%); a section without them prices every row by the fit.
+    points: list[RowPoint] | None = Field(None, description="the measured rows: a row of a measured problem is "
+                                          "priced from them, the fit prices the rest")
 
     def seconds(self, gflop: float, state_values: int) -> float:
         return self.intercept + self.per_gflop * gflop + self.per_state_value * state_values
+
+    def row_seconds(self, agents: int, batch: int, gflop: float, state_values: int) -> float:
+        """A row of `gflop` in a problem of `agents` agents, minibatches of `batch` and `state_values`:
+        when that problem was measured, on the straight line in GFLOP through its rows of fewest and
+        most GFLOP (at one problem a row's unpacking and combining are the same, its updates scale
+        with its agents' GFLOP); otherwise the fit."""
+        same = sorted((p.gflop, p.seconds) for p in self.points or []
+                      if (p.agents, p.batch, p.state_values) == (agents, batch, state_values))
+        if len(same) < 2 or same[0][0] == same[-1][0]:
+            return self.seconds(gflop, state_values)
+        (low, at_low), (high, at_high) = same[0], same[-1]
+        return at_low + (at_high - at_low) * (gflop - low) / (high - low)
 
 
 class ControllerCost(_Part):
@@ -146,7 +171,7 @@ class RayCost(_Part):
                                   "and returned")
     learner: LearnerCost = Field(description="a learner actor's row, on one torch thread")
     crowded: float = Field(gt=0, le=1, description="a row's speed on a crowded host (3 actors a core) against "
-                           "alone: CPU seconds per row alone / crowded")
+                           "alone: seconds of a row alone / its CPU seconds in a gather of that many")
     idle: RayIdle = Field(description="Ray's own CPU while idle, taken from every host's cores")
     driver: float = Field(ge=1, description="the controller's environment steps in a Ray driver, right after a "
                           "gather, over in a plain process")
@@ -157,6 +182,8 @@ class RayCost(_Part):
     sample: SampleCost | None = Field(None, description="the Ray driver's draw of every agent's minibatch")
     wake: float | None = Field(None, ge=0, le=0.1, description="seconds of work a process that wakes on a busy "
                                "host runs on a core at once, before it shares the cores (the scheduler's slice)")
+    probe: float | None = Field(None, gt=0, description="seconds of the speed probe at calibration (the machine's "
+                                "pace, against which real runs report their machine_speed)")
 
 
 class Profile(_Part):

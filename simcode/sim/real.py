@@ -206,7 +206,6 @@ class RealCluster:
         self.paused = 0.0  # seconds of decode checks, kept off the clock
         scheme = self.code.name if self.code else CENTRALIZED
         self.checks = DeferredChecks(self.trainer, scheme, self.width, self.records)
-        self.check_now = False  # the deferred checks are due before the next iteration
         self.outstanding: list = []  # the last iteration's tasks not collected (late or failed learners)
         self.run_number = next(_RUN_NUMBERS)
         self.learners = self.start_learners(scenario)
@@ -247,7 +246,7 @@ class RealCluster:
         self.warmup_seconds = self.now()
         for iteration in range(self.scenario.run.iterations):
             self.records.append(self.iterate(iteration))
-            if self.check_now:
+            if self.checks.due:
                 self.run_checks()
             if on_iteration:
                 on_iteration(iteration)
@@ -273,7 +272,7 @@ class RealCluster:
         if self.code is None:
             decoded, error = self.checks.finite(iteration, rewards, stack_states(direct, self.width)), 0.0
         else:  # its decode_error comes with the deferred check (simcode.sim.real_check)
-            self.check_now = self.checks.keep(iteration, rewards, batch, decoded)
+            self.checks.keep(iteration, rewards, batch, decoded)
             error = math.nan
         self.trainer.install(unstack_states(decoded, self.trainer.state_sizes))
         self.paused += time.perf_counter() - checked_at
@@ -301,7 +300,6 @@ class RealCluster:
     def run_checks(self) -> None:  # the coded iterations' deferred decode checks, off the clock
         started = time.perf_counter()
         self.checks.flush()
-        self.check_now = False
         self.paused += time.perf_counter() - started
 
     def gather(self, iteration: int, delays: np.ndarray, batch):
@@ -381,11 +379,13 @@ def run_real(scenario: Scenario, address: str | None = None, progress: bool = Fa
     import pandas as pd
 
     from simcode.progress import progress_bar
+    from simcode.sim.calibrate_ray_host import speed_columns, speed_probe
     from simcode.sim.runner import RunResult, summarize
 
     started = time.perf_counter()
     with one_core(), ray_session(scenario.cluster.n_learners, scenario.cluster.ray.num_cpus, address) as ray:
         try:
+            probe = speed_probe()  # how fast the machine runs now (the run's machine_speed)
             cluster = RealCluster(scenario, ray)
             with progress_bar(scenario.run.iterations, f"running {scenario.code.name} on Ray",
                               enabled=progress) as advance:
@@ -395,5 +395,5 @@ def run_real(scenario: Scenario, address: str | None = None, progress: bool = Fa
             forget_learners(ray)
             raise
     trace = pd.DataFrame.from_records(cluster.records)
-    summary = summarize(scenario, cluster, trace, time.perf_counter() - started)
+    summary = {**summarize(scenario, cluster, trace, time.perf_counter() - started), **speed_columns(scenario, probe)}
     return RunResult(scenario, trace, summary, final_states=cluster.trainer.states())

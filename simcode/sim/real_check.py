@@ -47,14 +47,18 @@ class DeferredChecks:
         self.kept: list[Unchecked] = []
         self.kept_bytes = 0
 
-    def keep(self, iteration: int, rewards: list[float], batch, decoded: np.ndarray) -> bool:
-        """Keep an iteration's check for later (call before installing `decoded`): -> whether the
-        kept checks should run now (flush). A non-finite decode or reward stops the run here."""
+    @property
+    def due(self) -> bool:
+        """What the checks keep has passed KEPT_BYTES: they should run (flush) before the next iteration."""
+        return self.kept_bytes > KEPT_BYTES
+
+    def keep(self, iteration: int, rewards: list[float], batch, decoded: np.ndarray) -> None:
+        """Keep an iteration's check for later (call before installing `decoded`). A non-finite decode
+        or reward stops the run here."""
         self.finite(iteration, rewards, decoded)
         item = Unchecked(iteration, rewards, self.trainer.states(), batch, decoded)
         self.kept.append(item)
         self.kept_bytes += item.nbytes()
-        return self.kept_bytes > KEPT_BYTES
 
     def finite(self, iteration: int, rewards: list[float], theta: np.ndarray) -> np.ndarray:
         """`theta`, the iteration's new (M, width) states, once they and the rewards are checked finite."""

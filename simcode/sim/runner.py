@@ -180,6 +180,8 @@ def summarize(scenario: Scenario, cluster, trace: pd.DataFrame, host_seconds: fl
         "workload": scenario.run.workload,
         "cost_model": scenario.cost.model,
         "reproducible": bool(real is None and cluster.cost.reproducible),  # real seconds never are
+        # A real run's speed probe (simcode.sim.real.run_real fills them in); none when simulated.
+        "machine_probe_seconds": None, "machine_speed": None,
         "backend": scenario.cluster.backend,
         "simcode_version": simcode.__version__,
         "scenario_hash": scenario.digest(),

@@ -21,6 +21,8 @@ BACKEND = "cluster.backend"
 # alone; in coded ones late learners' leftover work may share the cores), so the real over the simulated
 # tells how fast the machine ran during the cell's real runs against its profile.
 YARDSTICK = "mean_env_seconds"
+# Each real run's speed probe before it starts over the profile's at calibration (calibrate_ray_host.speed_probe).
+SPEED = "machine_speed"
 WITHIN = 0.10  # the issue's bar: simulated within 10% of real
 MEASURES = ("mean_iteration", "p90_iteration")
 
@@ -54,7 +56,7 @@ def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
 def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
     """One row per cell: real and simulated mean and p90 iteration time and simulated / real; None
     unless the study has both backends with finished runs."""
-    means = cell_means(results, axis_keys, [*MEASURES, YARDSTICK])
+    means = cell_means(results, axis_keys, [*MEASURES, YARDSTICK, SPEED])
     if means is None:
         return None
     table = pd.DataFrame(index=means.index)
@@ -66,6 +68,8 @@ def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | No
     table["mean within 10%"] = (table["sim/real mean"] - 1).abs() <= WITHIN
     if YARDSTICK in means.columns.get_level_values(0):
         table["real/sim env"] = means[(YARDSTICK, "ray")] / means[(YARDSTICK, "sim")]
+    if SPEED in means.columns.get_level_values(0) and means[(SPEED, "ray")].notna().any():
+        table["real machine speed"] = means[(SPEED, "ray")]
     if "seed" in axis_keys:  # how far apart one cell's runs are, the seeds' largest mean over their smallest
         low, high = (cell_means(results, axis_keys, ["mean_iteration"], how) for how in ("min", "max"))
         for backend, name in (("ray", "real"), ("sim", "sim")):
@@ -107,6 +111,12 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
                   "learners' leftover work may share the cores), so this is how fast the machine ran during the "
                   "cell's real runs against what its profile measured; well above 1, the real runs met a slow "
                   "spell of the machine (on a virtual machine, another tenant of its host).", ""]
+    if "real machine speed" in table.columns:
+        lines += ["real machine speed: before each real run, 100 environment steps timed on one thread (the speed "
+                  "probe) over the same probe's time when the profile was calibrated, the mean over the cell's "
+                  "runs. Nothing of the run is under way yet, so this is the machine's own pace: 1.10 means every "
+                  "computation of the run was likely about 10% slower than the profile's, which prices them at "
+                  "the calibration's pace.", ""]
     if "real seeds spread" in table.columns:
         lines += ["Seeds spread: a cell's largest mean iteration time over its smallest, minus one, across its "
                   "seeds (which learners straggle changes with the seed). The simulated spread is the seeds' part "
