@@ -434,3 +434,13 @@ def test_a_row_of_a_measured_problem_is_priced_from_its_measured_rows_and_the_re
     for other in [(5, 1024, three_agents, 439165), (3, 256, 0.04, 172875), (5, 256, three_agents, 1000)]:
         assert learner.row_seconds(*other) == pytest.approx(learner.seconds(other[2], other[3]))
     assert LearnerCost(**fit).row_seconds(5, 256, 0.3277, 439165) == pytest.approx(learner.seconds(0.3277, 439165))
+
+
+def test_the_controllers_update_of_a_measured_problem_is_priced_as_measured_and_the_rest_by_the_fit():
+    from simcode.sim.profile import ControllerCost
+
+    fit = {"per_agent": 1.2e-3, "per_gflop": 1.3e-2}
+    controller = ControllerCost(**fit, points=[{"agents": 5, "batch": 256, "gflop": 0.3277, "seconds": 10.1e-3}])
+    assert controller.seconds(5, 0.3277, 256) == pytest.approx(10.1e-3)
+    for other in [(5, 0.3277, 1024), (5, 0.5, 256), (3, 0.3277, 256)]:
+        assert controller.seconds(*other) == pytest.approx(1.2e-3 * other[0] + 1.3e-2 * other[1])

@@ -269,7 +269,8 @@ def fit_ray(points: dict, fit) -> dict:
                  ("per_call", "per_row_agent"), True)
     learner["points"] = [{key: p[key] for key in ("agents", "batch", "state_values", "gflop", "seconds")}
                          for p in points["rows"]]
-    return {"controller": {k: max(v, 0.0) for k, v in controller.items()},
+    return {"controller": {**{k: max(v, 0.0) for k, v in controller.items()}, "points": [
+                {key: p[key] for key in ("agents", "batch", "gflop", "seconds")} for p in points["controller"]]},
             "sample": {k: max(v, 0.0) for k, v in sample.items()},
             "put": per_byte("ray put (cpu)", points["puts"]),
             "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],

@@ -187,7 +187,7 @@ class RayControllerCost(RayProfileCost):
     def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
         if self.ray.controller is None:
             return self.row_seconds(agents)
-        return self.ray.controller.seconds(len(agents), sum(self.update_flops[j] for j in agents) / 1e9)
+        return self.ray.controller.seconds(len(agents), sum(self.update_flops[j] for j in agents) / 1e9, self.batch)
 
 
 class RayTransportCost(RayProfileCost):

@@ -25,12 +25,14 @@ Each cost is a small linear model in features that the work's own sizes give:
   `raylet`, its host's raylet's (the object store, one request at a time), per byte received and
   returned; `learner`, a learner actor's own computation of its row on one torch thread (unpack
   every state, update the row's agents, pack, combine), `intercept + per_gflop * GFLOP of the row +
-  per_state_value * values of all states`; `crowded`, the speed of a row on a host crowded with three
-  actors a core against alone; `idle`, the cores' worth of CPU Ray's threads take while idle (the
+  per_state_value * values of all states`, and its measured `points`, which price the rows of the
+  problems they measured (the fit missed some by 10 to 14%); `crowded`, the speed of a row in a
+  gather crowded with three learners a core against alone; `idle`, the cores' worth of CPU Ray's threads take while idle (the
   daemons, each actor, the driver), taken from the hosts' cores (simcode.sim.hosts); `driver`, how much
   longer the controller's environment steps take in a Ray driver, right after a gather, than alone;
-  `controller`, a centralized real run's update of every agent on one torch thread, `per_agent * M +
-  per_gflop * GFLOP` (within 4% from M = 3 to 10, where a line in GFLOP alone missed by 15%);
+  `controller`, a centralized real run's update of every agent on one torch thread, between its
+  environment steps, `per_agent * M + per_gflop * GFLOP` (within 6% from M = 3 to 10, where a line in
+  GFLOP alone missed by 15%), and its measured `points`, which price the problems they measured;
   `sample`, the Ray driver's draw of the minibatches after its environment steps, `per_call +
   per_row_agent * M * rows`; `wake`, the seconds of work a process that wakes on a host whose cores
   are all busy runs at once, ahead of those sharing them (Linux's slice for a woken task, measured;
@@ -41,6 +43,7 @@ Each cost is a small linear model in features that the work's own sizes give:
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -136,11 +139,25 @@ class LearnerCost(_Part):
         return at_low + (at_high - at_low) * (gflop - low) / (high - low)
 
 
+class UpdatePoint(_Part):
+    agents: int = Field(ge=1, description="M of the measured problem")
+    batch: int = Field(ge=1, description="its minibatch rows")
+    gflop: float = Field(gt=0, description="GFLOP of the update of every agent")
+    seconds: float = Field(gt=0, description="the update's measured seconds")
+
+
 class ControllerCost(_Part):
     per_agent: float = Field(ge=0, description="seconds per agent updated (its nets' calls)")
     per_gflop: float = Field(ge=0, description="seconds per GFLOP of the update")
+    points: list[UpdatePoint] | None = Field(None, description="the measured updates: a measured problem's is "
+                                             "priced as measured, the fit prices the rest")
 
-    def seconds(self, n_agents: int, gflop: float) -> float:
+    def seconds(self, n_agents: int, gflop: float, batch: int | None = None) -> float:
+        """The update of every one of `n_agents` agents: as measured when its problem was (the same M,
+        minibatch and GFLOP), otherwise the fit (within 6% of the measured points)."""
+        for point in self.points or []:
+            if (point.agents, point.batch) == (n_agents, batch) and math.isclose(point.gflop, gflop, rel_tol=1e-6):
+                return point.seconds
         return self.per_agent * n_agents + self.per_gflop * gflop
 
 
