@@ -27,9 +27,10 @@ Each cost is a small linear model in features that the work's own sizes give:
   every state, update the row's agents, pack, combine), `intercept + per_gflop * GFLOP of the row +
   per_state_value * values of all states`, and its measured `points`, which price the rows of the
   problems they measured (the fit missed some by 10 to 14%); `crowded`, the speed of a row in a
-  gather crowded with three learners a core against alone; `idle`, the cores' worth of CPU Ray's threads take while idle (the
-  daemons, each actor, the driver), taken from the hosts' cores (simcode.sim.hosts); `driver`, how much
-  longer the controller's environment steps take in a Ray driver, right after a gather, than alone;
+  gather crowded with three learners a core against alone; `idle`, the cores' worth of CPU Ray's
+  threads take while idle (the daemons, each actor, the driver), taken from the hosts' cores
+  (simcode.sim.hosts); `driver`, how much longer the controller's environment steps take in a Ray
+  driver, right after a gather, than alone;
   `controller`, a centralized real run's update of every agent on one torch thread, between its
   environment steps, `per_agent * M + per_gflop * GFLOP` (within 6% from M = 3 to 10, where a line in
   GFLOP alone missed by 15%), and its measured `points`, which price the problems they measured;
