@@ -25,7 +25,7 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
   run's driver computes (no unpacking, no combining), per agent and per GFLOP;
 - crowded: the quiet seconds of a one-agent row over its CPU seconds in the largest gather (three
   probes a core, each computing its row as a real gather's learners do: cold caches, shared cores,
-  Ray's threads between them; 0.81 to 0.88 here), the speed of work on a host with more
+  Ray's threads between them; 0.85 to 0.88 here), the speed of work on a host with more
   computations than cores (simcode.sim.hosts);
 - idle: the CPU Ray's threads take while nothing is sent (the daemons, each actor, the driver:
   about 0.02, 0.008 and 0.009 cores here), taken from the hosts' cores;
@@ -244,7 +244,7 @@ def crowding_in_gathers(points: dict) -> float:
     alone: each measured problem's one-agent row, its quiet seconds over its CPU per task in that
     gather, the mean over the problems. A real run's rows start together after a wait, with cold caches,
     and share the caches and the cores while Ray's threads come and go: each took 13 to 24% more CPU
-    than alone here, where a host crowded with rows computed back to back cost only 6 to 16% more."""
+    than alone here, where a host crowded with rows computed back to back had cost 6 to 20% more."""
     quiet = {(p["agents"], p["batch"]): p["seconds"] for p in points["rows"] if p["row_agents"] == 1}
     largest = max(g["tasks"] for g in points["gathers"])
     speeds = [quiet[g["agents"], g["batch"]] * g["tasks"] / g["rows"] for g in points["gathers"]
@@ -283,11 +283,11 @@ def fit_ray(points: dict, fit) -> dict:
 def measure_ray(repeats: int, passes: int = 1) -> dict:
     """Every measurement of the ray section, by name: puts, gathers, ack (simcode.sim.calibrate_ray),
     rows (the learner rows), controller (centralized's update on one thread, in a Ray driver's loop of
-    iterations), idle, driver (the environment steps' seconds
-    in a busy Ray driver over theirs in a plain process), sample (the busy driver's minibatch draws;
-    simcode.sim.calibrate_ray_host), wake (the scheduler's slice for a woken process) and probe (the
-    machine's pace: calibrate_ray_host.speed_probe, the fastest of three). The rows, the
-    controller's update and the plain steps keep the fastest of `passes` (calibrate.fastest_of_passes)."""
+    iterations), idle, driver (the environment steps' seconds in a busy Ray driver over theirs in a
+    plain process), sample (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host), wake
+    (the scheduler's slice for a woken process) and probe (the machine's pace:
+    calibrate_ray_host.speed_probe, the fastest of three). The rows, the controller's update and the
+    plain steps keep the fastest of `passes` (calibrate.fastest_of_passes)."""
     from simcode.sim.calibrate import fastest_of_passes
     from simcode.sim.calibrate_ray_host import (env_steps_seconds, measure_controller, measure_host,
                                                 measure_learner_rows, measure_wake, speed_probe)
