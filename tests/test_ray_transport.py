@@ -411,11 +411,15 @@ def test_the_measured_wake_slice_and_speed_probe_reach_the_runs_and_an_earlier_p
 
 
 def test_the_speed_probe_is_the_lower_quartile_of_its_timings(monkeypatch):
-    from simcode.sim import calibrate_ray_host
+    from types import SimpleNamespace
 
-    timings = iter([0.04, 0.01, 0.03, 0.02, 0.05])
+    from simcode.sim import calibrate, calibrate_ray_host
+
+    # The clock calibrate.quiet_seconds reads: each timed collection starts a second after the last.
+    timings = [0.04, 0.01, 0.03, 0.02, 0.05]
+    clock = iter([t for k, took in enumerate(timings) for t in (k, k + took)])
+    monkeypatch.setattr(calibrate, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
     monkeypatch.setattr(calibrate_ray_host, "_trainer", lambda m, rows: _small_trainer(m, rows))
-    monkeypatch.setattr(calibrate_ray_host, "_timed", lambda work: next(timings))
     assert calibrate_ray_host.speed_probe(repeats=5) == pytest.approx(0.02)
 
 

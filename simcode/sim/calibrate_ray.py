@@ -267,10 +267,11 @@ def fit_ray(points: dict, fit) -> dict:
                      lambda p: (p["agents"], p["gflop"]), ("per_agent", "per_gflop"), True)
     sample = fit("ray sample (busy driver)", points["sample"], lambda p: (1.0, p["agents"] * p["batch"]),
                  ("per_call", "per_row_agent"), True)
-    learner["points"] = [{key: p[key] for key in ("agents", "batch", "state_values", "gflop", "seconds")}
-                         for p in points["rows"]]
-    return {"controller": {**{k: max(v, 0.0) for k, v in controller.items()}, "points": [
-                {key: p[key] for key in ("agents", "batch", "gflop", "seconds")} for p in points["controller"]]},
+    def kept(measured: list[dict], *keys: str) -> list[dict]:  # the measured points the profile keeps
+        return [{key: p[key] for key in ("agents", "batch", *keys, "gflop", "seconds")} for p in measured]
+
+    learner["points"] = kept(points["rows"], "state_values")
+    return {"controller": {**{k: max(v, 0.0) for k, v in controller.items()}, "points": kept(points["controller"])},
             "sample": {k: max(v, 0.0) for k, v in sample.items()},
             "put": per_byte("ray put (cpu)", points["puts"]),
             "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],

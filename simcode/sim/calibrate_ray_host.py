@@ -121,9 +121,7 @@ def speed_probe(repeats: int = 8) -> float:
     from simcode.sim.real import one_core
 
     with one_core():
-        trainer = _trainer(3, 256)
-        trainer.collect()
-        return float(np.percentile([_timed(trainer.collect) for _ in range(repeats)], 25))
+        return quiet_seconds(_trainer(3, 256).collect, repeats)
 
 
 def speed_columns(scenario, probe: float) -> dict[str, float]:

@@ -161,7 +161,7 @@ class RayProfileCost(ProfileCost):
         self.shapes = shapes_of(scenario)
         self.state_values = sum(self.shapes.state_sizes)
         self.n_agents, self.batch = scenario.n_agents, scenario.maddpg.batch_size
-        self.draw = self.ray.sample.seconds(scenario.n_agents, scenario.maddpg.batch_size) if self.ray.sample else 0.0
+        self.draw = self.ray.sample.seconds(self.n_agents, self.batch) if self.ray.sample else 0.0
         self.crowded = self.ray.crowded
         self.wake = self.ray.wake or 0.0
         idle = self.ray.idle

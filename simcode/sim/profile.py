@@ -107,12 +107,18 @@ class SerializeCost(_Part):
         return self.per_message + nbytes / self.bytes_per_second
 
 
-class RowPoint(_Part):
+class MeasuredPoint(_Part):
+    """One measured computation of calibrate --ray: an update of every agent (the controller's), or a
+    learner's row (RowPoint)."""
+
     agents: int = Field(ge=1, description="M of the measured problem")
     batch: int = Field(ge=1, description="its minibatch rows")
+    gflop: float = Field(gt=0, description="GFLOP of the updates it computed")
+    seconds: float = Field(gt=0, description="its measured seconds")
+
+
+class RowPoint(MeasuredPoint):
     state_values: int = Field(ge=1, description="values of all its agents' states (which networks)")
-    gflop: float = Field(gt=0, description="GFLOP of the row's updates")
-    seconds: float = Field(gt=0, description="the row's measured seconds")
 
 
 class LearnerCost(_Part):
@@ -140,17 +146,10 @@ class LearnerCost(_Part):
         return at_low + (at_high - at_low) * (gflop - low) / (high - low)
 
 
-class UpdatePoint(_Part):
-    agents: int = Field(ge=1, description="M of the measured problem")
-    batch: int = Field(ge=1, description="its minibatch rows")
-    gflop: float = Field(gt=0, description="GFLOP of the update of every agent")
-    seconds: float = Field(gt=0, description="the update's measured seconds")
-
-
 class ControllerCost(_Part):
     per_agent: float = Field(ge=0, description="seconds per agent updated (its nets' calls)")
     per_gflop: float = Field(ge=0, description="seconds per GFLOP of the update")
-    points: list[UpdatePoint] | None = Field(None, description="the measured updates: a measured problem's is "
+    points: list[MeasuredPoint] | None = Field(None, description="the measured updates: a measured problem's is "
                                              "priced as measured, the fit prices the rest")
 
     def seconds(self, n_agents: int, gflop: float, batch: int | None = None) -> float:
