@@ -23,6 +23,8 @@ IDLE = {"daemons": 0.02, "learner": 0.01, "controller": 0.05}  # cores' worth of
 DRIVER = 1.1  # environment steps in a Ray driver over alone
 CONTROLLER = (1.1e-3, 1.5e-2)  # the controller's update of every agent on one thread: per agent, per GFLOP
 SAMPLE = (1e-4, 2e-7)  # the driver's draw of the minibatches: per call, per agent x row
+THREAD = (2e-4, 1e-4)  # the driver's own thread per task submitted, per answer taken in
+SEND = (5e-4, 6e-9, 3e-7)  # the driver's pack and put of an iteration's arguments: per call, state value, agent x row
 
 
 def ray_points():
@@ -43,12 +45,15 @@ def ray_points():
             gathers.append({"agents": m, "batch": 256, "tasks": n, "received": states + batch, "returned": returned,
                             "driver": (1 - PUT_DAEMONS) * sum(put) + n * (SUBMIT + returned / SUBMIT_RATE),
                             "daemons": PUT_DAEMONS * sum(put) + n * raylet, "actors": n * task,
-                            "rows": n * alone.get(m, 0.01) / (CROWDED if n == 6 else 0.95)})
+                            "rows": n * alone.get(m, 0.01) / (CROWDED if n == 6 else 0.95),
+                            "submit": n * THREAD[0], "reply": n * THREAD[1]})
     controller = [{"agents": m, "batch": 256, "gflop": g, "seconds": CONTROLLER[0] * m + CONTROLLER[1] * g}
                   for m, g in ((3, 0.12), (5, 0.35), (10, 6.9))]
     sample = [{"agents": m, "batch": b, "seconds": SAMPLE[0] + SAMPLE[1] * m * b} for m, b in ((3, 256), (5, 1024))]
+    send = [{"agents": m, "batch": b, "state_values": v, "seconds": SEND[0] + SEND[1] * v + SEND[2] * m * b}
+            for m, v, b in ((3, 1.7e5, 256), (5, 4.4e5, 256), (3, 1.7e5, 1024), (5, 4.4e5, 1024))]
     return {"puts": puts, "gathers": gathers, "ack": ACK, "rows": rows, "idle": IDLE, "driver": DRIVER,
-            "controller": controller, "sample": sample}
+            "controller": controller, "sample": sample, "send": send}
 
 
 @pytest.fixture
@@ -67,6 +72,8 @@ def test_fit_profile_recovers_the_ray_section():
     assert ray.task.seconds(3e6) == pytest.approx(TASK + 3e6 / TASK_RATE, rel=1e-5)
     assert ray.raylet.seconds(3e6) == pytest.approx(RAYLET + 3e6 / RAYLET_RATE, rel=1e-5)
     assert ray.ack == ACK
+    assert (ray.thread.submit, ray.thread.reply) == pytest.approx(THREAD)
+    assert ray.send.seconds(3e5, 4, 512) == pytest.approx(SEND[0] + SEND[1] * 3e5 + SEND[2] * 4 * 512, rel=1e-5)
     assert ray.crowded == pytest.approx(CROWDED)
     assert ray.idle.model_dump() == IDLE and ray.driver == DRIVER
     assert ray.learner.seconds(0.5, 1e6) == pytest.approx(LEARNER[0] + LEARNER[1] * 0.5 + LEARNER[2] * 1e6, rel=1e-5)
@@ -88,15 +95,32 @@ def scenario(profile, network_model="ray", code="uncoded", **cost) -> Scenario:
     })
 
 
-def test_an_iteration_pays_the_drivers_puts_and_submits_then_the_task_and_the_row(profile_file):
-    """Without hosts (a machine each): the controller puts, submits the 3 tasks one after another; the
-    last learner's work (its raylet's before and after, its actor's CPU and its row) then decides when
-    uncoded decodes."""
-    sc = scenario(profile_file)
-    ray = fit_profile(*synthetic_points(), ray=ray_points())[0].ray
+@pytest.mark.parametrize("earlier", [False, True])
+def test_an_iteration_pays_the_drivers_puts_and_submits_then_the_task_and_the_row(tmp_path, earlier):
+    """Without hosts (a machine each): the controller packs and puts the arguments (send), submits the 3
+    tasks one after another; the last learner's work (its raylet's before and after, its actor's CPU
+    and its row) then decides when uncoded decodes. The driver's own thread submits (s a task) and
+    takes each answer in (c), and Ray's threads in the driver, one message at a time, send each task
+    and receive each answer (h each, the rest of the driver's CPU per task): h > s, so the third task
+    leaves after s + 3h, and its answer needs h more, then c. A profile calibrated earlier, without
+    `thread` and `send`, has the whole of the driver's CPU per task at the submit, and two puts."""
+    profile = fit_profile(*synthetic_points(), ray=ray_points())[0]
+    data = profile.model_dump()
+    if earlier:
+        del data["ray"]["thread"], data["ray"]["send"]
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(data))
+    sc, ray = scenario(path), profile.ray
     shapes = shapes_of(sc)
     states, batch, result = 4 * sum(shapes.state_sizes), sum(shapes.batch_nbytes), 8 * shapes.padded_size
-    driver = ray.put.seconds(states) + ray.put.seconds(batch) + 3 * ray.submit.seconds(result)
+    per_task = ray.submit.seconds(result)
+    submit, reply = THREAD
+    h = (per_task - submit - reply) / 2
+    assert h > submit and h > reply  # neither the controller's thread nor Ray's ever waits for the other
+    if earlier:
+        driver = ray.put.seconds(states) + ray.put.seconds(batch) + 3 * per_task
+    else:
+        driver = ray.send.seconds(sum(shapes.state_sizes), 3, 64) + submit + 4 * h + reply
     moved = states + batch + result
     row = ray.learner.seconds(shapes.update_flops[0] / 1e9, sum(shapes.state_sizes))
     work = ray.raylet.seconds(moved) + ray.task.seconds(moved) + row
@@ -172,8 +196,8 @@ def _learner_on_one_core(runs_to_end: bool):
     answers = []
     network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
     cluster = SimpleNamespace(env=env, learner_hosts=[host], wait_for_ack=False, cancel=True, iteration=0,
-                              runs_to_end=runs_to_end, network=network, result_arrived=lambda *a: None,
-                              result_nbytes=8, store=None)
+                              runs_to_end=runs_to_end, network=network, take_in=lambda *a: None,
+                              result_nbytes=8, store=None, task_overhead=0.0)
     return env, host, Learner(cluster, 0), answers
 
 
@@ -223,6 +247,27 @@ def test_a_host_works_at_its_measured_speed(jobs, crowded, busy, done_at):
     done = [host.compute(1.0) for _ in range(jobs)]
     env.run(until=env.all_of(done))
     assert env.now == pytest.approx(done_at)
+
+
+@pytest.mark.parametrize("measured, done_at", [
+    (1.0, [1.5, 1.7, 1.7]),  # 2/3 of a core each, the plain ones crowded to 0.8 of it; then a core each
+    (0.5, [0.75 + 0.5 / (0.8 * 2 / 3), 0.75 + 0.5 / (0.8 * 2 / 3) + 0.1, 0.75 + 0.5 / (0.8 * 2 / 3) + 0.1]),
+])
+def test_work_measured_amid_a_crowd_is_not_slowed_by_it_again(measured, done_at):
+    """Three jobs of 1 s on 2 cores (crowded 0.8): the first `measured` seconds of job 0 were measured
+    amid such a crowd (Ray's messages), so they advance at the plain share; the rest is crowded."""
+    import simpy
+
+    from simcode.sim.hosts import SharedCores
+
+    env = simpy.Environment()
+    host = SharedCores(env, 2, 0.8)
+    done = [host.compute(1.0, measured_crowded=measured), host.compute(1.0), host.compute(1.0)]
+    ended = {}
+    for n, event in enumerate(done):
+        event.callbacks.append(lambda _e, n=n: ended.setdefault(n, env.now))
+    env.run(until=env.all_of(done))
+    assert [ended[n] for n in range(3)] == pytest.approx(done_at)
 
 
 def test_ray_scenarios_use_the_profiles_crowded_speed_and_idle_cpu_on_their_hosts(profile_file):
@@ -280,8 +325,8 @@ def test_the_raylet_serves_one_learners_request_at_a_time():
     answers = []
     network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
     cluster = SimpleNamespace(env=env, learner_hosts=[host, host], wait_for_ack=False, cancel=True, iteration=0,
-                              runs_to_end=True, network=network, result_arrived=lambda *a: None, result_nbytes=8,
-                              store=(0.1, 0.2))
+                              runs_to_end=True, network=network, take_in=lambda *a: None, result_nbytes=8,
+                              store=(0.1, 0.2), task_overhead=0.0)
     learners = [Learner(cluster, i) for i in range(2)]
     for i, learner in enumerate(learners):
         learner.inbox.put(Task(iteration=0, row=i, busy=1.0, compute=1.0))
@@ -302,7 +347,7 @@ def test_a_learner_of_its_own_cancelled_while_its_raylet_serves_it_takes_the_nex
     answers = []
     network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
     cluster = SimpleNamespace(env=env, learner_hosts=[None], wait_for_ack=False, cancel=True, iteration=0,
-                              runs_to_end=True, network=network, result_arrived=lambda *a: None, result_nbytes=8,
+                              runs_to_end=True, network=network, take_in=lambda *a: None, result_nbytes=8,
                               store=(0.5, 0.1))
     learner = Learner(cluster, 0)
     learner.inbox.put(Task(iteration=0, row=0, busy=1.0, compute=1.0))
@@ -448,3 +493,31 @@ def test_the_controllers_update_of_a_measured_problem_is_priced_as_measured_and_
     assert controller.seconds(5, 0.3277, 256) == pytest.approx(10.1e-3)
     for other in [(5, 0.3277, 1024), (5, 0.5, 256), (3, 0.3277, 256)]:
         assert controller.seconds(*other) == pytest.approx(1.2e-3 * other[0] + 1.3e-2 * other[1])
+
+
+def test_the_cpu_clock_times_every_call_and_takes_the_rows_off_the_actors():
+    """CpuClock.per_call: CPU seconds per call of the work by process group (every call made, one untimed
+    first); with parts, what the work timed itself is a group of its own and its rows leave the actors'."""
+    from simcode.sim.calibrate_ray import CpuClock
+
+    class Clock(CpuClock):
+        def __init__(self):
+            self.cpu = {"driver": 0.0, "actors": 0.0, "daemons": 0.0}
+            self.calls = 0
+
+        def read(self):
+            return {pid: (group, self.cpu[group]) for pid, group in enumerate(self.cpu)}
+
+    clock = Clock()
+
+    def work():
+        clock.calls += 1
+        for group, seconds in (("driver", 1e-3), ("actors", 5e-3), ("daemons", 2e-3)):
+            clock.cpu[group] += seconds
+        return {"rows": 4e-3, "submit": 3e-4}
+
+    parts = clock.per_call(work, repeats=10, parts=True)
+    assert clock.calls == 1 + 5 * 10
+    assert parts == pytest.approx({"driver": 1e-3, "actors": 1e-3, "daemons": 2e-3, "rows": 4e-3, "submit": 3e-4})
+    assert clock.per_call(work, repeats=10) == pytest.approx({"driver": 1e-3, "actors": 5e-3, "daemons": 2e-3})
+    assert clock.calls == 2 * (1 + 5 * 10)

@@ -12,8 +12,9 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
 - put: the driver's ray.put of the states (a list of float32 arrays) and of the minibatch (numpy
   arrays), driver and raylet CPU per call and per byte: work on the controller's host;
 - submit: the driver's CPU per task sent (pickle and submit the call, take its reply), per byte of
-  the reply: work on the controller's host, one task after another; ack: the driver's CPU per
-  acknowledgement of a late learner;
+  the reply: work on the controller's host; thread: what of it the driver's own thread spends
+  submitting and taking each answer in (the rest is Ray's threads in the driver process, which send
+  and receive beside it); ack: the driver's CPU per acknowledgement of a late learner;
 - task: the CPU one task costs its actor beside the row itself (receive the task, read its arguments
   in place, ship its result), per byte received and returned: work on the learner's host;
 - raylet: the CPU one task costs the raylet of the learner's host (its object store serves the
@@ -32,6 +33,9 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
 - driver: how much longer the controller's environment steps take in a Ray driver, right after a
   gather, than in a plain process (Ray's threads in the driver share its interpreter, and the rows
   just computed left the caches cold), applied to the simulated controller's environment steps;
+- send: the same driver's put of an iteration's arguments as a real gather begins (every agent's
+  state packed, then put; the minibatch put), per call, per state value and per agent x row, which
+  the simulated controller pays before its submits (where `put` alone missed the packing);
 - sample: the same driver's draw of every agent's minibatch, per call and per agent x row, which the
   simulated controller pays after its environment steps.
 
@@ -129,23 +133,22 @@ class CpuClock:
                 out[group] += seconds - before[pid][1]
         return out
 
-    def per_call(self, work, repeats: int, blocks: int = 5, rows: bool = False) -> dict[str, float]:
+    def per_call(self, work, repeats: int, blocks: int = 5, parts: bool = False) -> dict[str, float]:
         """CPU seconds per call of `work` by group, after one untimed call: the lower quartile over
         `blocks` blocks of the mean over `repeats` calls (as calibrate's quiet_seconds: another
-        process's burst only ever adds, in cache misses and in Ray's threads waking late). With `rows`,
-        what `work` returns (the CPU seconds of the actors' rows) is taken off the actors' group, whose
-        figure is then Ray's part alone, and given as a group of its own, rows."""
+        process's burst only ever adds, in cache misses and in Ray's threads waking late). With `parts`,
+        `work` returns CPU seconds it timed itself, by name, each given as a group of its own; its rows
+        (the actors' rows) are taken off the actors' group, whose figure is then Ray's part alone."""
         work()
         means = []
         for _ in range(blocks):
-            before, computed = self.read(), 0.0
+            before, timed = self.read(), {}
             for _ in range(repeats):
                 done = work()
-                computed += done if rows else 0.0
-            used = self.used(before, self.read())
-            used["actors"] -= computed
-            if rows:
-                used["rows"] = computed
+                for name, seconds in (done.items() if parts else ()):
+                    timed[name] = timed.get(name, 0.0) + seconds
+            used = {**self.used(before, self.read()), **timed}
+            used["actors"] -= timed.get("rows", 0.0)
             means.append({group: seconds / repeats for group, seconds in used.items()})
         return {group: float(np.percentile([m[group] for m in means], 25)) for group in means[0]}
 
@@ -159,16 +162,19 @@ def _cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
-def gather_once(ray, probes: list, states, batch, width: int) -> float:
-    """One iteration's messages, as RealCluster.gather sends and collects them: -> the CPU seconds of
-    the rows the probes computed."""
+def gather_once(ray, probes: list, states, batch, width: int) -> dict[str, float]:
+    """One iteration's messages, as RealCluster.gather sends and collects them: -> CPU seconds of the
+    rows the probes computed (rows), and of the driver's own thread submitting the tasks (submit) and
+    taking the answers in (reply)."""
     states_ref, batch_ref = ray.put(states), ray.put(batch)
+    started = time.thread_time()
     pending = [probe.work.remote(i, width, states_ref, batch_ref) for i, probe in enumerate(probes)]
+    submitted = time.thread_time()
     rows = 0.0
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         rows += ray.get(done[0])[4]
-    return rows
+    return {"rows": rows, "submit": submitted - started, "reply": time.thread_time() - submitted}
 
 
 def start_probes(ray) -> list:
@@ -195,7 +201,7 @@ def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float]
         ray.get([probe.load.remote(m, rows) for probe in probes])
         for n in GATHER_TASKS:
             cpu = clock.per_call(lambda n=n, s=states, b=batch, w=width: gather_once(ray, probes[:n], s, b, w),
-                                 repeats, rows=True)
+                                 repeats, parts=True)
             gathers.append({"agents": m, "batch": rows, "tasks": n, "put_bytes": (state_bytes, batch_bytes),
                             "received": state_bytes + batch_bytes, "returned": 8 * width, **cpu})
     for probe in probes:
@@ -252,6 +258,13 @@ def crowding_in_gathers(points: dict) -> float:
     return min(1.0, float(np.mean(speeds))) if speeds else 1.0
 
 
+def driver_thread(gathers: list[dict]) -> dict[str, float]:
+    """The driver's own thread's CPU per task submitted and per answer taken in (the rest of its CPU per
+    task is Ray's threads in its process): the mean over the measured gathers (0.2 and 0.3 ms here, of
+    the 1.7 ms the driver spends per task in all)."""
+    return {part: float(np.mean([g[part] / g["tasks"] for g in gathers])) for part in ("submit", "reply")}
+
+
 def fit_ray(points: dict, fit) -> dict:
     """The profile's ray section from measure_ray's measurements; `fit(name, points, features, names,
     relative)` is calibrate's fit-and-report (simcode.sim.calibrate.fit_profile)."""
@@ -267,14 +280,19 @@ def fit_ray(points: dict, fit) -> dict:
                      lambda p: (p["agents"], p["gflop"]), ("per_agent", "per_gflop"), True)
     sample = fit("ray sample (busy driver)", points["sample"], lambda p: (1.0, p["agents"] * p["batch"]),
                  ("per_call", "per_row_agent"), True)
+    send = fit("ray send (pack and put, busy driver)", points["send"],
+               lambda p: (1.0, p["state_values"], p["agents"] * p["batch"]),
+               ("per_call", "per_state_value", "per_row_agent"), True) if points.get("send") else None
     def kept(measured: list[dict], *keys: str) -> list[dict]:  # the measured points the profile keeps
         return [{key: p[key] for key in ("agents", "batch", *keys, "gflop", "seconds")} for p in measured]
 
     learner["points"] = kept(points["rows"], "state_values")
     return {"controller": {**{k: max(v, 0.0) for k, v in controller.items()}, "points": kept(points["controller"])},
             "sample": {k: max(v, 0.0) for k, v in sample.items()},
+            "send": {k: max(v, 0.0) for k, v in send.items()} if send else None,
             "put": per_byte("ray put (cpu)", points["puts"]),
             "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],
+            "thread": driver_thread(points["gathers"]),
             "task": per_byte("ray task (actor cpu per task)", tasks),
             "raylet": per_byte("ray raylet (object store cpu per task)", raylets), "learner": learner,
             "crowded": crowding_in_gathers(points), "idle": points["idle"], "driver": max(1.0, points["driver"]),
@@ -305,4 +323,4 @@ def measure_ray(repeats: int, passes: int = 1) -> dict:
         probe.append(speed_probe())
     return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "controller": controller,
             "idle": host["idle"], "driver": host["steps"] / plain,
-            "sample": host["sample"], "wake": wake, "probe": min(probe)}
+            "sample": host["sample"], "send": host["send"], "wake": wake, "probe": min(probe)}

@@ -13,12 +13,13 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
 from simcode.sim.calibrate import quiet_seconds
 from simcode.sim.calibrate_ray import RAY_POINTS, CpuClock, _problem, gather_once, start_probes
-from simcode.sim.ray_pool import settle
+from simcode.sim.ray_pool import put_arguments, settle
 
 # (M, minibatch rows) of the sampling measure: the sizes sim_vs_real runs and a larger minibatch.
 SAMPLE_POINTS = [(3, 256), (5, 256), (3, 1024), (5, 1024)]
@@ -137,25 +138,30 @@ def speed_columns(scenario, probe: float) -> dict[str, float]:
     return columns
 
 
-def measure_driver(ray, probes: list, repeats: int) -> tuple[float, list[dict]]:
-    """(seconds of 100 environment steps, M = 3 and 5 summed, and seconds of each SAMPLE_POINTS
-    minibatch draw), each measured right after a gather in which every probe computes a real row, as a
-    real run's driver steps and samples (the lower quartile of `4 * repeats`, as env_steps_seconds)."""
-    steps, samples = 0.0, []
+def measure_driver(ray, probes: list, repeats: int) -> tuple[float, list[dict], list[dict]]:
+    """(seconds of 100 environment steps, M = 3 and 5 summed; seconds of each SAMPLE_POINTS minibatch
+    draw; seconds of each SAMPLE_POINTS put of the packed states and the minibatch), each measured
+    right after a gather in which every probe computes a real row, as a real run's driver steps,
+    samples and puts (the lower quartile of `4 * repeats`, as env_steps_seconds)."""
+    steps, samples, sends = 0.0, [], []
     for m, rows in SAMPLE_POINTS:
         trainer = _trainer(m, rows)
         states, batch, shapes = _problem(m, rows)
         ray.get([probe.load.remote(m, rows) for probe in probes])
         width = max(shapes.state_sizes)
-        collected, drawn = [], []
+        collected, drawn, sent = [], [], []
         for _ in range(4 * repeats):
             gather_once(ray, probes, states, batch, width)
             collected.append(_timed(trainer.collect))
-            drawn.append(_timed(trainer.sample))
+            seconds, drawn_batch = _timed_value(trainer.sample)
+            drawn.append(seconds)
+            sent.append(_timed(partial(put_arguments, ray, trainer, drawn_batch)))
         if rows == 256:
             steps += float(np.percentile(collected, 25))
-        samples.append({"agents": m, "batch": rows, "seconds": float(np.percentile(drawn, 25))})
-    return steps, samples
+        point = {"agents": m, "batch": rows, "state_values": sum(s.size for s in trainer.states())}
+        samples.append({**point, "seconds": float(np.percentile(drawn, 25))})
+        sends.append({**point, "seconds": float(np.percentile(sent, 25))})
+    return steps, samples, sends
 
 
 # Bursts of work (seconds) tried by measure_wake, shortest first.
@@ -195,19 +201,25 @@ def _burst(cpu: float) -> float:
     return time.perf_counter() - started
 
 
-def _timed(work) -> float:
+def _timed_value(work) -> tuple[float, object]:
+    """(wall seconds of `work()`, what it returned)."""
     started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
+    value = work()
+    return time.perf_counter() - started, value
+
+
+def _timed(work) -> float:
+    return _timed_value(work)[0]
 
 
 def measure_host(ray, repeats: int) -> dict:
     """The ray section's measurements beside the messages that need a running Ray, by name: idle, and
-    the busy driver's environment steps ("steps", seconds) and minibatch draws ("sample")."""
+    the busy driver's environment steps ("steps", seconds), minibatch draws ("sample") and puts of an
+    iteration's arguments ("send")."""
     probes = start_probes(ray)
     idle = measure_idle(ray, probes, 0.5 * repeats)
     settle()
-    steps, samples = measure_driver(ray, probes, repeats)
+    steps, samples, sends = measure_driver(ray, probes, repeats)
     for probe in probes:
         ray.kill(probe)
-    return {"idle": idle, "steps": steps, "sample": samples}
+    return {"idle": idle, "steps": steps, "sample": samples, "send": sends}

@@ -28,6 +28,7 @@ The clock logic holds no torch and no file I/O: the real computation hides behin
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import simpy
@@ -68,6 +69,9 @@ class Cluster:
         self.driver = cost.driver  # the controller's CPU for Ray's messages (None: not on Ray)
         self.runs_to_end = self.driver is not None  # on Ray a started computation is not interrupted
         self.store = cost.store  # on Ray: a task's raylet work before and after it (None: not on Ray)
+        self.task_overhead = cost.task_overhead  # on Ray: the actor's part of a learner's compute, before its row
+        threads = self.driver.threads if self.driver is not None else 0.0
+        self.driver_threads = DriverThreads(self.env, self.controller_host, threads) if threads > 0 else None
         self.wait_for_ack = on_decode == "cancel_wait"
         self.rank_check = cost.config.rank_check
         self.timeout = timeout
@@ -100,6 +104,13 @@ class Cluster:
         self._scratch: np.ndarray | None = None  # reused by the decode check
         self.iteration_done = [self.env.event() for _ in range(iterations)]
         self.env.process(self.controller())
+
+    def take_in(self, result: Result, _arrival: simpy.Event | None = None) -> None:
+        """A result reaches the controller's process: on Ray, Ray's threads there take it in first."""
+        if self.driver_threads is None:
+            self.result_arrived(result)
+        else:
+            self.env.process(self.driver_threads.handle(partial(self.result_arrived, result)))
 
     def result_arrived(self, result: Result, _arrival: simpy.Event | None = None) -> None:
         if result.iteration == self.iteration and self.answer_times[result.learner] == math.inf:
@@ -163,9 +174,12 @@ class Cluster:
             "resent": resent, **columns,
         }
 
-    def controller_computes(self, seconds: float) -> simpy.Event:
-        """The controller's own computation, sharing its host's cores when `cluster.hosts` names one."""
-        return self.controller_host.compute(seconds, owner=self) if self.controller_host else self.env.timeout(seconds)
+    def controller_computes(self, seconds: float, message: bool = False) -> simpy.Event:
+        """The controller's own computation, sharing its host's cores when `cluster.hosts` names one
+        (`message`: Ray's, priced as measured amid a crowd, simcode.sim.hosts)."""
+        if self.controller_host is None:
+            return self.env.timeout(seconds)
+        return self.controller_host.compute(seconds, owner=self, measured_crowded=seconds if message else 0.0)
 
     def check_clock(self, iteration: int, now: float) -> None:
         if not math.isfinite(now):  # busy times are bounded, but a very long run may add up
@@ -238,6 +252,8 @@ class Cluster:
                 if self.strategy is not None:
                     self.strategy.late_result(result.iteration, result.row, iteration)
                 continue
+            if self.driver is not None and self.driver.reply:
+                yield self.controller_computes(self.driver.reply, message=True)  # its own thread takes the answer
             answered.append(result.learner)
             received.setdefault(result.row, result)
             if self.rank_check:  # the seed's matrix_rank of the rows received so far
@@ -250,12 +266,14 @@ class Cluster:
         and the minibatch in the object store, then submits the tasks one after another (RayDriver)."""
         sends = []
         if self.driver is not None:
-            yield self.controller_computes(self.driver.put)
+            yield self.controller_computes(self.driver.put, message=True)
         for i, learner in enumerate(self.learners):
             if self.driver is not None:
-                yield self.controller_computes(self.driver.submit)
+                yield self.controller_computes(self.driver.submit, message=True)
             task = Task(iteration, i, float(busy[i]), float(compute[i]))
-            sends.append(self.network.send(CONTROLLER, _deliver(learner.inbox, task), self.task_nbytes[i]))
+            send = partial(self.network.send, CONTROLLER, _deliver(learner.inbox, task), self.task_nbytes[i])
+            # On Ray, Ray's threads in the driver send the task once its thread has submitted it.
+            sends.append(send() if self.driver_threads is None else self.env.process(self.driver_threads.handle(send)))
         return sends
 
     def release(self, iteration: int):
@@ -263,7 +281,7 @@ class Cluster:
         late learner: a message, CPU on its host)."""
         if self.driver is not None:
             unanswered = sum(math.isinf(t) for t in self.answer_times)
-            yield self.controller_computes(unanswered * self.driver.ack)
+            yield self.controller_computes(unanswered * self.driver.ack, message=True)
         for learner in self.learners:
             if learner.working_on == iteration:
                 learner.process.interrupt()
@@ -346,6 +364,27 @@ class Cluster:
     def encode(self, row: int, theta: np.ndarray) -> np.ndarray:
         """What learner `row` sends: its row of the matrix times the states."""
         return protocol.combine(self.code.matrix[row], self.rows[row], theta)
+
+
+class DriverThreads:
+    """On Ray, Ray's threads in the driver process: they send each task and take each answer in, one
+    message at a time, on the controller's host beside the controller's own thread (RayDriver.threads)."""
+
+    def __init__(self, env: simpy.Environment, host, per_task: float):
+        self.env = env
+        self.host = host  # None: the controller has a machine of its own
+        self.seconds = per_task / 2  # half sends the task, half takes its answer in
+        self.turn = simpy.Resource(env, capacity=1)
+
+    def handle(self, then):
+        """A process: one message's work, then `then()`."""
+        with self.turn.request() as turn:
+            yield turn
+            if self.host is None:
+                yield self.env.timeout(self.seconds)
+            else:
+                yield self.host.compute(self.seconds, owner=self, measured_crowded=self.seconds)
+        then()
 
 
 def _deliver(inbox: simpy.Store, message: object):

@@ -12,7 +12,8 @@
   serialisation of every message.
 - `profile` with `cluster.network.model: ray` (RayTransportCost): what the real backend pays on Ray,
   from the profile's ray section, as CPU on the hosts: the controller puts the states and the
-  minibatch, then submits the tasks one after another (RayDriver); the raylet of a learner's host
+  minibatch, then submits the tasks one after another and takes each answer in (RayDriver), while
+  Ray's threads in its process send each task and receive its answer; the raylet of a learner's host
   serves its arguments before and seals its result after, one request at a time (`store`); each
   learner's computation is its actor's CPU per task plus its row on one torch thread (as the actors
   run it). All of it shares the host's cores with its neighbours under `cluster.hosts`. Centralized
@@ -66,6 +67,7 @@ class CostModel:
     wake: float = 0.0  # seconds of work a woken process runs ahead of the sharing (simcode.sim.hosts)
     background: Background = Background()  # cores' worth of CPU hosts spend whatever they compute
     store: tuple[float, float] | None = None  # a task's raylet work before and after it
+    task_overhead: float = 0.0  # a learner's CPU per task beside its row (on Ray: its actor's)
 
     def __init__(self, config: CostConfig, update_flops: Sequence[float], act_flops: Sequence[float]):
         self.config = config
@@ -205,8 +207,12 @@ class RayTransportCost(RayProfileCost):
         raylet = self.ray.raylet
         self.store = (raylet.per_message / 2 + (state_bytes + batch_bytes) / raylet.bytes_per_second,
                       raylet.per_message / 2 + result_bytes / raylet.bytes_per_second)
-        self.driver = RayDriver(put=self.ray.put.seconds(state_bytes) + self.ray.put.seconds(batch_bytes),
-                                submit=self.ray.submit.seconds(result_bytes), ack=self.ray.ack)
+        send = self.ray.send  # measured as a real gather begins: the states packed, then both put
+        put = (send.seconds(self.state_values, self.n_agents, self.batch) if send
+               else self.ray.put.seconds(state_bytes) + self.ray.put.seconds(batch_bytes))
+        self.driver = RayDriver.split(put=put,
+                                      per_task=self.ray.submit.seconds(result_bytes), ack=self.ray.ack,
+                                      thread=self.ray.thread)
 
     def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
         return self.task_overhead + self.row_seconds(agents)
@@ -217,11 +223,24 @@ class RayTransportCost(RayProfileCost):
 
 @dataclass(frozen=True)
 class RayDriver:
-    """The controller's CPU for Ray's messages, one after another on its host (sim.cluster.send_tasks)."""
+    """The controller's CPU for Ray's messages on its host (sim.cluster.send_tasks): its own thread's, one
+    after another, and Ray's threads in the driver process, beside it, one message at a time."""
 
-    put: float     # seconds to put an iteration's states and minibatch in the object store
-    submit: float  # seconds per task sent (and its reply taken)
+    put: float     # seconds to pack and put an iteration's states and minibatch in the object store
+    submit: float  # seconds of the driver's thread per task sent
     ack: float     # seconds per acknowledgement of a late learner (sim.cluster.release)
+    reply: float = 0.0    # seconds of the driver's thread per answer taken
+    threads: float = 0.0  # seconds of Ray's threads per task: half sends it, half takes its answer in
+
+    @classmethod
+    def split(cls, put: float, per_task: float, ack: float, thread) -> RayDriver:
+        """`per_task`, the driver's whole CPU per task, split as the profile's `thread` measured it (None:
+        all of it the driver thread's, at the submit)."""
+        if thread is None:
+            return cls(put=put, submit=per_task, ack=ack)
+        submit = min(thread.submit, per_task)
+        reply = min(thread.reply, per_task - submit)
+        return cls(put=put, submit=submit, ack=ack, reply=reply, threads=per_task - submit - reply)
 
 
 def make_cost(scenario: Scenario, update_flops: Sequence[float], act_flops: Sequence[float]) -> CostModel:

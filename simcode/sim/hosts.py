@@ -6,7 +6,9 @@ on c cores, each advances at min(1, c / n) seconds of work per second, so a lear
 stretches while its neighbours compute too. On Ray (`cluster.network.model: ray`) two measured
 corrections apply (simcode.sim.calibrate_ray): Ray's own threads keep b of the c cores busy even when
 idle (its raylet, each actor, the driver), so computations share c - b; and a crowded host (n > c)
-loses its switches and cold caches: each computation then advances at `crowded` (c - b) / n. And a
+loses its switches and cold caches: each computation then advances at `crowded` (c - b) / n, except
+work whose price was measured amid such a crowd (Ray's messages: simcode.sim.calibrate_ray measures
+them in gathers crowded with rows), which advances at (c - b) / n, not slowed twice. And a
 process that wakes (the controller once an answer is in, an actor given a task, the raylet given a
 message) runs its first `wake` seconds of work on a core at once, ahead of those sharing the cores:
 Linux's scheduler (EEVDF) gives a woken task its slice before it queues behind the others (on this
@@ -48,17 +50,22 @@ class SharedCores:
         self.store = simpy.Resource(env, capacity=1)  # on Ray: the raylet's object store, one request at a time
         self.left: dict[simpy.Event, float] = {}  # computation -> seconds of work still to do
         self.ahead: dict[simpy.Event, float] = {}  # computation -> seconds of it still ahead of the sharing
+        self.as_measured: dict[simpy.Event, float] = {}  # computation -> seconds of it not slowed by a crowd
         self.bursts: dict[object, tuple[float, float]] = {}  # owner -> (when its last work ended, slice left)
         self.owners: dict[simpy.Event, object] = {}
         self.updated = env.now
         self.generation = 0  # a timer set before the last change is stale
 
-    def compute(self, seconds: float, owner: object = None) -> simpy.Event:
+    def compute(self, seconds: float, owner: object = None, measured_crowded: float = 0.0) -> simpy.Event:
         """An event that fires once `seconds` of work are done on this host (`owner`: the process that
-        computes it, which earns a slice ahead of the sharing when it wakes; None: no slice)."""
+        computes it, which earns a slice ahead of the sharing when it wakes; None: no slice). The first
+        `measured_crowded` seconds of it were measured amid a crowd (Ray's messages, measured amid the
+        rows): a crowded host does not slow them again."""
         done = self.env.event()
         self.advance()
         self.left[done] = seconds
+        if measured_crowded > DONE_SECONDS:
+            self.as_measured[done] = measured_crowded
         if owner is not None and self.wake > 0:
             ended, kept = self.bursts.get(owner, (-1.0, 0.0))
             ahead = kept if ended == self.env.now else self.wake  # the slice: this computation may end within it
@@ -81,20 +88,23 @@ class SharedCores:
         if owner is not None:
             self.bursts[owner] = (self.env.now, max(self.ahead.get(done, 0.0), 0.0))
         self.ahead.pop(done, None)
+        self.as_measured.pop(done, None)
 
-    def rates(self) -> tuple[float, float]:
-        """(speed of a computation ahead of the sharing, speed of one sharing what is left)."""
+    def rates(self) -> tuple[float, float, float]:
+        """(speed of a computation ahead of the sharing, of one sharing what is left, of one sharing it
+        whose work is priced as measured amid a crowd)."""
         n, first = len(self.left), len(self.ahead)
         fast = min(1.0, self.free / first) if first else 0.0
         shared, rest = n - first, self.free - first * fast
         if not shared:
-            return fast, 0.0
-        if n <= self.cores:
-            return fast, min(1.0, rest / shared)
-        return fast, self.crowded * rest / shared
+            return fast, 0.0, 0.0
+        plain = min(1.0, rest / shared)
+        return fast, self.crowded * plain if n > self.cores else plain, plain
 
-    def rate_of(self, job: simpy.Event, rates: tuple[float, float]) -> float:
-        return rates[0] if job in self.ahead else rates[1]
+    def rate_of(self, job: simpy.Event, rates: tuple[float, float, float]) -> float:
+        if job in self.ahead:
+            return rates[0]
+        return rates[2] if job in self.as_measured else rates[1]
 
     def advance(self) -> None:
         elapsed = self.env.now - self.updated
@@ -104,16 +114,17 @@ class SharedCores:
             for job in self.left:
                 progress = elapsed * self.rate_of(job, rates)
                 self.left[job] -= progress
-                if job in self.ahead:
-                    self.ahead[job] -= progress
+                for part in (self.ahead, self.as_measured):
+                    if job in part:
+                        part[job] -= progress
 
     def reschedule(self) -> None:
         self.generation += 1
         if not self.left:
             return
         generation, rates = self.generation, self.rates()
-        waits = [min(self.ahead.get(job, left), left) / self.rate_of(job, rates) for job, left in self.left.items()
-                 if self.rate_of(job, rates) > 0]
+        waits = [min(self.ahead.get(job, left), self.as_measured.get(job, left), left) / self.rate_of(job, rates)
+                 for job, left in self.left.items() if self.rate_of(job, rates) > 0]
         wait = max(0.0, min(waits))
         self.env.timeout(wait).callbacks.append(lambda _event: self.finish(generation))
 
@@ -125,9 +136,10 @@ class SharedCores:
             if left <= DONE_SECONDS:
                 self.end(job)
                 job.succeed()
-        for job, ahead in list(self.ahead.items()):
-            if ahead <= DONE_SECONDS:
-                del self.ahead[job]
+        for part in (self.ahead, self.as_measured):
+            for job, seconds in list(part.items()):
+                if seconds <= DONE_SECONDS:
+                    del part[job]
         self.reschedule()
 
 

@@ -75,11 +75,11 @@ class Learner:
             return
         with self.host.store.request() as turn:
             yield turn
-            yield self.host.compute(seconds, owner=self.host.store)
+            yield self.host.compute(seconds, owner=self.host.store, measured_crowded=seconds)
 
     def compute_on_host(self, task: Task):
         """The computation shares the host's cores; the straggler's extra time is a sleep, sharing nothing."""
-        job = self.host.compute(task.compute, owner=self)
+        job = self.on_host(task.compute)
         try:
             yield job
         except simpy.Interrupt as stop:
@@ -90,13 +90,18 @@ class Learner:
             raise stop
         yield self.env.timeout(task.busy - task.compute)
 
+    def on_host(self, seconds: float) -> simpy.Event:
+        """`seconds` of computation on the learner's host. On Ray its actor's CPU for the task
+        (task_overhead) comes first, priced as measured amid the rows: a crowd does not slow it again."""
+        return self.host.compute(seconds, owner=self, measured_crowded=min(self.cluster.task_overhead, seconds))
+
     def compute_then_wait(self, task: Task):
         """cancel_wait: the computation runs to its end; the straggler's extra wait (infinite for a
         failed learner) ends early when the ack comes, and then the result is not sent."""
         ack = self.cluster.acks[self.index]
         if task.iteration < self.cluster.iteration or ack.triggered:
             return  # an acked learner knows its iteration decoded: work that arrives after the ack is dropped
-        self.computing = self.host.compute(task.compute, owner=self) if self.host else self.env.timeout(task.compute)
+        self.computing = self.on_host(task.compute) if self.host else self.env.timeout(task.compute)
         yield self.computing
         self.computing = None
         extra = task.busy - task.compute
@@ -107,5 +112,5 @@ class Learner:
 
     def answer(self, task: Task) -> None:
         result = Result(task.iteration, task.row, self.index)
-        self.cluster.network.send(self.index, partial(self.cluster.result_arrived, result),
+        self.cluster.network.send(self.index, partial(self.cluster.take_in, result),
                                   self.cluster.result_nbytes)

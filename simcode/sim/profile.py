@@ -17,27 +17,30 @@ Each cost is a small linear model in features that the work's own sizes give:
   per_row_agent2 * rows * M^2` (an SVD's work).
 - serialize: pickling a message and pushing it through a loopback socket, `per_message + bytes /
   bytes_per_second`.
-- ray (optional, `simcode calibrate --ray`): what the real backend's Ray messages cost, for scenarios
-  whose `cluster.network.model` is `ray` (simcode.sim.cost.RayTransportCost), as CPU seconds that the
-  hosts' cores serve (simcode.sim.calibrate_ray says why): `put`, the driver's ray.put of the states
-  and of the minibatch, per call and per byte; `submit`, the driver's work per task sent and its
-  reply; `ack`, per acknowledgement of a late learner; `task`, the actor's work per task, and
-  `raylet`, its host's raylet's (the object store, one request at a time), per byte received and
-  returned; `learner`, a learner actor's own computation of its row on one torch thread (unpack
-  every state, update the row's agents, pack, combine), `intercept + per_gflop * GFLOP of the row +
-  per_state_value * values of all states`, and its measured `points`, which price the rows of the
-  problems they measured (the fit missed some by 10 to 14%); `crowded`, the speed of a row in a
-  gather crowded with three learners a core against alone; `idle`, the cores' worth of CPU Ray's
-  threads take while idle (the daemons, each actor, the driver), taken from the hosts' cores
-  (simcode.sim.hosts); `driver`, how much longer the controller's environment steps take in a Ray
-  driver, right after a gather, than alone;
+- ray (optional, `simcode calibrate --ray`): what the real backend's Ray messages cost, for
+  scenarios whose `cluster.network.model` is `ray` (simcode.sim.cost.RayTransportCost), as CPU
+  seconds that the hosts' cores serve (simcode.sim.calibrate_ray says why): `put`, the driver's
+  ray.put of the states and of the minibatch, per call and per byte; `submit`, the driver's work per
+  task sent and its reply, and (`thread`) its own thread's part, per task submitted and per answer
+  taken, the rest on Ray's threads in the driver process; `ack`, per acknowledgement of a late
+  learner; `task`, the actor's work per task, and `raylet`, its host's raylet's (the object store,
+  one request at a time), per byte received and returned; `learner`, a learner actor's own
+  computation of its row on one torch thread (unpack every state, update the row's agents, pack,
+  combine), `intercept + per_gflop * GFLOP of the row + per_state_value * values of all states`, and
+  its measured `points`, which price the rows of the problems they measured (the fit missed some by
+  10 to 14%); `crowded`, the speed of a row in a gather crowded with three learners a core against
+  alone; `idle`, the cores' worth of CPU Ray's threads take while idle (the daemons, each actor, the
+  driver), taken from the hosts' cores (simcode.sim.hosts); `driver`, how much longer the
+  controller's environment steps take in a Ray driver, right after a gather, than alone;
   `controller`, a centralized real run's update of every agent on one torch thread, between its
-  environment steps, `per_agent * M + per_gflop * GFLOP` (within 6% from M = 3 to 10, where a line in
-  GFLOP alone missed by 15%), and its measured `points`, which price the problems they measured;
+  environment steps, `per_agent * M + per_gflop * GFLOP` (within 6% from M = 3 to 10, where a line
+  in GFLOP alone missed by 15%), and its measured `points`, which price the problems they measured;
   `sample`, the Ray driver's draw of the minibatches after its environment steps, `per_call +
-  per_row_agent * M * rows`; `wake`, the seconds of work a process that wakes on a host whose cores
-  are all busy runs at once, ahead of those sharing them (Linux's slice for a woken task, measured;
-  simcode.sim.hosts); `probe`, seconds of a fixed piece of work at calibration (100 environment steps,
+  per_row_agent * M * rows`; `send`, the same driver's put of an iteration's arguments (every state
+  packed and put, the minibatch put), `per_call + per_state_value * values + per_row_agent * M *
+  rows`; `wake`, the seconds of work a process that wakes on a host whose cores are all busy runs at
+  once, ahead of those sharing them (Linux's slice for a woken task, measured; simcode.sim.hosts);
+  `probe`, seconds of a fixed piece of work at calibration (100 environment steps,
   simcode.sim.calibrate_ray_host.speed_probe), which each real run measures again before it starts.
 """
 
@@ -169,12 +172,29 @@ class SampleCost(_Part):
         return self.per_call + self.per_row_agent * n_agents * rows
 
 
+class SendCost(_Part):
+    per_call: float = Field(ge=0, description="seconds per put of an iteration's states and minibatch")
+    per_state_value: float = Field(ge=0, description="seconds per value of every agent's state (packed, put)")
+    per_row_agent: float = Field(ge=0, description="seconds per agent x minibatch row put")
+
+    def seconds(self, state_values: int, n_agents: int, rows: int) -> float:
+        return self.per_call + self.per_state_value * state_values + self.per_row_agent * n_agents * rows
+
+
 class RayIdle(_Part):
     """Cores' worth of CPU Ray's threads take while nothing is sent (CPU seconds per second)."""
 
     daemons: float = Field(ge=0, le=1, description="the raylet, object store and GCS")
     learner: float = Field(ge=0, le=1, description="each learner actor's process")
     controller: float = Field(ge=0, le=1, description="the driver's Ray threads")
+
+
+class DriverThread(_Part):
+    """Of the driver's CPU per task (`submit`, the whole), what its own thread spends; the rest runs on
+    Ray's threads in the driver process, beside it."""
+
+    submit: float = Field(ge=0, description="seconds of the driver's thread per task submitted (pickle, submit)")
+    reply: float = Field(ge=0, description="seconds of the driver's thread per answer taken (wait, get)")
 
 
 class RayCost(_Part):
@@ -197,8 +217,12 @@ class RayCost(_Part):
     controller: ControllerCost | None = Field(None, description="the controller's update of every agent on one "
                                               "torch thread (centralized on Ray), per agent and per GFLOP")
     sample: SampleCost | None = Field(None, description="the Ray driver's draw of every agent's minibatch")
+    send: SendCost | None = Field(None, description="the Ray driver's put of an iteration's packed states and "
+                                  "minibatch, as a real gather begins; without it, `put` of both (no packing)")
     wake: float | None = Field(None, ge=0, le=0.1, description="seconds of work a process that wakes on a busy "
                                "host runs on a core at once, before it shares the cores (the scheduler's slice)")
+    thread: DriverThread | None = Field(None, description="the driver's own thread's part of `submit`; without it "
+                                        "the whole of it is the driver thread's, at the submit")
     probe: float | None = Field(None, gt=0, description="seconds of the speed probe at calibration (the machine's "
                                 "pace, against which real runs report their machine_speed)")
 

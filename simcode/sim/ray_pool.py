@@ -12,6 +12,14 @@ from collections.abc import Iterator
 from simcode.errors import BadInput, SimulationError
 
 
+def put_arguments(ray, trainer, batch) -> tuple:
+    """What a real iteration's driver puts in the object store for its learners, and how: every agent's
+    state packed (Trainer.states), then the minibatch as numpy arrays: -> (states ref, minibatch ref)."""
+    from simcode.sim.real import batch_arrays
+
+    return ray.put(trainer.states()), ray.put(batch_arrays(batch))
+
+
 @contextlib.contextmanager
 def ray_session(n_learners: int, num_cpus: float, address: str | None) -> Iterator[object]:
     """Ray for one run: joins `address`, or starts a local Ray with the CPUs the learners need (plus

@@ -39,7 +39,7 @@ from simcode.delays import busy_time
 from simcode.errors import BadInput, SimulationError
 from simcode.seeding import generator
 from simcode.sim import protocol
-from simcode.sim.ray_pool import forget_learners, learner_pool, ray_session, settle
+from simcode.sim.ray_pool import forget_learners, learner_pool, put_arguments, ray_session, settle
 from simcode.sim.real_check import DeferredChecks
 from simcode.sim.strategy import exact_columns
 from simcode.sim.workload import shapes_of, stack_states, unstack_states
@@ -306,7 +306,7 @@ class RealCluster:
         """Send every learner its task; collect results until they decode: -> (messages by row, re-sent
         rows, {ref: learner} still pending)."""
         self.sent_at: dict = {}  # task ref -> when it was sent (wall clock, as the actors' timestamps)
-        states, batch_ref = self.ray.put(self.trainer.states()), self.ray.put(batch_arrays(batch))
+        states, batch_ref = put_arguments(self.ray, self.trainer, batch)
         pending = {self.send(RunTask(iteration, i, self.run_number), float(delays[i]), states, batch_ref): i
                    for i in range(self.n_learners)}
         failed = int(np.count_nonzero(np.isinf(delays)))
