@@ -47,3 +47,37 @@ def test_every_late_work_semantics_shares_the_cores(on_decode):
 def test_a_learner_on_two_hosts_is_bad_input():
     with pytest.raises(BadInput, match=r"cluster.hosts\[1\].learners.*on two hosts"):
         mean_iteration([{"cores": 1, "learners": [0, 1]}, {"cores": 1, "learners": [1, 2]}])
+
+
+def summary_of(hosts, delay=None):
+    sc = Scenario.model_validate({
+        "env": {"n_agents": 3},
+        "cluster": {"n_learners": 3, "hosts": hosts, "network": {"latency": 0.0, "bandwidth": 1e18}},
+        "code": {"name": "uncoded"}, "delay": delay or {"name": "none"},
+        "cost": {"model": "fixed", "update": UPDATE, "env_step": 0.0, "decode": 0.0},
+        "run": {"iterations": 3, "workload": "timing"},
+    })
+    return simulate(sc).summary
+
+
+@pytest.mark.parametrize("cores", [1, 2, 8])
+def test_the_hosts_cpu_per_iteration_is_the_work_priced_on_them(cores):
+    """Three updates an iteration on the learners' host, whatever its cores; sleeps take none; no
+    cluster.hosts, no CPU to report."""
+    assert summary_of([{"cores": cores, "learners": [0, 1, 2]}])["cpu_per_iteration"] == pytest.approx(3 * UPDATE)
+    late = {"name": "fixed_k", "k": 1, "delay": 1.0, "mode": "add"}
+    assert summary_of([{"cores": cores, "learners": [0, 1, 2]}], late)["cpu_per_iteration"] == pytest.approx(3 * UPDATE)
+    assert summary_of(None)["cpu_per_iteration"] is None
+
+
+def test_a_cancelled_computation_costs_its_host_what_it_did():
+    import simpy
+
+    from simcode.sim.hosts import SharedCores
+
+    env = simpy.Environment()
+    host = SharedCores(env, 1)
+    job = host.compute(1.0)
+    env.run(until=0.3)
+    host.cancel(job)
+    assert host.cpu_seconds(0.3) == pytest.approx(0.3)

@@ -283,3 +283,17 @@ def test_a_real_run_reports_the_machines_pace_against_its_profiles(ray_session):
     summary = run_real(sc).summary
     probe = load_profile(sc.cost.profile).ray.probe
     assert summary["machine_speed"] == pytest.approx(summary["machine_probe_seconds"] / probe)
+
+
+def test_a_real_run_reports_the_cpu_an_iteration_cost_this_machine(ray_session):
+    """The CPU audit sees the driver's own environment steps (one core busy for their wall time) and
+    the learners' rows; it stays within what the machine's cores could give over the clocked time
+    (with room for late rows still computing while the decode checks run off the clock)."""
+    import os
+
+    from simcode.sim.real import run_real
+
+    result = run_real(scenario())
+    cpu, trace = result.summary["cpu_per_iteration"], result.trace
+    assert cpu > 0.8 * trace["env_seconds"].mean() + 0.5 * trace["learner_compute"].mean()
+    assert cpu < 1.5 * (os.cpu_count() or 1) * trace["duration"].mean()

@@ -94,7 +94,7 @@ def _problem(m: int, batch: int):
     """(states and minibatches as the driver puts them, the MaddpgShapes) of simple_spread."""
     from simcode.marl.bench import spread_update
     from simcode.marl.state import Layout
-    from simcode.sim.real import batch_arrays
+    from simcode.sim.ray_pool import batch_arrays
 
     _, shapes, _, state, data = spread_update(m, batch)
     return Layout(shapes).pack(state, list(range(m))), batch_arrays(data), shapes

@@ -39,7 +39,7 @@ from simcode.errors import SimulationError
 from simcode.sim.busy import busy_seconds
 from simcode.sim.cost import CostModel, DecodeWork, HostTimes
 from simcode.sim import protocol
-from simcode.sim.hosts import place
+from simcode.sim.hosts import DriverThreads, place
 from simcode.sim.learner import Learner
 from simcode.sim.network import CONTROLLER, make_network
 from simcode.sim.protocol import Result, Task
@@ -173,6 +173,15 @@ class Cluster:
             "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0,
             "resent": resent, **columns,
         }
+
+    def cpu_per_iteration(self) -> float | None:
+        """CPU seconds an iteration costs the simulated hosts (None: no cluster.hosts): every computation
+        on them and their idle Ray threads' part, from the first iteration on."""
+        hosts = {id(host): host for host in [*self.learner_hosts, self.controller_host] if host is not None}
+        if not hosts or not self.records:
+            return None
+        seconds = self.env.now - self.warmup_seconds
+        return sum(host.cpu_seconds(seconds) for host in hosts.values()) / len(self.records)
 
     def controller_computes(self, seconds: float, message: bool = False) -> simpy.Event:
         """The controller's own computation, sharing its host's cores when `cluster.hosts` names one
@@ -364,27 +373,6 @@ class Cluster:
     def encode(self, row: int, theta: np.ndarray) -> np.ndarray:
         """What learner `row` sends: its row of the matrix times the states."""
         return protocol.combine(self.code.matrix[row], self.rows[row], theta)
-
-
-class DriverThreads:
-    """On Ray, Ray's threads in the driver process: they send each task and take each answer in, one
-    message at a time, on the controller's host beside the controller's own thread (RayDriver.threads)."""
-
-    def __init__(self, env: simpy.Environment, host, per_task: float):
-        self.env = env
-        self.host = host  # None: the controller has a machine of its own
-        self.seconds = per_task / 2  # half sends the task, half takes its answer in
-        self.turn = simpy.Resource(env, capacity=1)
-
-    def handle(self, then):
-        """A process: one message's work, then `then()`."""
-        with self.turn.request() as turn:
-            yield turn
-            if self.host is None:
-                yield self.env.timeout(self.seconds)
-            else:
-                yield self.host.compute(self.seconds, owner=self, measured_crowded=self.seconds)
-        then()
 
 
 def _deliver(inbox: simpy.Store, message: object):

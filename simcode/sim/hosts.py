@@ -46,6 +46,7 @@ class SharedCores:
         self.cores = cores
         self.crowded = crowded
         self.free = cores - busy  # what the computations share
+        self.worked = 0.0  # seconds of work given to the host (less what a cancel took back): its CPU
         self.wake = wake
         self.store = simpy.Resource(env, capacity=1)  # on Ray: the raylet's object store, one request at a time
         self.left: dict[simpy.Event, float] = {}  # computation -> seconds of work still to do
@@ -64,6 +65,7 @@ class SharedCores:
         done = self.env.event()
         self.advance()
         self.left[done] = seconds
+        self.worked += seconds
         if measured_crowded > DONE_SECONDS:
             self.as_measured[done] = measured_crowded
         if owner is not None and self.wake > 0:
@@ -79,8 +81,13 @@ class SharedCores:
         """Stop a computation (its learner was cancelled): the others speed up."""
         if done in self.left:
             self.advance()
+            self.worked -= max(self.left[done], 0.0)
             self.end(done)
             self.reschedule()
+
+    def cpu_seconds(self, seconds: float) -> float:
+        """The host's CPU over `seconds` of its life: the work it was given and Ray's idle threads' part."""
+        return self.worked + (self.cores - self.free) * seconds
 
     def end(self, done: simpy.Event) -> None:
         del self.left[done]
@@ -141,6 +148,27 @@ class SharedCores:
                 if seconds <= DONE_SECONDS:
                     del part[job]
         self.reschedule()
+
+
+class DriverThreads:
+    """On Ray, Ray's threads in the driver process: they send each task and take each answer in, one
+    message at a time, on the controller's host beside the controller's own thread (RayDriver.threads)."""
+
+    def __init__(self, env: simpy.Environment, host, per_task: float):
+        self.env = env
+        self.host = host  # None: the controller has a machine of its own
+        self.seconds = per_task / 2  # half sends the task, half takes its answer in
+        self.turn = simpy.Resource(env, capacity=1)
+
+    def handle(self, then):
+        """A process: one message's work, then `then()`."""
+        with self.turn.request() as turn:
+            yield turn
+            if self.host is None:
+                yield self.env.timeout(self.seconds)
+            else:
+                yield self.host.compute(self.seconds, owner=self, measured_crowded=self.seconds)
+        then()
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,14 @@ cluster's address checked first), and the learner actors its runs share."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import socket
+import warnings
 from collections.abc import Iterator
+
+import numpy as np
 
 from simcode.errors import BadInput, SimulationError
 
@@ -15,9 +19,28 @@ from simcode.errors import BadInput, SimulationError
 def put_arguments(ray, trainer, batch) -> tuple:
     """What a real iteration's driver puts in the object store for its learners, and how: every agent's
     state packed (Trainer.states), then the minibatch as numpy arrays: -> (states ref, minibatch ref)."""
-    from simcode.sim.real import batch_arrays
-
     return ray.put(trainer.states()), ray.put(batch_arrays(batch))
+
+
+def batch_arrays(batch) -> dict:
+    """A minibatch as Ray moves it cheaply: numpy arrays are put once and read in place by every actor
+    (zero-copy), where torch tensors are pickled and copied by each (measured: 1.2-11 ms per actor at
+    M = 3-10, batch 256, against 0.6-0.7 ms)."""
+    return {f.name: getattr(batch, f.name).numpy() if hasattr(getattr(batch, f.name), "numpy")
+            else getattr(batch, f.name) for f in dataclasses.fields(batch)}
+
+
+def batch_from_arrays(arrays: dict):
+    """The Batch of `batch_arrays`, its tensors reading the object store's read-only memory in place
+    (the update never writes into its minibatch)."""
+    import torch
+
+    from simcode.marl.maddpg import Batch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch warns once that the arrays are read-only
+        return Batch(**{name: torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+                        for name, value in arrays.items()})
 
 
 @contextlib.contextmanager

@@ -23,12 +23,10 @@ the decoded states with) is no part of the protocol: it runs after the run (simc
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import math
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,8 +37,9 @@ from simcode.delays import busy_time
 from simcode.errors import BadInput, SimulationError
 from simcode.seeding import generator
 from simcode.sim import protocol
-from simcode.sim.ray_pool import forget_learners, learner_pool, put_arguments, ray_session, settle
+from simcode.sim.ray_pool import batch_from_arrays, forget_learners, learner_pool, put_arguments, ray_session, settle
 from simcode.sim.real_check import DeferredChecks
+from simcode.sim.real_clock import RealClock
 from simcode.sim.strategy import exact_columns
 from simcode.sim.workload import shapes_of, stack_states, unstack_states
 
@@ -163,34 +162,15 @@ def one_core():
         torch.set_num_threads(threads)
 
 
-def batch_arrays(batch) -> dict:
-    """A minibatch as Ray moves it cheaply: numpy arrays are put once and read in place by every actor
-    (zero-copy), where torch tensors are pickled and copied by each (measured: 1.2-11 ms per actor at
-    M = 3-10, batch 256, against 0.6-0.7 ms)."""
-    return {f.name: getattr(batch, f.name).numpy() if hasattr(getattr(batch, f.name), "numpy")
-            else getattr(batch, f.name) for f in dataclasses.fields(batch)}
-
-
-def batch_from_arrays(arrays: dict):
-    """The Batch of `batch_arrays`, its tensors reading the object store's read-only memory in place
-    (the update never writes into its minibatch)."""
-    import torch
-
-    from simcode.marl.maddpg import Batch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch warns once that the arrays are read-only
-        return Batch(**{name: torch.from_numpy(value) if isinstance(value, np.ndarray) else value
-                        for name, value in arrays.items()})
-
-
 class RealCluster:
     """The controller of one real run; `records` gets one dict per iteration, as the SimPy cluster's."""
 
-    def __init__(self, scenario: Scenario, ray):
+    def __init__(self, scenario: Scenario, ray, audit: bool = True):
+        """`audit`: this machine runs every process of the run (a local Ray), whose CPU the run reports."""
         from simcode.marl.trainer import Trainer
 
         self.ray = ray
+        self.audit = audit
         self.scenario = scenario
         n_learners = scenario.cluster.n_learners
         self.code = scenario.code.build(scenario.n_agents, n_learners, scenario.seed)  # None: centralized
@@ -203,14 +183,13 @@ class RealCluster:
         self.width = shapes_of(scenario).padded_size
         self.n_learners = n_learners if self.code is not None else 0
         self.records: list[dict] = []
-        self.paused = 0.0  # seconds of decode checks, kept off the clock
         scheme = self.code.name if self.code else CENTRALIZED
         self.checks = DeferredChecks(self.trainer, scheme, self.width, self.records)
         self.outstanding: list = []  # the last iteration's tasks not collected (late or failed learners)
         self.run_number = next(_RUN_NUMBERS)
         self.learners = self.start_learners(scenario)
         settle()  # a fresh Ray (or a new actor) still starting on this machine's cores is not this run's work
-        self.started = time.perf_counter()  # the clock starts once every learner is up, as the simulated one
+        self.clock = RealClock()  # it starts once every learner is up, as the simulated one
 
     def start_learners(self, scenario: Scenario) -> list:
         if self.code is None:
@@ -228,7 +207,7 @@ class RealCluster:
         self.ray.get(self.outstanding)
 
     def now(self) -> float:
-        return time.perf_counter() - self.started - self.paused
+        return self.clock.now()
 
     def get(self, learners: list, refs: list) -> list:
         """ray.get, a dead actor's error turned into a SimulationError naming the learner."""
@@ -244,12 +223,15 @@ class RealCluster:
     def run(self, on_iteration=None) -> None:
         self.trainer.warmup()
         self.warmup_seconds = self.now()
+        if self.audit:
+            self.clock.start_audit()
         for iteration in range(self.scenario.run.iterations):
             self.records.append(self.iterate(iteration))
             if self.checks.due:
                 self.run_checks()
             if on_iteration:
                 on_iteration(iteration)
+        self.cpu_seconds = self.clock.cpu_seconds()
         self.run_checks()
 
     def iterate(self, iteration: int) -> dict:
@@ -268,14 +250,13 @@ class RealCluster:
         t_decoded = self.now()
         answered_late = self.release(iteration, delays, pending)
         t_end = self.now()
-        checked_at = time.perf_counter()
-        if self.code is None:
-            decoded, error = self.checks.finite(iteration, rewards, stack_states(direct, self.width)), 0.0
-        else:  # its decode_error comes with the deferred check (simcode.sim.real_check)
-            self.checks.keep(iteration, rewards, batch, decoded)
-            error = math.nan
-        self.trainer.install(unstack_states(decoded, self.trainer.state_sizes))
-        self.paused += time.perf_counter() - checked_at
+        with self.clock.off():
+            if self.code is None:
+                decoded, error = self.checks.finite(iteration, rewards, stack_states(direct, self.width)), 0.0
+            else:  # its decode_error comes with the deferred check (simcode.sim.real_check)
+                self.checks.keep(iteration, rewards, batch, decoded)
+                error = math.nan
+            self.trainer.install(unstack_states(decoded, self.trainer.state_sizes))
         coded = self.code is not None
         return {
             "iteration": iteration, "t_start": t_start, "t_end": t_end, "duration": t_end - t_start,
@@ -288,6 +269,10 @@ class RealCluster:
             **exact_columns(self.trainer.n_agents),  # the real backend runs the exact strategy only
         }
 
+    def cpu_per_iteration(self) -> float | None:
+        """CPU seconds an iteration cost this machine (simcode.sim.real_clock; None: no audit)."""
+        return None if self.cpu_seconds is None else self.cpu_seconds / self.scenario.run.iterations
+
     def where_time_went(self) -> dict[str, float]:
         """Real runs only, means over the answers that arrived: the learners' own compute; Ray's
         dispatch (sent until the actor has the task and its arguments); the wait for an earlier, late
@@ -298,9 +283,8 @@ class RealCluster:
         return {name: float(value) for name, value in zip(names, means)}
 
     def run_checks(self) -> None:  # the coded iterations' deferred decode checks, off the clock
-        started = time.perf_counter()
-        self.checks.flush()
-        self.paused += time.perf_counter() - started
+        with self.clock.off():
+            self.checks.flush()
 
     def gather(self, iteration: int, delays: np.ndarray, batch):
         """Send every learner its task; collect results until they decode: -> (messages by row, re-sent
@@ -386,7 +370,7 @@ def run_real(scenario: Scenario, address: str | None = None, progress: bool = Fa
     with one_core(), ray_session(scenario.cluster.n_learners, scenario.cluster.ray.num_cpus, address) as ray:
         try:
             probe = speed_probe()  # how fast the machine runs now (the run's machine_speed)
-            cluster = RealCluster(scenario, ray)
+            cluster = RealCluster(scenario, ray, audit=address is None)
             with progress_bar(scenario.run.iterations, f"running {scenario.code.name} on Ray",
                               enabled=progress) as advance:
                 cluster.run(on_iteration=lambda _k: advance(1))

@@ -182,6 +182,8 @@ def summarize(scenario: Scenario, cluster, trace: pd.DataFrame, host_seconds: fl
         "reproducible": bool(real is None and cluster.cost.reproducible),  # real seconds never are
         # A real run's speed probe (simcode.sim.real.run_real fills them in); none when simulated.
         "machine_probe_seconds": None, "machine_speed": None,
+        # CPU seconds an iteration costs the machine: priced on the simulated hosts, audited on a real one.
+        "cpu_per_iteration": cluster.cpu_per_iteration(),
         "backend": scenario.cluster.backend,
         "simcode_version": simcode.__version__,
         "scenario_hash": scenario.digest(),

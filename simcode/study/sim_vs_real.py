@@ -23,12 +23,14 @@ BACKEND = "cluster.backend"
 YARDSTICK = "mean_env_seconds"
 # Each real run's speed probe before it starts over the profile's at calibration (calibrate_ray_host.speed_probe).
 SPEED = "machine_speed"
+# CPU seconds an iteration costs the machine: audited on the real one, priced on the simulated hosts.
+CPU = "cpu_per_iteration"
 WITHIN = 0.10  # the issue's bar: simulated within 10% of real
 MEASURES = ("mean_iteration", "p90_iteration")
 
 
 # Mean seconds of an iteration's phases (simcode.sim.runner.phases): both backends have the first three.
-PHASES = {"mean_env_seconds": "env", "mean_to_decode": "to decode", "mean_after_decode": "after"}
+PHASES = {"mean_env_seconds": "env", "mean_to_decode": "to decode", "mean_after_decode": "after", CPU: "CPU"}
 # A real run's own split of its answers (simcode.sim.protocol.REAL_TIMINGS), as its summary names them.
 REAL_PHASES = {f"mean_{column}": label for column, label in
                zip(REAL_TIMINGS, ("compute", "dispatch", "queued", "delivery"), strict=True)}
@@ -56,7 +58,7 @@ def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
 def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
     """One row per cell: real and simulated mean and p90 iteration time and simulated / real; None
     unless the study has both backends with finished runs."""
-    means = cell_means(results, axis_keys, [*MEASURES, YARDSTICK, SPEED])
+    means = cell_means(results, axis_keys, [*MEASURES, YARDSTICK, SPEED, CPU])
     if means is None:
         return None
     table = pd.DataFrame(index=means.index)
@@ -68,6 +70,8 @@ def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | No
     table["mean within 10%"] = (table["sim/real mean"] - 1).abs() <= WITHIN
     if YARDSTICK in means.columns.get_level_values(0):
         table["real/sim env"] = means[(YARDSTICK, "ray")] / means[(YARDSTICK, "sim")]
+    if CPU in means.columns.get_level_values(0):
+        table["real/sim CPU"] = means[(CPU, "ray")] / means[(CPU, "sim")]
     if SPEED in means.columns.get_level_values(0) and means[(SPEED, "ray")].notna().any():
         table["real machine speed"] = means[(SPEED, "ray")]
     if "seed" in axis_keys:  # how far apart one cell's runs are, the seeds' largest mean over their smallest
@@ -117,6 +121,12 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
                   "runs. Nothing of the run is under way yet, so this is the machine's own pace: 1.10 means every "
                   "computation of the run was likely about 10% slower than the profile's, which prices them at "
                   "the calibration's pace.", ""]
+    if "real/sim CPU" in table.columns:
+        lines += ["real/sim CPU: the CPU seconds an iteration cost the machine, real (every thread of the driver "
+                  "and of its local Ray's processes on a core, the decode checks kept off the clock left out) "
+                  "over simulated (the work priced on the simulated hosts and Ray's idle threads' part). Near 1 "
+                  "with sim/real mean off, the work is priced right and its scheduling (who waits for whom) is "
+                  "not; off 1, the profile prices the work itself too high or too low.", ""]
     if "real seeds spread" in table.columns:
         lines += ["Seeds spread: a cell's largest mean iteration time over its smallest, minus one, across its "
                   "seeds (which learners straggle changes with the seed). The simulated spread is the seeds' part "
@@ -127,7 +137,8 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
                   "(to decode) and after it (after: late learners released); then the real runs' means over "
                   "the learners' answers: their computation (compute), Ray's dispatch of the task and its "
                   "arguments (dispatch), the wait behind a cancelled computation still running (queued) and "
-                  "Ray's delivery of the result (delivery).", "", _markdown_table(phases), ""]
+                  "Ray's delivery of the result (delivery); CPU: the CPU seconds an iteration cost the machine "
+                  "(real/sim CPU above).", "", _markdown_table(phases), ""]
     return lines
 
 

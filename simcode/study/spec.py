@@ -47,7 +47,8 @@ SUMMARY_KEYS = ("iterations", "sim_seconds", "mean_iteration", "median_iteration
                 "final_reward", "scheme", "n_agents", "n_learners", "tolerance", "load_max", "resent",
                 "mean_env_seconds", "mean_to_decode", "mean_after_decode", *(f"mean_{c}" for c in REAL_TIMINGS),
                 "strategy", "mean_updated_fraction",
-                "workload", "cost_model", "reproducible", "machine_probe_seconds", "machine_speed", "backend",
+                "workload", "cost_model", "reproducible", "machine_probe_seconds", "machine_speed",
+                "cpu_per_iteration", "backend",
                 "simcode_version", "scenario_hash")
 
 
