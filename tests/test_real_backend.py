@@ -268,6 +268,8 @@ def test_a_real_trace_says_where_the_time_went(ray_session):
     assert (parts >= 0).all().all() and (parts["learner_compute"] > 0).all()
     # The parts of one answer happen one after another between sending and decoding.
     assert (parts["learner_compute"] + parts["ray_dispatch"] <= trace["t_decoded"] - trace["t_start"]).all()
+    # The computation's CPU on its thread: some, and at most its wall time (a core shared only takes away).
+    assert (trace["learner_cpu"] > 0).all() and (trace["learner_cpu"] <= 1.05 * parts["learner_compute"] + 1e-4).all()
 
 
 def test_a_real_run_reports_the_machines_pace_against_its_profiles(ray_session):

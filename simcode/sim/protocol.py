@@ -31,8 +31,9 @@ from simcode.sim.workload import IterationData, relative_error
 
 ON_DECODE = ("cancel", "let_finish", "cancel_wait")
 # A real run's trace columns of where an answer's time went (simcode.sim.real.RealCluster.where_time_went):
-# the learner's compute, Ray's dispatch, the wait behind a late computation, Ray's delivery.
-REAL_TIMINGS = ("learner_compute", "ray_dispatch", "learner_queued", "ray_delivery")
+# the learner's compute, Ray's dispatch, the wait behind a late computation, Ray's delivery, and the
+# compute's CPU seconds on the learner's thread (below its compute when it shared a core).
+REAL_TIMINGS = ("learner_compute", "ray_dispatch", "learner_queued", "ray_delivery", "learner_cpu")
 
 
 @dataclass

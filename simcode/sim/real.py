@@ -96,21 +96,21 @@ class LearnerActor:
 
     def work(self, task: RunTask, delay: float, mode: str, compute_first: bool, states, batch):
         """-> (iteration, row, learner, message, compute seconds, (entered, started, left) on the wall
-        clock), or None when acked first (no answer)."""
+        clock, the computation's CPU seconds on its thread), or None when acked first (no answer)."""
         entered = time.time()  # Ray has delivered the task and its arguments
         with self.one_task:
             if task.run != self.run or self.acked >= task.iteration:
                 return None  # the controller moved on (or to another run) while this task waited: skipped
             begun = time.time()  # an earlier task's computation, still running, is over
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             message = None
             if compute_first or math.isfinite(delay):
                 message = self.compute(task.row, states, batch)
-            compute = time.perf_counter() - started
+            compute, cpu = time.perf_counter() - started, time.thread_time() - cpu
             extra = float(busy_time(compute, np.array([delay]), mode)[0]) - compute
             if self.wait_unless_acked(task, extra) or message is None:
                 return None
-            return task.iteration, task.row, self.index, message, compute, (entered, begun, time.time())
+            return task.iteration, task.row, self.index, message, compute, (entered, begun, time.time()), cpu
 
     def compute(self, row: int, states: list[np.ndarray], batch) -> np.ndarray:
         if isinstance(batch, dict):
@@ -323,7 +323,8 @@ class RealCluster:
                 if answer is not None:
                     received.setdefault(answer[1], answer[3])
                     entered, begun, left = answer[5]
-                    self.timings.append((answer[4], entered - self.sent_at[ref], begun - entered, time.time() - left))
+                    self.timings.append((answer[4], entered - self.sent_at[ref], begun - entered, time.time() - left,
+                                         answer[6]))
         return received, resent, pending
 
     def send(self, task: RunTask, delay: float, states, batch, learner: int | None = None):

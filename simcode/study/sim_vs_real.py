@@ -33,7 +33,7 @@ MEASURES = ("mean_iteration", "p90_iteration")
 PHASES = {"mean_env_seconds": "env", "mean_to_decode": "to decode", "mean_after_decode": "after", CPU: "CPU"}
 # A real run's own split of its answers (simcode.sim.protocol.REAL_TIMINGS), as its summary names them.
 REAL_PHASES = {f"mean_{column}": label for column, label in
-               zip(REAL_TIMINGS, ("compute", "dispatch", "queued", "delivery"), strict=True)}
+               zip(REAL_TIMINGS, ("compute", "dispatch", "queued", "delivery", "compute CPU"), strict=True)}
 
 
 def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
@@ -136,9 +136,10 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
                   "Mean seconds per iteration: the environment steps (env), from the work sent until the decode "
                   "(to decode) and after it (after: late learners released); then the real runs' means over "
                   "the learners' answers: their computation (compute), Ray's dispatch of the task and its "
-                  "arguments (dispatch), the wait behind a cancelled computation still running (queued) and "
-                  "Ray's delivery of the result (delivery); CPU: the CPU seconds an iteration cost the machine "
-                  "(real/sim CPU above).", "", _markdown_table(phases), ""]
+                  "arguments (dispatch), the wait behind a cancelled computation still running (queued), "
+                  "Ray's delivery of the result (delivery) and the computation's CPU on its thread (compute "
+                  "CPU: its compute less the time it waited for a core); CPU: the CPU seconds an iteration "
+                  "cost the machine (real/sim CPU above).", "", _markdown_table(phases), ""]
     return lines
 
 
