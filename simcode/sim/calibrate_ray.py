@@ -307,22 +307,22 @@ def measure_ray(repeats: int, passes: int = 1) -> dict:
     iterations), idle, driver (the environment steps' seconds in a busy Ray driver over theirs in a
     plain process), sample (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host), wake
     (the scheduler's slice for a woken process) and probe (the machine's pace:
-    calibrate_ray_host.speed_probe, the fastest of three). The rows, the controller's update and the
-    plain steps keep the fastest of `passes` (calibrate.fastest_of_passes)."""
-    from simcode.sim.calibrate import fastest_of_passes
+    calibrate_ray_host.speed_probe, the median of three). The rows, the controller's update and the
+    plain steps keep the median of `passes` (calibrate.typical_of_passes)."""
+    from simcode.sim.calibrate import typical_of_passes
     from simcode.sim.calibrate_ray_host import (env_steps_seconds, measure_controller, measure_host,
                                                 measure_learner_rows, measure_wake, speed_probe)
 
-    rows = fastest_of_passes(lambda: measure_learner_rows(repeats), passes)
-    probe = [speed_probe()]  # at the start, the middle and the end: the fastest is the machine's pace
-    plain = min(env_steps_seconds(repeats) for _ in range(passes))
+    rows = typical_of_passes(lambda: measure_learner_rows(repeats), passes)
+    probe = [speed_probe()]  # at the start, the middle and the end: the median is the machine's pace
+    plain = float(np.median([env_steps_seconds(repeats) for _ in range(passes)]))
     wake = measure_wake(3 * repeats)
     with local_ray() as ray:
-        controller = fastest_of_passes(lambda: measure_controller(repeats), passes)  # in a Ray driver
+        controller = typical_of_passes(lambda: measure_controller(repeats), passes)  # in a Ray driver
         probe.append(speed_probe())
         puts, gathers, ack = measure_transport(ray, repeats)
         host = measure_host(ray, repeats)
         probe.append(speed_probe())
     return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "controller": controller,
             "idle": host["idle"], "driver": host["steps"] / plain,
-            "sample": host["sample"], "send": host["send"], "wake": wake, "probe": min(probe)}
+            "sample": host["sample"], "send": host["send"], "wake": wake, "probe": float(np.median(probe))}

@@ -117,7 +117,7 @@ def env_steps_seconds(repeats: int) -> float:
 def speed_probe(repeats: int = 8) -> float:
     """How fast this machine runs now: seconds of 100 environment steps of cooperative navigation (M =
     3) on one thread, the lower quartile of `repeats` (about 0.3 s in all). calibrate --ray keeps the
-    fastest of three in the profile (`ray.probe`), and each real run takes one before it starts: their
+    median of three in the profile (`ray.probe`), and each real run takes one before it starts: their
     ratio (machine_speed) says how much slower the machine ran then than when it was calibrated."""
     from simcode.sim.real import one_core
 
