@@ -26,7 +26,7 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
   run's driver computes (no unpacking, no combining), per agent and per GFLOP;
 - crowded: the quiet seconds of a one-agent row over its CPU seconds in the largest gather (three
   probes a core, each computing its row as a real gather's learners do: cold caches, shared cores,
-  Ray's threads between them; 0.85 to 0.88 here), the speed of work on a host with more
+  Ray's threads between them; 0.81 to 0.89 here), the speed of work on a host with more
   computations than cores (simcode.sim.hosts);
 - idle: the CPU Ray's threads take while nothing is sent (the daemons, each actor, the driver:
   about 0.02, 0.008 and 0.009 cores here), taken from the hosts' cores;
