@@ -271,8 +271,9 @@ class Cluster:
         return received, resent
 
     def send_tasks(self, iteration: int, busy: np.ndarray, compute: np.ndarray):
-        """Every learner's task, learner 0 first: -> the sends. On Ray the controller first puts the states
-        and the minibatch in the object store, then submits the tasks one after another (RayDriver)."""
+        """Every learner's task, learner 0 first: -> the sends. On Ray the controller first packs and puts
+        the states and the minibatch in the object store, then its thread submits the tasks one after
+        another (RayDriver), and Ray's threads in the driver send each (DriverThreads)."""
         sends = []
         if self.driver is not None:
             yield self.controller_computes(self.driver.put, message=True)
