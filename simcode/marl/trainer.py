@@ -184,13 +184,16 @@ class Trainer:
         agents = list(range(self.n_agents)) if agents is None else [int(j) for j in agents]
         if not agents:
             return []
-        return self.layout.pack(self.updater(self.state, batch, agents), agents)
+        return self.packed_updates(self.state, batch, agents)
 
     def updates_from(self, states: list[np.ndarray], batch: Batch) -> list[np.ndarray]:
         """compute_updates of every agent from the packed `states` rather than the current ones (a real
         run's deferred decode check, simcode.sim.real_check)."""
-        agents = list(range(self.n_agents))
-        return self.layout.pack(self.updater(self.layout.unpack(states), batch, agents), agents)
+        return self.packed_updates(self.layout.unpack(states), batch, list(range(self.n_agents)))
+
+    def packed_updates(self, state, batch: Batch, agents: list[int]) -> list[np.ndarray]:
+        """The packed new states of `agents` after one MADDPG update of `state` on `batch`."""
+        return self.layout.pack(self.updater(state, batch, agents), agents)
 
     def install(self, new_states: list[np.ndarray]) -> None:
         self.state = self.layout.unpack(new_states)

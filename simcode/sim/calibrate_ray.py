@@ -262,8 +262,8 @@ def crowding_in_gathers(points: dict) -> float:
 
 def driver_thread(gathers: list[dict]) -> dict[str, float]:
     """The driver's own thread's CPU per task submitted and per answer taken in (the rest of its CPU per
-    task is Ray's threads in its process): the mean over the measured gathers (0.2 and 0.3 ms here, of
-    the 1.7 ms the driver spends per task in all)."""
+    task is Ray's threads in its process): the mean over the measured gathers (0.2 and 0.4 ms here, of
+    the 1.1 to 1.7 ms the driver spends per task in all)."""
     return {part: float(np.mean([g[part] / g["tasks"] for g in gathers])) for part in ("submit", "reply")}
 
 

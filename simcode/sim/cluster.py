@@ -39,7 +39,7 @@ from simcode.errors import SimulationError
 from simcode.sim.busy import busy_seconds
 from simcode.sim.cost import CostModel, DecodeWork, HostTimes
 from simcode.sim import protocol
-from simcode.sim.hosts import DriverThreads, place
+from simcode.sim.hosts import DriverThreads, computation, place
 from simcode.sim.learner import Learner
 from simcode.sim.network import CONTROLLER, make_network
 from simcode.sim.protocol import Result, Task
@@ -186,9 +186,8 @@ class Cluster:
     def controller_computes(self, seconds: float, message: bool = False) -> simpy.Event:
         """The controller's own computation, sharing its host's cores when `cluster.hosts` names one
         (`message`: Ray's, priced as measured amid a crowd, simcode.sim.hosts)."""
-        if self.controller_host is None:
-            return self.env.timeout(seconds)
-        return self.controller_host.compute(seconds, owner=self, measured_crowded=seconds if message else 0.0)
+        return computation(self.env, self.controller_host, seconds, owner=self,
+                           measured_crowded=seconds if message else 0.0)
 
     def check_clock(self, iteration: int, now: float) -> None:
         if not math.isfinite(now):  # busy times are bounded, but a very long run may add up

@@ -150,6 +150,14 @@ class SharedCores:
         self.reschedule()
 
 
+def computation(env: simpy.Environment, host: SharedCores | None, seconds: float, owner: object = None,
+                measured_crowded: float = 0.0) -> simpy.Event:
+    """`seconds` of work on `host` (SharedCores.compute), or on a machine of its own when `host` is None."""
+    if host is None:
+        return env.timeout(seconds)
+    return host.compute(seconds, owner=owner, measured_crowded=measured_crowded)
+
+
 class DriverThreads:
     """On Ray, Ray's threads in the driver process: they send each task and take each answer in, one
     message at a time, on the controller's host beside the controller's own thread (RayDriver.threads)."""
@@ -164,10 +172,7 @@ class DriverThreads:
         """A process: one message's work, then `then()`."""
         with self.turn.request() as turn:
             yield turn
-            if self.host is None:
-                yield self.env.timeout(self.seconds)
-            else:
-                yield self.host.compute(self.seconds, owner=self, measured_crowded=self.seconds)
+            yield computation(self.env, self.host, self.seconds, owner=self, measured_crowded=self.seconds)
         then()
 
 

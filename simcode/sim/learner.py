@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import simpy
 
+from simcode.sim.hosts import computation
 from simcode.sim.protocol import Result, Task
 
 if TYPE_CHECKING:
@@ -91,9 +92,11 @@ class Learner:
         yield self.env.timeout(task.busy - task.compute)
 
     def on_host(self, seconds: float) -> simpy.Event:
-        """`seconds` of computation on the learner's host. On Ray its actor's CPU for the task
-        (task_overhead) comes first, priced as measured amid the rows: a crowd does not slow it again."""
-        return self.host.compute(seconds, owner=self, measured_crowded=min(self.cluster.task_overhead, seconds))
+        """`seconds` of computation on the learner's host (or a machine of its own). On Ray its actor's CPU
+        for the task (task_overhead) comes first, priced as measured amid the rows: a crowd does not slow
+        it again."""
+        return computation(self.env, self.host, seconds, owner=self,
+                           measured_crowded=min(self.cluster.task_overhead, seconds))
 
     def compute_then_wait(self, task: Task):
         """cancel_wait: the computation runs to its end; the straggler's extra wait (infinite for a
@@ -101,7 +104,7 @@ class Learner:
         ack = self.cluster.acks[self.index]
         if task.iteration < self.cluster.iteration or ack.triggered:
             return  # an acked learner knows its iteration decoded: work that arrives after the ack is dropped
-        self.computing = self.on_host(task.compute) if self.host else self.env.timeout(task.compute)
+        self.computing = self.on_host(task.compute)
         yield self.computing
         self.computing = None
         extra = task.busy - task.compute

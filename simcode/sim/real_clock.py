@@ -20,7 +20,7 @@ class RealClock:
         self.started = time.perf_counter()
         self.paused = 0.0  # wall seconds kept off the clock
         self.paused_cpu = 0.0  # the driver thread's CPU seconds in them
-        self.audit = None  # (CpuClock, its first read) once the iterations begin
+        self.audit = None  # (CpuClock, its first read, paused_cpu then) once the iterations begin
 
     def now(self) -> float:
         return time.perf_counter() - self.started - self.paused
