@@ -72,3 +72,15 @@ def test_typical_of_passes_keeps_each_points_median_seconds():
                    [{"agents": 3, "seconds": 2.5}, {"agents": 5, "seconds": 2.0}],
                    [{"agents": 3, "seconds": 0.9}, {"agents": 5, "seconds": 2.1}]])
     assert typical_of_passes(lambda: next(passes), 3) == [{"agents": 3, "seconds": 1.0}, {"agents": 5, "seconds": 2.1}]
+
+
+def test_typical_seconds_is_the_mean_of_the_timings_without_the_machines_bursts():
+    """A run pays its iterations' mean, so a profile prices the mean: the slow tail a quiet machine has
+    (here 1.3 and 1.5 times the median) counts; a burst (over twice the median) does not."""
+    from simcode.sim.calibrate import typical_seconds
+
+    quiet = [1.0, 1.0, 1.1, 1.3, 1.5]
+    assert typical_seconds(quiet) == pytest.approx(np.mean(quiet))
+    assert typical_seconds(quiet) > np.percentile(quiet, 25)  # what earlier profiles priced
+    assert typical_seconds(quiet + [2.3, 11.0]) == pytest.approx((5.9 + 2.3) / 6)  # 2.3 < 2 x 1.3, the median
+    assert typical_seconds([0.5, 0.5, 9.0]) == pytest.approx(0.5)

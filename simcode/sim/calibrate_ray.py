@@ -135,10 +135,10 @@ class CpuClock:
 
     def per_call(self, work, repeats: int, blocks: int = 5, parts: bool = False) -> dict[str, float]:
         """CPU seconds per call of `work` by group, after one untimed call: the median over `blocks`
-        blocks of the mean over `repeats` calls. The median, where wall-clock measures take the lower
-        quartile (calibrate.quiet_seconds): a CPU time does not count the waits another process's burst
-        causes, and the cache misses and late wake-ups it does count a real run pays too (real runs'
-        CPU audits, cpu_per_iteration, measured 7 to 30% more CPU than the lower quartile priced). With `parts`,
+        blocks of the mean over `repeats` calls. The median of blocks' means, as wall-clock measures take the
+        mean without bursts (calibrate.typical_seconds): a run pays the mean, and the cache misses and
+        late wake-ups a CPU time counts a real run pays too (real runs' CPU audits, cpu_per_iteration,
+        measured 7 to 30% more CPU than a lower quartile priced). With `parts`,
         `work` returns CPU seconds it timed itself, by name, each given as a group of its own; its rows
         (the actors' rows) are taken off the actors' group, whose figure is then Ray's part alone."""
         work()
@@ -298,14 +298,22 @@ def fit_ray(points: dict, fit) -> dict:
             "task": per_byte("ray task (actor cpu per task)", tasks),
             "raylet": per_byte("ray raylet (object store cpu per task)", raylets), "learner": learner,
             "crowded": crowding_in_gathers(points), "idle": points["idle"], "driver": max(1.0, points["driver"]),
+            "alone": max(1.0, points["alone"]) if points.get("alone") else None,
             "wake": points.get("wake"), "probe": points.get("probe")}
+
+
+def alone_steps(controller: list[dict]) -> float:
+    """Seconds of 100 environment steps (M = 3 and 5 summed, as env_steps_seconds) in measure_controller's
+    loop: a Ray driver that computes every update itself, no gather between."""
+    return sum(p["steps"] for p in controller if p["agents"] in (3, 5) and p["batch"] == 256)
 
 
 def measure_ray(repeats: int, passes: int = 1) -> dict:
     """Every measurement of the ray section, by name: puts, gathers, ack (simcode.sim.calibrate_ray),
     rows (the learner rows), controller (centralized's update on one thread, in a Ray driver's loop of
     iterations), idle, driver (the environment steps' seconds in a busy Ray driver over theirs in a
-    plain process), sample (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host), wake
+    plain process), alone (the same in measure_controller's loop, a driver with no learners), sample
+    (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host), wake
     (the scheduler's slice for a woken process) and probe (the machine's pace:
     calibrate_ray_host.speed_probe, the median of three). The rows, the controller's update and the
     plain steps keep the median of `passes` (calibrate.typical_of_passes)."""
@@ -318,11 +326,11 @@ def measure_ray(repeats: int, passes: int = 1) -> dict:
     plain = float(np.median([env_steps_seconds(repeats) for _ in range(passes)]))
     wake = measure_wake(3 * repeats)
     with local_ray() as ray:
-        controller = typical_of_passes(lambda: measure_controller(repeats), passes)  # in a Ray driver
+        controller = typical_of_passes(lambda: measure_controller(repeats), passes, ("seconds", "steps"))
         probe.append(speed_probe())
         puts, gathers, ack = measure_transport(ray, repeats)
         host = measure_host(ray, repeats)
         probe.append(speed_probe())
     return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "controller": controller,
-            "idle": host["idle"], "driver": host["steps"] / plain,
+            "idle": host["idle"], "driver": host["steps"] / plain, "alone": alone_steps(controller) / plain,
             "sample": host["sample"], "send": host["send"], "wake": wake, "probe": float(np.median(probe))}

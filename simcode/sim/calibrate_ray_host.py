@@ -17,7 +17,7 @@ from functools import partial
 
 import numpy as np
 
-from simcode.sim.calibrate import quiet_seconds
+from simcode.sim.calibrate import quiet_seconds, typical_seconds
 from simcode.sim.calibrate_ray import RAY_POINTS, CpuClock, _problem, gather_once, start_probes
 from simcode.sim.ray_pool import put_arguments, settle
 
@@ -61,26 +61,27 @@ def measure_controller(repeats: int) -> list[dict]:
     """The controller's update of every agent as a centralized real run's driver computes it, iteration
     after iteration: step the environment, draw the minibatch, update on one torch thread
     (Trainer.compute_updates, under real.one_core as a real run), install the new states. Called in a
-    Ray driver, as a real run's. The lower quartile of `4 * repeats` updates per point: between two
+    Ray driver, as a real run's. typical_seconds of `4 * repeats` updates per point: between two
     updates the steps and the draw have left the networks' weights and the allocator cold, which makes
     an update here 0.3 to 0.7 ms slower than the same update repeated back to back (measured on this
-    machine; a real run's centralized updates paid it)."""
+    machine; a real run's centralized updates paid it). Each point's `steps` is the environment steps'
+    seconds in that loop: the driver's own steps between its own updates, no gather before them."""
     from simcode.sim.real import one_core
 
     points = []
     with one_core():
         for m, rows in RAY_POINTS:
             trainer = _trainer(m, rows)
-            seconds = []
+            seconds, steps = [], []
             for _ in range(4 * repeats):
-                trainer.collect()
+                steps.append(_timed(trainer.collect))
                 batch = trainer.sample()
                 started = time.perf_counter()
                 states = trainer.compute_updates(batch)
                 seconds.append(time.perf_counter() - started)
                 trainer.install(states)
             points.append({"agents": m, "batch": rows, "gflop": sum(trainer.shapes.update_flops) / 1e9,
-                           "seconds": float(np.percentile(seconds, 25))})
+                           "seconds": typical_seconds(seconds), "steps": typical_seconds(steps)})
     return points
 
 
@@ -109,14 +110,14 @@ def _trainer(m: int, rows: int):
 
 def env_steps_seconds(repeats: int) -> float:
     """Seconds of 100 environment steps of cooperative navigation (M = 3 and 5, summed), as a plain
-    process collects them (the lower quartile of `4 * repeats`: a burst of the machine only adds)."""
-    return sum(float(np.percentile([_timed(trainer.collect) for _ in range(4 * repeats)], 25))
+    process collects them (typical_seconds of `4 * repeats`: the mean, bursts left out)."""
+    return sum(typical_seconds([_timed(trainer.collect) for _ in range(4 * repeats)])
                for trainer in (_trainer(3, 256), _trainer(5, 256)))
 
 
 def speed_probe(repeats: int = 8) -> float:
     """How fast this machine runs now: seconds of 100 environment steps of cooperative navigation (M =
-    3) on one thread, the lower quartile of `repeats` (about 0.3 s in all). calibrate --ray keeps the
+    3) on one thread, typical_seconds of `repeats` (about 0.3 s in all). calibrate --ray keeps the
     median of three in the profile (`ray.probe`), and each real run takes one before it starts: their
     ratio (machine_speed) says how much slower the machine ran then than when it was calibrated."""
     from simcode.sim.real import one_core
@@ -142,7 +143,7 @@ def measure_driver(ray, probes: list, repeats: int) -> tuple[float, list[dict], 
     """(seconds of 100 environment steps, M = 3 and 5 summed; seconds of each SAMPLE_POINTS minibatch
     draw; seconds of each SAMPLE_POINTS put of the packed states and the minibatch), each measured
     right after a gather in which every probe computes a real row, as a real run's driver steps,
-    samples and puts (the lower quartile of `4 * repeats`, as env_steps_seconds)."""
+    samples and puts (typical_seconds of `4 * repeats`, as env_steps_seconds)."""
     steps, samples, sends = 0.0, [], []
     for m, rows in SAMPLE_POINTS:
         trainer = _trainer(m, rows)
@@ -157,10 +158,10 @@ def measure_driver(ray, probes: list, repeats: int) -> tuple[float, list[dict], 
             drawn.append(seconds)
             sent.append(_timed(partial(put_arguments, ray, trainer, drawn_batch)))
         if rows == 256:
-            steps += float(np.percentile(collected, 25))
+            steps += typical_seconds(collected)
         point = {"agents": m, "batch": rows, "state_values": sum(s.size for s in trainer.states())}
-        samples.append({**point, "seconds": float(np.percentile(drawn, 25))})
-        sends.append({**point, "seconds": float(np.percentile(sent, 25))})
+        samples.append({**point, "seconds": typical_seconds(drawn)})
+        sends.append({**point, "seconds": typical_seconds(sent)})
     return steps, samples, sends
 
 

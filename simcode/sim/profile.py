@@ -32,6 +32,7 @@ Each cost is a small linear model in features that the work's own sizes give:
   alone; `idle`, the cores' worth of CPU Ray's threads take while idle (the daemons, each actor, the
   driver), taken from the hosts' cores (simcode.sim.hosts); `driver`, how much longer the
   controller's environment steps take in a Ray driver, right after a gather, than alone;
+  `alone`, the same in a Ray driver that computes every update itself between its steps (centralized);
   `controller`, a centralized real run's update of every agent on one torch thread, between its
   environment steps, `per_agent * M + per_gflop * GFLOP` (within 6% from M = 3 to 10, where a line
   in GFLOP alone missed by 15%), and its measured `points`, which price the problems they measured;
@@ -212,6 +213,8 @@ class RayCost(_Part):
     idle: RayIdle = Field(description="Ray's own CPU while idle, taken from every host's cores")
     driver: float = Field(ge=1, description="the controller's environment steps in a Ray driver, right after a "
                           "gather, over in a plain process")
+    alone: float | None = Field(None, ge=1, description="the same in a Ray driver that computes every update "
+                                "itself, no gather between (centralized); without it, `driver`")
     # A ray section written before these were measured has none; its runs keep the prices they had
     # (centralized as a learner's row of every agent, no minibatch draw, no wake slice).
     controller: ControllerCost | None = Field(None, description="the controller's update of every agent on one "
