@@ -50,6 +50,8 @@ ADDRESS_HELP = "--backend ray: the address of a running Ray cluster (default: st
 SET_HELP = "Override any scenario key, e.g. --set code.name=ldpc --set delay.k=2 (repeatable)."
 TRAIN_SET_HELP = ("Override a scenario key training uses (env, maddpg, run, seed), e.g. --set maddpg.lr=0.001 "
                   "--set run.iterations=500 (repeatable).")
+# More torch threads than this only contend (and 1e5 of them exhaust memory before the run starts).
+MAX_THREADS = 1024
 THREADS_HELP = ("Torch threads for the real computation (0: torch's default). On a busy machine 1 avoids "
                 "threads spinning against other work.")
 
@@ -95,7 +97,7 @@ def run(
     out: Path | None = typer.Option(None, "--out", parser=_given_path, metavar="DIR",
                                     help="Run directory (default runs/<scenario>-<code>)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    threads: int = typer.Option(0, "--threads", min=0, help=THREADS_HELP),
+    threads: int = typer.Option(0, "--threads", min=0, max=MAX_THREADS, help=THREADS_HELP),
     backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP),
     address: str | None = typer.Option(None, "--address", metavar="HOST:PORT", help=ADDRESS_HELP),
 ) -> None:
@@ -159,7 +161,7 @@ def train(
                                     help="Run directory (default runs/train-<scenario>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    threads: int = typer.Option(0, "--threads", min=0, help=THREADS_HELP),
+    threads: int = typer.Option(0, "--threads", min=0, max=MAX_THREADS, help=THREADS_HELP),
 ) -> None:
     """Centralized MADDPG with no simulator: learning curve (CSV, PNG) and checkpoints."""
     from simcode.marl.train import train as train_fn

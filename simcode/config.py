@@ -254,6 +254,9 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         key = key.strip()
         if not key:
             raise BadInput("--set", f"{item!r} has an empty key")
+        if not all(part.strip() for part in key.split(".")):
+            raise BadInput("--set", f"{item!r}: the key {key!r} has an empty part; allowed: dotted keys such as "
+                                    "env.n_agents")
         try:
             out[key] = parse_yaml(text) if text.strip() else ""
         except DuplicateKey as exc:

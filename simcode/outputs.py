@@ -112,6 +112,20 @@ def claim_file(path: Path, key: str, written_by_simcode, theirs: str, allowed: s
     return path.absolute()
 
 
+def _check_no_user_files(path: Path, kind: str, entries: list[str], key: str) -> None:
+    """A run replaces its whole directory: refuse one that also holds files simcode did not write there."""
+    if kind != "run":
+        return
+    required, optional = _OLDER_LAYOUTS["run"]
+    known = required | optional | {MARKER, LOCK}
+    theirs = [e for e in entries if e not in known and not _is_partial_of(e, known)]
+    if theirs:
+        others = f" and {len(theirs) - 1} more" if len(theirs) > 1 else ""
+        raise BadInput(key, f"{path} is a simcode run directory that also holds {theirs[0]!r}{others}, which a run "
+                            f"would delete; {_allowed(kind)} and nothing else, so move that file or choose another "
+                            f"{key}")
+
+
 def claim(path: Path, kind: str, key: str = "--out") -> str:
     """Check that simcode may write its `kind` directory at `path`, without touching anything.
 
@@ -135,6 +149,7 @@ def claim(path: Path, kind: str, key: str = "--out") -> str:
         return "empty"
     found = kind_of(path)
     if found == kind:
+        _check_no_user_files(path, kind, entries, key)
         return "own"
     if found is not None:
         raise BadInput(key, f"{path} is a simcode {found} directory, not a {kind} directory; {_allowed(kind)}")

@@ -57,7 +57,10 @@ Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=Loader)  # noqa: S506 - Loader is a SafeLoader
+    try:
+        return yaml.load(text, Loader=Loader)  # noqa: S506 - Loader is a SafeLoader
+    except RecursionError:  # PyYAML recurses once per level of nesting
+        raise yaml.MarkedYAMLError(problem="nested too deeply for Python to read") from None
 
 
 def yaml_error_message(exc: yaml.YAMLError) -> str:

@@ -40,6 +40,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
         ["run", str(tmp_path / "missing.yaml")],
         ["run", SPREAD3, "--set", "delay.name=empirical", "--set", "delay.file=/no/such.csv"],
         ["codes", "show", "ldpc", "--agents", "5", "--learners", "3"],
+        ["run", SPREAD3, "--threads", "100000", "--set", "run.workload=timing"],  # 1e5 torch threads: MemoryError
     ]
     for args in cases:
         proc = subprocess.run([sys.executable, "-m", "simcode.cli", *args, "--out", str(out)] if args[0] == "run"
@@ -159,3 +160,18 @@ def test_permanent_failures_with_a_timeout_do_not_advise_setting_it(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot decode" in err[0]
     assert "set cluster.timeout" not in err[0] and "cluster.timeout (0.5 s) is set" in err[0]
+
+
+def test_a_run_directory_holding_a_users_file_is_refused_and_kept(tmp_path, capsys):
+    """A run replaces its whole directory: a file the user put in a marked run directory is not lost."""
+    out = tmp_path / "run"
+    args = ["run", SPREAD3, "--out", str(out), "--no-progress", "--set", "run.workload=timing",
+            "--set", "run.iterations=2"]
+    assert main(args) == 0
+    (out / "notes.txt").write_text("mine\n")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("simcode: --out: ") and "notes.txt" in err[0], err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -266,3 +266,20 @@ def test_large_codes_decode_every_decodable_set_exactly(name, m, n, data):
             warnings.simplefilter("always")
             decoded = code.decode({i: code.matrix[i] @ theta for i in rows})
         assert relative_error(decoded, theta) <= 1e-9 or warned or caught
+
+
+@pytest.mark.parametrize("key", ["name", "n_agents", "n_learners", "seed"])
+def test_codes_show_refuses_a_set_that_names_an_argument(capsys, key):
+    from simcode.cli import main
+
+    assert main(["codes", "show", "random_sparse", "-M", "3", "-N", "5", "--set", f"{key}=3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"simcode: {key}: not a scheme parameter"), err
+
+
+@pytest.mark.parametrize("m, n", [(3, 400), (3, 1100)])
+def test_vandermonde_refuses_learners_whose_powers_underflow(m, n):
+    with pytest.raises(BadInput) as info:
+        make_code("mds_vandermonde", n_agents=m, n_learners=n)
+    assert info.value.key == "n_learners" and "n_learners <= 324" in info.value.message
+    assert np.all(make_code("mds_vandermonde", n_agents=m, n_learners=324).matrix != 0)

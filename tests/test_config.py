@@ -72,6 +72,13 @@ def test_set_needs_key_value():
         parse_set(["novalue"])
 
 
+@pytest.mark.parametrize("item", [".env=3", "env.=3", "env..n_agents=3"])
+def test_set_refuses_a_key_with_an_empty_part(item):
+    with pytest.raises(BadInput, match="has an empty part") as info:
+        parse_set([item])
+    assert info.value.key == "--set" and item in str(info.value)
+
+
 def test_digest_is_stable_and_sensitive():
     a, b = Scenario(), Scenario()
     assert a.digest() == b.digest()

@@ -89,6 +89,33 @@ def test_a_truncated_checkpoint_is_one_line_in_evaluate_and_resume(trained, tmp_
     assert sorted(p.name for p in run_dir.rglob("*")) == before
 
 
+def test_a_checkpoint_that_is_a_directory_is_one_line_in_resume(trained, tmp_path, capsys):
+    run_dir = copy_of(trained, tmp_path)
+    newest = sorted((run_dir / "checkpoints").glob("iter-*.pkl"))[-1]
+    newest.unlink()
+    newest.mkdir()
+    one_line_exit_2(capsys, ["train", SPREAD3, "--resume", "--out", str(run_dir), *TINY], str(newest))
+
+
+@pytest.mark.parametrize("body", [b"\x8d\xff garbage", b"[1]\n", b'{"host_seconds": "abc"}\n'])
+def test_a_spoiled_training_summary_is_one_line_in_resume(trained, tmp_path, capsys, body):
+    run_dir = copy_of(trained, tmp_path)
+    summary = run_dir / "summary.json"
+    summary.write_bytes(body)
+    before = {p.name: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".simcode.lock"}
+    one_line_exit_2(capsys, ["train", SPREAD3, "--resume", "--out", str(run_dir), *TINY], str(summary))
+    assert {p.name: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".simcode.lock"} == before
+
+
+def test_a_checkpoints_folder_that_is_a_file_is_one_line_in_train(trained, tmp_path, capsys):
+    run_dir = copy_of(trained, tmp_path)
+    shutil.rmtree(run_dir / "checkpoints")
+    (run_dir / "checkpoints").write_text("mine\n")
+    for resume in ([], ["--resume"]):
+        one_line_exit_2(capsys, ["train", SPREAD3, *resume, "--out", str(run_dir), *TINY], "checkpoints")
+    assert (run_dir / "checkpoints").read_text() == "mine\n"
+
+
 def test_evaluate_a_file_says_it_is_not_a_run_directory(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
@@ -194,6 +221,13 @@ def study_error(tmp_path: Path, body: str) -> BadInput:
     ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, colour: red}]\n", "plots[0].colour"),
     ("axes: {delay.k: [0, 1]}\nplots: [{kind: line}]\n", "plots[0].x"),
     ("axes: {sed: [0, 1]}\n", "axes.sed"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, file: ../../escape.png}]\n", "plots[0].file"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, file: /tmp/users_own.png}]\n", "plots[0].file"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, file: notes.txt}]\n", "plots[0].file"),
+    ("name: ../../elsewhere\naxes: {delay.k: [0, 1]}\n", "name"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, where: {delay.k: [0, 1]}}]\n",
+     "plots[0].where.delay.k"),
+    ("name: [1, 2]\naxes: {delay.k: [0, 1]}\n", "name"),
 ])
 def test_study_keys_that_name_nothing_are_refused(tmp_path, body, key):
     assert study_error(tmp_path, body).key == key
@@ -221,6 +255,32 @@ def test_a_typo_in_an_axis_or_set_key_is_an_unknown_scenario_key(tmp_path):
     assert study_error(tmp_path, "quick: {maddpg.lrr: 0.1}\naxes: {delay.k: [0, 1]}\n").key == "quick.maddpg.lrr"
     # A key valid for some runs only (one scheme's parameter) still advises `exclude`.
     assert "exclude" in study_error(tmp_path, "axes: {code.name: [mds, random_sparse], code.p: [0.5]}\n").message
+
+
+@pytest.mark.parametrize("name, body", [("summary.json", b"\x86\xff garbage"), ("summary.json", b"[1, 2]\n"),
+                                        ("trace.csv", b"\xe5\xff garbage"), ("trace.csv", b"")])
+def test_a_spoiled_file_of_a_finished_study_run_is_one_line(tmp_path, capsys, name, body):
+    study = tmp_path / "s.yaml"
+    study.write_text(f"base: {SPREAD3}\nset: {{run.workload: timing, run.iterations: 2}}\n"
+                     "axes: {code.name: [mds, ldpc], delay.k: [0, 1]}\nplots: [{kind: distribution, x: delay.k}]\n")
+    out = tmp_path / "out"
+    assert main(["study", str(study), "--out", str(out), "--no-progress"]) == 0
+    spoiled = sorted((out / "runs").glob("run-*"))[0] / name
+    spoiled.write_bytes(body)
+    capsys.readouterr()
+    assert main(["study", str(study), "--out", str(out), "--no-progress"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the 'resuming: ...' note
+    assert last.startswith(f"simcode: {spoiled}: not a run ") and "Traceback" not in last
+    assert spoiled.read_bytes() == body
+
+
+def test_yaml_nested_too_deeply_is_one_line(tmp_path, capsys):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("seed: " + "[" * 5000 + "]" * 5000 + "\n")
+    one_line_exit_2(capsys, ["run", str(deep), "--out", str(tmp_path / "out")], str(deep), "nested too deeply")
+    one_line_exit_2(capsys, ["run", SPREAD3, "--set", "seed=" + "[" * 5000 + "]" * 5000, "--out",
+                             str(tmp_path / "out")], "seed")
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------- names from any directory

@@ -20,6 +20,7 @@ import numpy as np
 
 from simcode.codes.base import ACCURACY
 from simcode.codes.mds import AnyMOfN
+from simcode.errors import BadInput
 
 
 class MDSVandermonde(AnyMOfN):
@@ -32,7 +33,15 @@ class MDSVandermonde(AnyMOfN):
     def __init__(self, n_agents: int, n_learners: int, seed: int = 0, **params: Any):
         super().__init__(n_agents, n_learners, seed, **params)
         nodes = np.linspace(0.1, 0.5, self.n_agents)  # one node per agent, as in the seed
-        self._set_matrix(np.vander(nodes, self.n_learners).T)
+        matrix = np.vander(nodes, self.n_learners).T
+        # Past x^323 the smallest node's powers underflow to 0 in float64: rows that are no longer
+        # Vandermonde rows, so M of them need not decode (all-zero rows cannot decode at all).
+        underflowed = int(np.sum(~matrix.all(axis=1)))
+        if underflowed:
+            raise BadInput("n_learners", f"{self.n_learners} learners make the highest powers x^(N-1) of the nodes "
+                           f"underflow to 0 in float64; allowed: n_learners <= {self.n_learners - underflowed} "
+                           "(use 'mds' for more learners)")
+        self._set_matrix(matrix)
         best = np.linalg.cond(self.matrix)  # all N results: the best case
         if best * np.finfo(np.float64).eps > ACCURACY[np.dtype(np.float64)]:
             self._warn_if_inaccurate(best, np.float64)

@@ -15,6 +15,7 @@ import numpy as np
 
 from simcode.codes import CENTRALIZED, CENTRALIZED_SUMMARY, CODES, make_code
 from simcode.codes.base import ACCURACY
+from simcode.errors import BadInput
 from simcode.memory import FLOAT64, check_fits, code_bytes
 from simcode.params import describe
 from simcode.seeding import generator
@@ -23,6 +24,9 @@ MAX_PRINTED_ENTRIES = 400
 SAMPLED_SETS = 200
 PROBE_SETS = 50
 PROBE_SIZE = 1000
+# What `codes show` takes from its own arguments, which a --set key must not name again.
+GIVEN_BY_OPTIONS = {"name": "the NAME argument", "n_agents": "--agents", "n_learners": "--learners",
+                    "seed": "--seed"}
 
 
 def summary_of(name: str) -> str:
@@ -68,6 +72,8 @@ def render(name: str, n_agents: int, n_learners: int, seed: int = 0, params: dic
     probe = FLOAT64 * PROBE_SIZE * (2 * n_agents + n_learners)
     check_fits([("--agents, --learners", "this code and its probe", code_bytes(n_agents, n_learners) + probe)],
                "building this code")
+    for key in set(params or {}) & set(GIVEN_BY_OPTIONS):
+        raise BadInput(key, f"not a scheme parameter; allowed: {GIVEN_BY_OPTIONS[key]} sets it, not --set")
     code = make_code(name, n_agents=n_agents, n_learners=n_learners, seed=seed, **(params or {}))
     m, n = code.n_agents, code.n_learners
     shown = ", ".join(f"{k}={v}" for k, v in code.params().items()) or "none"

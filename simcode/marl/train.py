@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from pathlib import Path
 
@@ -87,6 +88,10 @@ def _iteration_of(checkpoint: Path) -> int:
 def _checked_start(scenario: Scenario, out_dir: Path, resume: bool) -> tuple[Trainer | None, float]:
     """The trainer to continue (None: start a new one) and the host seconds already spent, after
     checking that `out_dir` holds a training exactly when `resume` asks for one."""
+    folder = out_dir / "checkpoints"
+    if (folder.exists() and not folder.is_dir()) or folder.is_symlink():
+        raise BadInput("--out", f"{folder} is not a directory simcode train wrote; allowed: a training directory "
+                                "whose checkpoints/ is simcode's, or another --out")
     found = checkpoints(out_dir)
     if not resume:
         if found:
@@ -102,9 +107,22 @@ def _checked_start(scenario: Scenario, out_dir: Path, resume: bool) -> tuple[Tra
         raise BadInput("--resume", f"{out_dir} was trained with a different seed, env or maddpg "
                        "section; allowed: the same ones (run.iterations may change)")
     trainer.scenario = scenario
-    summary_path = out_dir / "summary.json"
-    previous = json.loads(summary_path.read_text()).get("host_seconds", 0.0) if summary_path.is_file() else 0.0
-    return trainer, previous
+    return trainer, _previous_host_seconds(out_dir / "summary.json")
+
+
+def _previous_host_seconds(path: Path) -> float:
+    """The host seconds the summary of an earlier session counts (0 without one), or BadInput naming it."""
+    if not path.is_file():
+        return 0.0
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        data = None
+    seconds = data.get("host_seconds", 0.0) if isinstance(data, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        raise BadInput("host_seconds", "not the summary simcode train wrote; allowed: its summary.json, or remove "
+                                       "the file to count host seconds from this session only", str(path))
+    return float(seconds)
 
 
 def _interrupted(trainer: Trainer, out_dir: Path) -> Interrupted:

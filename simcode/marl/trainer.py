@@ -279,7 +279,7 @@ def read_checkpoint(path: str | Path) -> dict:
         with open(path, "rb") as f:
             data = pickle.load(f)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
-            IndexError, MemoryError) as exc:
+            IndexError, MemoryError, IsADirectoryError) as exc:
         raise BadInput("", f"not a checkpoint simcode can read (truncated or corrupt: {_reason(exc)}); "
                            f"{CHECKPOINT_ALLOWED}", str(path)) from None
     if not isinstance(data, dict) or "version" not in data:

@@ -33,6 +33,7 @@ from typing import Any
 
 from simcode.config import Scenario, apply_overrides, read_yaml, scenario_from_dict, unknown_key
 from simcode.errors import BadInput
+from simcode.figures import VOLATILE_METADATA
 from simcode.sim.protocol import REAL_TIMINGS
 from simcode.yamlfiles import YAML_SUFFIXES, shipped_names, shipped_path
 
@@ -232,15 +233,29 @@ def _check_plots(plots: Any, columns: list[str], file: str) -> None:
         if plot["kind"] in LEARNING_PLOTS and {"x", "y"} & set(plot):
             raise BadInput(f"plots[{n}].{min({'x', 'y'} & set(plot))}", f"a {plot['kind']} plot draws reward "
                            "against simulated seconds; allowed: hue, style, row, col, where, title, file", file)
+        if "file" in plot:
+            _check_plot_file(plot["file"], f"plots[{n}].file", file)
         where = plot.get("where") or {}
         if not isinstance(where, dict):
             raise BadInput(f"plots[{n}].where", "must be a mapping of column: value", file)
+        for key, value in where.items():
+            if isinstance(value, (list, dict)):
+                raise BadInput(f"plots[{n}].where.{key}", f"{value!r} is not one value; allowed: a single value "
+                                                          "of the column (a number or a string)", file)
         named = [(k, plot[k]) for k in ("x", "y", "hue", "style", "row", "col") if k in plot]
         named += [(f"where.{k}", k) for k in where]
         for key, column in named:
             if column not in columns:
                 raise BadInput(f"plots[{n}].{key}", f"{column!r} is not a column of results.csv; allowed: "
                                                     f"{', '.join(columns)}", file)
+
+
+def _check_plot_file(name: Any, key: str, file: str) -> None:
+    """A plot's file: a plain file name written inside the study's plots/, never a path elsewhere."""
+    if (not isinstance(name, str) or Path(name).name != name or name in (".", "..")
+            or Path(name).suffix.lower() not in VOLATILE_METADATA):
+        raise BadInput(key, f"{name!r} is not allowed; allowed: a file name in the study's plots/ (no directory) "
+                            f"ending in {', '.join(VOLATILE_METADATA)}", file)
 
 
 def load_study(name_or_file: str, quick: bool = False, studies_dir: Path | None = None) -> Study:
@@ -260,10 +275,22 @@ def load_study(name_or_file: str, quick: bool = False, studies_dir: Path | None 
     runs = _build_runs(_excluded(data.get("exclude") or [], grid, axis_keys, file), base, file)
     plots = data.get("plots") or []
     _check_plots(plots, ["run_id", *axis_keys, *SUMMARY_KEYS], file)
-    return Study(name=str(data.get("name") or path.stem), path=path, description=str(data.get("description", "")),
-                 runs=runs, axis_keys=axis_keys, plots=plots, quick=quick,
+    return Study(name=_study_name(data.get("name"), path, file), path=path,
+                 description=str(data.get("description", "")), runs=runs, axis_keys=axis_keys, plots=plots, quick=quick,
                  table_rows=_table_rows(data.get("tables"), axis_keys, file),
                  learning=_learning_table(data.get("tables"), axis_keys, file))
+
+
+def _study_name(name: Any, path: Path, file: str) -> str:
+    """The study's name (default: the file's stem); it names the default --out, runs/study-NAME."""
+    if name is None or name == "":
+        return path.stem
+    if isinstance(name, int) and not isinstance(name, bool):
+        name = str(name)
+    if not isinstance(name, str) or Path(name).name != name or name in (".", ".."):
+        raise BadInput("name", f"{name!r} is not allowed; allowed: a plain name (no directory), "
+                               "used in the default --out runs/study-NAME", file)
+    return name
 
 
 def _table_rows(tables: Any, axis_keys: list[str], file: str) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from simcode import atomic, outputs
+from simcode.errors import BadInput
 from simcode.sim.runner import RunResult, write_run
 from simcode.study.spec import RunSpec, Study
 
@@ -46,10 +47,28 @@ class StudyStore:
         write_run(self.run_dir(spec), result)
 
     def summary(self, spec: RunSpec) -> dict:
-        return json.loads((self.run_dir(spec) / "summary.json").read_text())
+        path = self.run_dir(spec) / "summary.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise self._spoiled(path, "summary", exc) from None
+        if not isinstance(data, dict):
+            raise self._spoiled(path, "summary", f"a {type(data).__name__}, not a mapping")
+        return data
 
     def trace(self, spec: RunSpec) -> pd.DataFrame:
-        return pd.read_csv(self.run_dir(spec) / "trace.csv")
+        path = self.run_dir(spec) / "trace.csv"
+        try:
+            return pd.read_csv(path)
+        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise self._spoiled(path, "trace", exc) from None
+
+    @staticmethod
+    def _spoiled(path: Path, what: str, why) -> BadInput:
+        """A finished run's file that is not what simcode wrote: one line saying how to run it again."""
+        reason = f"{type(why).__name__}: {str(why).splitlines()[0]}"[:160] if isinstance(why, Exception) else why
+        return BadInput("", f"not a run {what} simcode wrote ({reason}); allowed: the file simcode wrote, or "
+                            f"remove {path.parent} to run that run again", str(path))
 
     def results(self, study: Study, failures: dict[str, str] | None = None) -> pd.DataFrame:
         """One row per run, in grid order: the axis keys, `status` (ok or failed), the run's summary,
