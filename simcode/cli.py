@@ -233,8 +233,15 @@ def calibrate(
     batch: int = typer.Option(1024, "--batch", min=1, help="Minibatch size per agent of the timed updates."),
     ray: bool = typer.Option(False, "--ray", help="Also measure the real backend's Ray transport and learner "
                              "rows (the profile's ray section, for cluster.network.model: ray); starts a local Ray."),
+    merge: list[Path] | None = typer.Option(None, "--merge", metavar="PROFILE", help="Measure nothing: write the "
+                                            "mean of these profiles (two or more calibrations of this machine at "
+                                            "different times; a virtual machine's pace drifts by 5 to 10% in an "
+                                            "hour). Repeatable."),
 ) -> None:
-    """Measure this machine running simcode's own work and write a cost profile (cost.model: profile)."""
+    """Measure this machine running simcode's own work and write a cost profile (cost.model: profile).
+
+    Calibrate on a quiet machine. Where its pace drifts, calibrate a few times, minutes apart, and merge:
+    simcode calibrate --ray --out a.yaml; ...; simcode calibrate --merge a.yaml --merge b.yaml --out p.yaml"""
     from simcode.config import MaddpgConfig
     from simcode.memory import bench_parts, check_fits
     from simcode.sim.calibrate import DEFAULT_OUT, UPDATE_AGENTS, check_output, write_profile
@@ -242,6 +249,9 @@ def calibrate(
 
     out = out or DEFAULT_OUT
     check_output(out)  # before minutes of measuring
+    if merge:
+        _merge_profiles(merge, out, ray or quick)
+        return
     # Timed as `bench updates` times them, at the largest M calibrate measures: only --batch sizes them here.
     parts = bench_parts(max(UPDATE_AGENTS), batch, MaddpgConfig().hidden)
     check_fits([("--batch", what, nbytes) for _, what, nbytes in parts], "the timed updates")
@@ -252,6 +262,19 @@ def calibrate(
     write_profile(profile, out)
     typer.echo(f"profile written to {Path(out).resolve()}; use it with --set cost.model=profile "
                f"--set cost.profile={Path(out).resolve()}")
+
+
+def _merge_profiles(paths: list[Path], out: Path, measuring: bool) -> None:
+    from simcode.sim.calibrate import write_profile
+    from simcode.sim.calibrate_merge import merge_profiles
+
+    if measuring:
+        raise BadInput("--merge", "measures nothing; allowed: --merge with --out alone (not --ray or --quick)")
+    if any(Path(path).resolve() == Path(out).resolve() for path in paths):
+        raise BadInput("--out", f"{out} is one of the merged profiles; allowed: a new file, or a profile "
+                                "simcode calibrate wrote that is not merged")
+    write_profile(merge_profiles(paths), out)
+    typer.echo(f"profile written to {Path(out).resolve()}: the mean of {len(paths)} profiles")
 
 
 # A path the user gave that cannot name a file at all (a component is a file, or it is too long).
