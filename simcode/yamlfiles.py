@@ -77,7 +77,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping from `path`, or BadInput naming the file."""
     path = Path(path)
     if not path.is_file():
-        what = "is a directory, not a YAML file" if path.is_dir() else "file not found"
+        what = ("is a directory, not a YAML file" if path.is_dir() else
+                "is not a regular file (a device, a pipe or a socket); allowed: a YAML file" if path.exists()
+                else "file not found")
         raise BadInput("", what, file=str(path))
     raw = path.read_bytes()
     try:

@@ -224,6 +224,10 @@ def study_error(tmp_path: Path, body: str) -> BadInput:
     ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, file: ../../escape.png}]\n", "plots[0].file"),
     ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, file: /tmp/users_own.png}]\n", "plots[0].file"),
     ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, file: notes.txt}]\n", "plots[0].file"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, file: a.png}, {kind: bar, x: delay.k, file: a.png}]\n",
+     "plots[1].file"),
+    ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k}, {kind: bar, x: delay.k, file: 00-line.png}]\n",
+     "plots[1].file"),
     ("name: ../../elsewhere\naxes: {delay.k: [0, 1]}\n", "name"),
     ("axes: {delay.k: [0, 1]}\nplots: [{kind: line, x: delay.k, where: {delay.k: [0, 1]}}]\n",
      "plots[0].where.delay.k"),
@@ -349,3 +353,10 @@ def test_a_stale_run_counts_the_states_it_keeps_for_late_results():
     assert kept_bytes() == []  # exact keeps nothing
     one, eight = kept_bytes(*stale), kept_bytes(*stale, "cluster.max_staleness=8")
     assert len(one) == 1 and eight[0] == one[0] * 9 // 2  # (8 + 1) against (1 + 1) iterations
+
+
+def test_a_scenario_that_is_not_a_regular_file_says_so(tmp_path, capsys):
+    """/dev/null exists: 'file not found' would send the user looking for a typo."""
+    one_line_exit_2(capsys, ["run", "/dev/null", "--out", str(tmp_path / "r")], "/dev/null",
+                    "not a regular file", "allowed: a YAML file")
+    assert not (tmp_path / "r").exists()

@@ -29,7 +29,7 @@ import pandas as pd
 import seaborn as sns
 
 from simcode.figures import save_figure
-from simcode.study.spec import LEARNING_PLOTS, Study
+from simcode.study.spec import LEARNING_PLOTS, Study, plot_file
 from simcode.study.store import StudyStore
 
 UNIT = "(simulated s)"  # every time in a study is simulated seconds; labels say so the same way
@@ -156,8 +156,7 @@ def plot_one(spec: dict, study: Study, store: StudyStore, results: pd.DataFrame,
 def write_plots(study: Study, store: StudyStore, results: pd.DataFrame, learning=None) -> list[Path]:
     written = []
     for n, spec in enumerate(study.plots):
-        name = spec.get("file") or f"{n:02d}-{spec['kind']}.png"
-        path = plot_one(spec, study, store, results, store.root / "plots" / name, learning)
+        path = plot_one(spec, study, store, results, store.root / "plots" / plot_file(n, spec), learning)
         if path is not None:
             written.append(path)
     return written

@@ -250,6 +250,20 @@ def _check_plots(plots: Any, columns: list[str], file: str) -> None:
                                                     f"{', '.join(columns)}", file)
 
 
+def plot_file(n: int, plot: dict) -> str:
+    """The file plots[n] is written to in the study's plots/: its `file`, or NN-KIND.png."""
+    return plot.get("file") or f"{n:02d}-{plot['kind']}.png"
+
+
+def _check_plot_files(plots: list[dict], file: str) -> None:
+    """No two plots write one file (the second would replace the first without a word)."""
+    names = [plot_file(n, plot) for n, plot in enumerate(plots)]
+    for n, name in enumerate(names):
+        if name in names[:n]:
+            raise BadInput(f"plots[{n}].file", f"{name!r} is plots[{names.index(name)}]'s file too; allowed: a file "
+                                               "name no other plot of the study writes", file)
+
+
 def _check_plot_file(name: Any, key: str, file: str) -> None:
     """A plot's file: a plain file name written inside the study's plots/, never a path elsewhere."""
     if (not isinstance(name, str) or Path(name).name != name or name in (".", "..")
@@ -275,6 +289,7 @@ def load_study(name_or_file: str, quick: bool = False, studies_dir: Path | None 
     runs = _build_runs(_excluded(data.get("exclude") or [], grid, axis_keys, file), base, file)
     plots = data.get("plots") or []
     _check_plots(plots, ["run_id", *axis_keys, *SUMMARY_KEYS], file)
+    _check_plot_files(plots, file)
     return Study(name=_study_name(data.get("name"), path, file), path=path,
                  description=str(data.get("description", "")), runs=runs, axis_keys=axis_keys, plots=plots, quick=quick,
                  table_rows=_table_rows(data.get("tables"), axis_keys, file),
