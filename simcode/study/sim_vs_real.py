@@ -100,6 +100,18 @@ def where_time_went(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame
     return table.reset_index() if len(table.columns) else None
 
 
+def _pace(table: pd.DataFrame) -> str:
+    """What real/sim env says of the whole study: the machine's pace during its real runs."""
+    pace = float(table["real/sim env"].median())
+    if abs(pace - 1) <= CLOSE:
+        return (f"Its median over the cells is {pace:.2f}: the real runs met the machine at the pace its profile "
+                "measured.")
+    return (f"Its median over the cells is {pace:.2f}: the real runs met the machine {abs(pace - 1):.0%} "
+            f"{'slower' if pace > 1 else 'faster'} than its profile measured, and the simulated times (priced at "
+            "the profile's pace) miss by about as much where the environment steps and the computations make the "
+            "iteration; calibrate again at this pace, or merge calibrations (simcode calibrate --merge).")
+
+
 def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> list[str]:
     if table is None or table.empty:
         return []
@@ -117,7 +129,7 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
                   "code is in their way (in centralized cells the controller computes alone; in coded ones late "
                   "learners' leftover work may share the cores), so this is how fast the machine ran during the "
                   "cell's real runs against what its profile measured; well above 1, the real runs met a slow "
-                  "spell of the machine (on a virtual machine, another tenant of its host).", ""]
+                  "spell of the machine (on a virtual machine, another tenant of its host). " + _pace(table), ""]
     if "real machine speed" in table.columns:
         lines += ["real machine speed: before each real run, 100 environment steps timed on one thread (the speed "
                   "probe) over the same probe's time when the profile was calibrated, the mean over the cell's "
