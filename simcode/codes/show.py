@@ -72,8 +72,9 @@ def render(name: str, n_agents: int, n_learners: int, seed: int = 0, params: dic
     probe = FLOAT64 * PROBE_SIZE * (2 * n_agents + n_learners)
     check_fits([("--agents, --learners", "this code and its probe", code_bytes(n_agents, n_learners) + probe)],
                "building this code")
-    for key in set(params or {}) & set(GIVEN_BY_OPTIONS):
-        raise BadInput(key, f"not a scheme parameter; allowed: {GIVEN_BY_OPTIONS[key]} sets it, not --set")
+    clash = sorted(set(params or {}) & set(GIVEN_BY_OPTIONS))
+    if clash:
+        raise BadInput(clash[0], f"not a scheme parameter; allowed: {GIVEN_BY_OPTIONS[clash[0]]} sets it, not --set")
     code = make_code(name, n_agents=n_agents, n_learners=n_learners, seed=seed, **(params or {}))
     m, n = code.n_agents, code.n_learners
     shown = ", ".join(f"{k}={v}" for k, v in code.params().items()) or "none"
