@@ -63,12 +63,16 @@ def _is_partial_of(name: str, known: set[str]) -> bool:
     return any(name.startswith(f".{Path(k).stem}.") and name.endswith(Path(k).suffix) for k in known)
 
 
+def _strangers(entries, known: set[str]) -> list[str]:
+    """The `entries` that are neither `known` files nor temporaries simcode makes for them."""
+    return [e for e in entries if e not in known and not _is_partial_of(e, known)]
+
+
 def _older_kind(directory: Path) -> str | None:
     """The kind of a directory an older simcode wrote (no marker), judged by its contents."""
     entries = {entry.name for entry in directory.iterdir()}
     for kind, (required, optional) in _OLDER_LAYOUTS.items():
-        known = required | optional
-        if not required <= entries or not all(e in known or _is_partial_of(e, known) for e in entries):
+        if not required <= entries or _strangers(entries, required | optional):
             continue
         if kind == "train" and not any((directory / "checkpoints").glob("iter-*.pkl")):
             continue
@@ -82,6 +86,11 @@ def _older_kind(directory: Path) -> str | None:
 def kind_of(directory: Path) -> str | None:
     """'run', 'train' or 'study' for a directory simcode wrote; None for anything else."""
     return marked_kind(directory) or _older_kind(directory)
+
+
+def _first_of(names: list[str]) -> str:
+    """"'a'", or "'a' and 2 more": the names a message shows."""
+    return f"{names[0]!r}" + (f" and {len(names) - 1} more" if len(names) > 1 else "")
 
 
 def _allowed(kind: str) -> str:
@@ -117,11 +126,9 @@ def _check_no_user_files(path: Path, kind: str, entries: list[str], key: str) ->
     if kind != "run":
         return
     required, optional = _OLDER_LAYOUTS["run"]
-    known = required | optional | {MARKER, LOCK}
-    theirs = [e for e in entries if e not in known and not _is_partial_of(e, known)]
+    theirs = _strangers(entries, required | optional | {MARKER, LOCK})
     if theirs:
-        others = f" and {len(theirs) - 1} more" if len(theirs) > 1 else ""
-        raise BadInput(key, f"{path} is a simcode run directory that also holds {theirs[0]!r}{others}, which a run "
+        raise BadInput(key, f"{path} is a simcode run directory that also holds {_first_of(theirs)}, which a run "
                             f"would delete; {_allowed(kind)} and nothing else, so move that file or choose another "
                             f"{key}")
 
@@ -153,8 +160,7 @@ def claim(path: Path, kind: str, key: str = "--out") -> str:
         return "own"
     if found is not None:
         raise BadInput(key, f"{path} is a simcode {found} directory, not a {kind} directory; {_allowed(kind)}")
-    others = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
-    raise BadInput(key, f"{path} is a directory simcode did not write (it holds {entries[0]!r}{others}); "
+    raise BadInput(key, f"{path} is a directory simcode did not write (it holds {_first_of(entries)}); "
                         f"{_allowed(kind)}, so choose another {key} or empty it")
 
 

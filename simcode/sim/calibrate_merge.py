@@ -54,7 +54,7 @@ def _mean(values: list, name: str):
     """The mean of one part of every profile that has it (a mapping part by part)."""
     first = values[0]
     if isinstance(first, dict):
-        names = [k for k in first] + [k for v in values[1:] for k in v if k not in first]
+        names = dict.fromkeys(k for v in values for k in v)  # every profile's parts, in first-seen order
         return {k: _mean([v[k] for v in values if k in v], k) for k in names}
     if isinstance(first, list):
         return _mean_points(values)

@@ -288,10 +288,12 @@ def fit_ray(points: dict, fit) -> dict:
     def kept(measured: list[dict], *keys: str) -> list[dict]:  # the measured points the profile keeps
         return [{key: p[key] for key in ("agents", "batch", *keys, "gflop", "seconds")} for p in measured]
 
+    def nonnegative(line: dict) -> dict:  # a fitted cost per unit is never below 0
+        return {k: max(v, 0.0) for k, v in line.items()}
+
     learner["points"] = kept(points["rows"], "state_values")
-    return {"controller": {**{k: max(v, 0.0) for k, v in controller.items()}, "points": kept(points["controller"])},
-            "sample": {k: max(v, 0.0) for k, v in sample.items()},
-            "send": {k: max(v, 0.0) for k, v in send.items()} if send else None,
+    return {"controller": {**nonnegative(controller), "points": kept(points["controller"])},
+            "sample": nonnegative(sample), "send": nonnegative(send) if send else None,
             "put": per_byte("ray put (cpu)", points["puts"]),
             "submit": per_byte("ray submit (driver cpu per task)", submits), "ack": points["ack"],
             "thread": driver_thread(points["gathers"]),

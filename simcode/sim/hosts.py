@@ -130,8 +130,8 @@ class SharedCores:
         if not self.left:
             return
         generation, rates = self.generation, self.rates()
-        waits = [min(self.ahead.get(job, left), self.as_measured.get(job, left), left) / self.rate_of(job, rates)
-                 for job, left in self.left.items() if self.rate_of(job, rates) > 0]
+        waits = [min(self.ahead.get(job, left), self.as_measured.get(job, left), left) / speed
+                 for job, left in self.left.items() if (speed := self.rate_of(job, rates)) > 0]
         wait = max(0.0, min(waits))
         self.env.timeout(wait).callbacks.append(lambda _event: self.finish(generation))
 

@@ -70,10 +70,9 @@ def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | No
         table[f"sim/real {short}"] = means[(measure, "sim")] / means[(measure, "ray")]
     table["mean within 10%"] = (table["sim/real mean"] - 1).abs() <= WITHIN
     table["mean within 5%"] = (table["sim/real mean"] - 1).abs() <= CLOSE
-    if YARDSTICK in means.columns.get_level_values(0):
-        table["real/sim env"] = means[(YARDSTICK, "ray")] / means[(YARDSTICK, "sim")]
-    if CPU in means.columns.get_level_values(0):
-        table["real/sim CPU"] = means[(CPU, "ray")] / means[(CPU, "sim")]
+    for column, name in ((YARDSTICK, "env"), (CPU, "CPU")):
+        if column in means.columns.get_level_values(0):
+            table[f"real/sim {name}"] = means[(column, "ray")] / means[(column, "sim")]
     if SPEED in means.columns.get_level_values(0) and means[(SPEED, "ray")].notna().any():
         table["real machine speed"] = means[(SPEED, "ray")]
     if "seed" in axis_keys:  # how far apart one cell's runs are, the seeds' largest mean over their smallest

@@ -264,10 +264,14 @@ def _check_plot_files(plots: list[dict], file: str) -> None:
                                                "name no other plot of the study writes", file)
 
 
+def _plain_name(name: Any) -> bool:
+    """A file or directory name with no directory in it: it cannot lead out of where it is written."""
+    return isinstance(name, str) and Path(name).name == name and name not in (".", "..")
+
+
 def _check_plot_file(name: Any, key: str, file: str) -> None:
     """A plot's file: a plain file name written inside the study's plots/, never a path elsewhere."""
-    if (not isinstance(name, str) or Path(name).name != name or name in (".", "..")
-            or Path(name).suffix.lower() not in VOLATILE_METADATA):
+    if not _plain_name(name) or Path(name).suffix.lower() not in VOLATILE_METADATA:
         raise BadInput(key, f"{name!r} is not allowed; allowed: a file name in the study's plots/ (no directory) "
                             f"ending in {', '.join(VOLATILE_METADATA)}", file)
 
@@ -302,7 +306,7 @@ def _study_name(name: Any, path: Path, file: str) -> str:
         return path.stem
     if isinstance(name, int) and not isinstance(name, bool):
         name = str(name)
-    if not isinstance(name, str) or Path(name).name != name or name in (".", ".."):
+    if not _plain_name(name):
         raise BadInput("name", f"{name!r} is not allowed; allowed: a plain name (no directory), "
                                "used in the default --out runs/study-NAME", file)
     return name
