@@ -353,7 +353,7 @@ def test_a_learner_of_its_own_cancelled_while_its_raylet_serves_it_takes_the_nex
     network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
     cluster = SimpleNamespace(env=env, learner_hosts=[None], wait_for_ack=False, cancel=True, iteration=0,
                               runs_to_end=True, network=network, take_in=lambda *a: None, result_nbytes=8,
-                              store=(0.5, 0.1))
+                              store=(0.5, 0.1), task_overhead=0.0)
     learner = Learner(cluster, 0)
     learner.inbox.put(Task(iteration=0, row=0, busy=1.0, compute=1.0))
 

@@ -79,7 +79,21 @@ def test_where_the_time_went_pairs_the_phases_and_keeps_the_real_split():
     assert table.loc["mds", "real compute"] == pytest.approx(0.020)
     assert "sim compute" not in table.columns and "real dispatch" not in table.columns
     text = "\n".join(section(comparison(frame, ["code.name", "seed", "cluster.backend"]), table.reset_index()))
-    assert "### Where the time went" in text and "real compute" in text
+    assert "### Where the time went" in text and "### An answer, stage by stage" in text
+    phases, answers = text.split("### An answer, stage by stage")
+    assert "real compute" not in phases and "real compute" in answers and "real env" not in answers
+
+
+def test_an_answers_stages_are_paired_when_the_simulated_runs_keep_them():
+    from simcode.study.sim_vs_real import where_time_went
+
+    frame = results()
+    real = frame["cluster.backend"] == "ray"
+    frame["mean_env_seconds"] = 0.01
+    frame["mean_ray_delivery"] = [0.004 if r else 0.002 for r in real]
+    table = where_time_went(frame, ["code.name", "seed", "cluster.backend"]).set_index("code.name")
+    assert table.loc["mds", "real delivery"] == pytest.approx(0.004)
+    assert table.loc["mds", "sim delivery"] == pytest.approx(0.002)
 
 
 def test_the_real_runs_speed_probe_is_reported_per_cell():

@@ -133,6 +133,7 @@ class Cluster:
     def iterate(self, iteration: int):
         """One iteration, from the environment steps to the installed states: -> its trace record."""
         t_start = self.env.now
+        self.timings: list[tuple[float, ...]] = []  # on Ray: where each answer's time went (REAL_TIMINGS)
         data = self.workload.begin(iteration)
         if self.network.shared and self.code is not None:
             yield from self.broadcast_states()
@@ -172,6 +173,7 @@ class Cluster:
             "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
             "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0,
             "resent": resent, **columns,
+            **(protocol.timing_means(self.timings) if self.store is not None else {}),
         }
 
     def cpu_per_iteration(self) -> float | None:
@@ -262,6 +264,8 @@ class Cluster:
                 continue
             if self.driver is not None and self.driver.reply:
                 yield self.controller_computes(self.driver.reply, message=True)  # its own thread takes the answer
+            if result.stamps is not None:
+                self.timings.append(protocol.answer_timings(result.stamps, self.env.now))
             answered.append(result.learner)
             received.setdefault(result.row, result)
             if self.rank_check:  # the seed's matrix_rank of the rows received so far
@@ -279,8 +283,8 @@ class Cluster:
         for i, learner in enumerate(self.learners):
             if self.driver is not None:
                 yield self.controller_computes(self.driver.submit, message=True)
-            task = Task(iteration, i, float(busy[i]), float(compute[i]))
-            send = partial(self.network.send, CONTROLLER, _deliver(learner.inbox, task), self.task_nbytes[i])
+            task = Task(iteration, i, float(busy[i]), float(compute[i]), sent=self.env.now)
+            send = partial(self.network.send, CONTROLLER, _deliver(self.env, learner.inbox, task), self.task_nbytes[i])
             # On Ray, Ray's threads in the driver send the task once its thread has submitted it.
             sends.append(send() if self.driver_threads is None else self.env.process(self.driver_threads.handle(send)))
         return sends
@@ -340,8 +344,8 @@ class Cluster:
         for row, helper in plan:
             nbytes = sum(self.batch_nbytes(j) for j in self.rows[row])
             seconds = self.cost.update_seconds(self.rows[row], data.host)
-            task = Task(iteration, row, seconds, seconds)
-            self.network.send(CONTROLLER, _deliver(self.learners[helper].inbox, task), nbytes)
+            task = Task(iteration, row, seconds, seconds, sent=self.env.now)
+            self.network.send(CONTROLLER, _deliver(self.env, self.learners[helper].inbox, task), nbytes)
         return len(plan)
 
     def batch_nbytes(self, agent: int) -> int:
@@ -375,7 +379,10 @@ class Cluster:
         return protocol.combine(self.code.matrix[row], self.rows[row], theta)
 
 
-def _deliver(inbox: simpy.Store, message: object):
-    """What a message's arrival does: put it in the receiver's inbox."""
-    return lambda _arrival: inbox.put(message)
+def _deliver(env: simpy.Environment, inbox: simpy.Store, task: Task):
+    """What a task's arrival does: put it in its learner's inbox, noting when."""
+    def arrive(_arrival) -> None:
+        task.arrived = env.now
+        inbox.put(task)
+    return arrive
 

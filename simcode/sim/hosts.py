@@ -38,7 +38,11 @@ class SharedCores:
     `wake`, the scheduler's slice for a process that wakes: Linux (EEVDF) runs a process that was
     asleep on a core at once, ahead of those sharing, for up to one slice of its work, and only then
     has it share the cores with the rest. A process's computations one right after another (its
-    `owner` finished one at this very instant) are one burst: one slice for all of them."""
+    `owner` finished one at this very instant) are one burst: one slice for all of them.
+
+    The host's CPU is the core time its computations held, as a CPU clock counts it: a computation on a
+    crowded host holds its share of the cores for longer than its work (its work / `crowded`), and a
+    cancelled one held them until it stopped. A computation's event fires with its own core time."""
 
     def __init__(self, env: simpy.Environment, cores: int, crowded: float = 1.0, busy: float = 0.0,
                  wake: float = 0.0):
@@ -46,7 +50,8 @@ class SharedCores:
         self.cores = cores
         self.crowded = crowded
         self.free = cores - busy  # what the computations share
-        self.worked = 0.0  # seconds of work given to the host (less what a cancel took back): its CPU
+        self.used = 0.0  # core seconds its computations held: its CPU
+        self.held: dict[simpy.Event, float] = {}  # computation -> core seconds it held so far
         self.wake = wake
         self.store = simpy.Resource(env, capacity=1)  # on Ray: the raylet's object store, one request at a time
         self.left: dict[simpy.Event, float] = {}  # computation -> seconds of work still to do
@@ -65,7 +70,7 @@ class SharedCores:
         done = self.env.event()
         self.advance()
         self.left[done] = seconds
-        self.worked += seconds
+        self.held[done] = 0.0
         if measured_crowded > DONE_SECONDS:
             self.as_measured[done] = measured_crowded
         if owner is not None and self.wake > 0:
@@ -81,21 +86,23 @@ class SharedCores:
         """Stop a computation (its learner was cancelled): the others speed up."""
         if done in self.left:
             self.advance()
-            self.worked -= max(self.left[done], 0.0)
             self.end(done)
             self.reschedule()
 
     def cpu_seconds(self, seconds: float) -> float:
-        """The host's CPU over `seconds` of its life: the work it was given and Ray's idle threads' part."""
-        return self.worked + (self.cores - self.free) * seconds
+        """The host's CPU over `seconds` of its life: the core time its computations held and Ray's idle
+        threads' part."""
+        return self.used + (self.cores - self.free) * seconds
 
-    def end(self, done: simpy.Event) -> None:
+    def end(self, done: simpy.Event) -> float:
+        """Forget a computation: -> the core seconds it held."""
         del self.left[done]
         owner = self.owners.pop(done, None)
         if owner is not None:
             self.bursts[owner] = (self.env.now, max(self.ahead.get(done, 0.0), 0.0))
         self.ahead.pop(done, None)
         self.as_measured.pop(done, None)
+        return self.held.pop(done)
 
     def rates(self) -> tuple[float, float, float]:
         """(speed of a computation ahead of the sharing, of one sharing what is left, of one sharing it
@@ -120,6 +127,10 @@ class SharedCores:
             rates = self.rates()
             for job in self.left:
                 progress = elapsed * self.rate_of(job, rates)
+                # Its share of the cores, slowed or not: a crowd slows the work, not the core time.
+                held = elapsed * (rates[0] if job in self.ahead else rates[2])
+                self.held[job] += held
+                self.used += held
                 self.left[job] -= progress
                 for part in (self.ahead, self.as_measured):
                     if job in part:
@@ -141,8 +152,7 @@ class SharedCores:
         self.advance()
         for job, left in list(self.left.items()):
             if left <= DONE_SECONDS:
-                self.end(job)
-                job.succeed()
+                job.succeed(self.end(job))
         for part in (self.ahead, self.as_measured):
             for job, seconds in list(part.items()):
                 if seconds <= DONE_SECONDS:

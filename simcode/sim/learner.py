@@ -6,7 +6,9 @@ Cancelled on decode (`cluster.on_decode: cancel`), it stops at once, unless its 
 be stopped: on Ray (`cluster.network.model: ray`) torch runs a started computation to its end, as
 the real backend's learner does (simcode.sim.real), so only the straggler's sleep is cut short and
 the next task waits for the computation. On Ray the raylet of the learner's host also serves the
-task's arguments before it and seals its result after it, one learner's request at a time.
+task's arguments before it and seals its result after it, one learner's request at a time, and the
+actor's CPU for the task comes before its row; its answer carries the stamps of where its time went
+(simcode.sim.protocol.Stamps), as a real learner's does.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import simpy
 
-from simcode.sim.hosts import computation
-from simcode.sim.protocol import Result, Task
+from simcode.sim.hosts import DONE_SECONDS, computation
+from simcode.sim.protocol import Result, Stamps, Task
 
 if TYPE_CHECKING:
     from simcode.sim.cluster import Cluster
@@ -33,6 +35,7 @@ class Learner:
         self.working_on: int | None = None
         self.computing: simpy.Event | None = None  # cancel_wait: the computation under way
         self.host = cluster.learner_hosts[index]  # None: a machine of its own
+        self.row = (0.0, 0.0, 0.0)  # the current task's row: when it began and ended, its core seconds
         self.process = self.env.process(self.work())
 
     def work(self):
@@ -41,8 +44,9 @@ class Learner:
         studies)."""
         while True:
             task: Task = yield self.inbox.get()
+            taken = self.env.now  # it waited in the inbox from task.arrived, behind a late computation
             if self.cluster.wait_for_ack:
-                yield from self.compute_then_wait(task)
+                yield from self.compute_then_wait(task, taken)
                 continue
             if self.cluster.cancel and task.iteration < self.cluster.iteration:
                 continue  # the controller moved on while this task was on the wire
@@ -55,6 +59,8 @@ class Learner:
                     yield from self.through_store(self.cluster.store[0])
                 begun = self.env.now
                 if self.host is None:
+                    overhead = self.parts(task)[0][1]
+                    self.row = (begun + overhead, begun + task.compute, task.compute - overhead)
                     yield self.env.timeout(task.busy)
                 else:
                     yield from self.compute_on_host(task)
@@ -64,9 +70,19 @@ class Learner:
                 continue
             finally:
                 self.working_on = None
+            stamps = self.stamps(task, taken)
             if self.cluster.store is not None:  # and seals its result before the controller can have it
                 yield from self.through_store(self.cluster.store[1])
-            self.answer(task)
+            self.answer(task, stamps)
+
+    def parts(self, task: Task) -> list[tuple[float, float]]:
+        """The task's computations one after another, as (seconds, of which priced as measured amid a crowd):
+        on Ray its actor's CPU for the task (task_overhead, measured amid the rows: a crowd does not slow it
+        again), then the row; otherwise the row alone."""
+        overhead = min(self.cluster.task_overhead, task.compute)
+        if overhead <= DONE_SECONDS:
+            return [(task.compute, 0.0)]
+        return [(overhead, overhead), (task.compute - overhead, 0.0)]
 
     def through_store(self, seconds: float):
         """On Ray: `seconds` of the raylet's work for this learner, its host's object store serving one
@@ -79,41 +95,57 @@ class Learner:
             yield self.host.compute(seconds, owner=self.host.store, measured_crowded=seconds)
 
     def compute_on_host(self, task: Task):
-        """The computation shares the host's cores; the straggler's extra time is a sleep, sharing nothing."""
-        job = self.on_host(task.compute)
-        try:
-            yield job
-        except simpy.Interrupt as stop:
-            if self.cluster.runs_to_end:
-                yield job  # not interrupted again: the cluster interrupts only the current iteration's work
-            else:
-                self.host.cancel(job)
-            raise stop
+        """The computation shares the host's cores (`parts`); the straggler's extra time is a sleep, sharing
+        nothing. Cancelled where torch cannot stop (on Ray), the part under way runs to its end; the row
+        does not begin after the actor's part, as a real actor acked before its method begins skips it."""
+        for seconds, measured in self.parts(task):
+            begun = self.env.now
+            job = computation(self.env, self.host, seconds, owner=self, measured_crowded=measured)
+            try:
+                cpu = yield job
+            except simpy.Interrupt as stop:
+                if self.cluster.runs_to_end:
+                    yield job  # not interrupted again: the cluster interrupts only the current iteration's work
+                else:
+                    self.host.cancel(job)
+                raise stop
+        self.row = (begun, self.env.now, cpu)
         yield self.env.timeout(task.busy - task.compute)
 
-    def on_host(self, seconds: float) -> simpy.Event:
-        """`seconds` of computation on the learner's host (or a machine of its own). On Ray its actor's CPU
-        for the task (task_overhead) comes first, priced as measured amid the rows: a crowd does not slow
-        it again."""
-        return computation(self.env, self.host, seconds, owner=self,
-                           measured_crowded=min(self.cluster.task_overhead, seconds))
+    def run_parts(self, task: Task):
+        """A process: the task's computations (`parts`) to their end; the row's stamps kept."""
+        for seconds, measured in self.parts(task):
+            begun = self.env.now
+            cpu = yield computation(self.env, self.host, seconds, owner=self, measured_crowded=measured)
+        self.row = (begun, self.env.now, seconds if cpu is None else cpu)  # a machine of its own: its work
 
-    def compute_then_wait(self, task: Task):
+    def compute_then_wait(self, task: Task, taken: float):
         """cancel_wait: the computation runs to its end; the straggler's extra wait (infinite for a
         failed learner) ends early when the ack comes, and then the result is not sent."""
         ack = self.cluster.acks[self.index]
         if task.iteration < self.cluster.iteration or ack.triggered:
             return  # an acked learner knows its iteration decoded: work that arrives after the ack is dropped
-        self.computing = self.on_host(task.compute)
+        self.computing = self.env.process(self.run_parts(task))
         yield self.computing
         self.computing = None
         extra = task.busy - task.compute
         if not ack.triggered and extra > 0:
             yield ack if math.isinf(extra) else ack | self.env.timeout(extra)
         if not ack.triggered:
-            self.answer(task)
+            self.answer(task, self.stamps(task, taken))
 
-    def answer(self, task: Task) -> None:
-        result = Result(task.iteration, task.row, self.index)
-        self.cluster.network.send(self.index, partial(self.cluster.take_in, result),
-                                  self.cluster.result_nbytes)
+    def stamps(self, task: Task, taken: float) -> Stamps | None:
+        """On Ray, where the task's time went, as its answer leaves (after the straggler's wait): the learner
+        has the task and its arguments (entered, as a real actor's method begins) once it has waited its
+        turn in the inbox from its arrival until `taken` (queued before, not after, here), the raylet has
+        served them and its actor has spent its CPU for the task. None off Ray."""
+        if self.cluster.store is None:
+            return None
+        begun, ended, cpu = self.row
+        queued = taken - task.arrived
+        return Stamps(sent=task.sent, entered=begun - queued, begun=begun, compute=ended - begun, cpu=cpu,
+                      left=self.env.now)
+
+    def answer(self, task: Task, stamps: Stamps | None = None) -> None:
+        result = Result(task.iteration, task.row, self.index, stamps)
+        self.cluster.network.send(self.index, partial(self.cluster.take_in, result), self.cluster.result_nbytes)

@@ -30,9 +30,10 @@ from simcode.errors import SimulationError
 from simcode.sim.workload import IterationData, relative_error
 
 ON_DECODE = ("cancel", "let_finish", "cancel_wait")
-# A real run's trace columns of where an answer's time went (simcode.sim.real.RealCluster.where_time_went):
-# the learner's compute, Ray's dispatch, the wait behind a late computation, Ray's delivery, and the
-# compute's CPU seconds on the learner's thread (below its compute when it shared a core).
+# The trace columns of where an answer's time went, on Ray (`answer_timings`): the learner's computation
+# of its row, Ray's dispatch of the task and its arguments, the wait behind a late computation, Ray's
+# delivery of the result, and the row's CPU seconds (below its compute when it shared a core). A real run
+# measures them (simcode.sim.real); the SimPy clock keeps them when its network is `ray` (simcode.sim.learner).
 REAL_TIMINGS = ("learner_compute", "ray_dispatch", "learner_queued", "ray_delivery", "learner_cpu")
 
 
@@ -42,6 +43,22 @@ class Task:
     row: int        # which row of the matrix to compute (a re-sent task computes another's row)
     busy: float     # seconds of computation, straggler delay included; inf: no answer
     compute: float  # of which the computation itself (cancel_wait waits out the rest only until acked)
+    sent: float = 0.0  # when the controller sent it and when it reached its learner (the SimPy clock's seconds)
+    arrived: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stamps:
+    """When an answer passed each point on its learner's side (one clock): the task sent, the learner has
+    it and its arguments (entered), its row's computation began (after any late one before it) and took
+    `compute` seconds, of which `cpu` on a core, and the answer left (after the straggler's wait)."""
+
+    sent: float
+    entered: float
+    begun: float
+    compute: float
+    cpu: float
+    left: float
 
 
 @dataclass
@@ -49,6 +66,19 @@ class Result:
     iteration: int
     row: int
     learner: int
+    stamps: Stamps | None = None  # on Ray: where its time went so far (None: not kept)
+
+
+def answer_timings(stamps: Stamps, taken: float) -> tuple[float, ...]:
+    """An answer's REAL_TIMINGS, from its stamps and when the controller had taken it in."""
+    return (stamps.compute, stamps.entered - stamps.sent, stamps.begun - stamps.entered, taken - stamps.left,
+            stamps.cpu)
+
+
+def timing_means(timings: list[tuple[float, ...]]) -> dict[str, float]:
+    """The REAL_TIMINGS columns of an iteration: means over its answers (nan: none arrived)."""
+    means = np.mean(timings, axis=0) if timings else [math.nan] * len(REAL_TIMINGS)
+    return {name: float(value) for name, value in zip(REAL_TIMINGS, means, strict=True)}
 
 
 def row_agents(matrix: np.ndarray) -> list[list[int]]:

@@ -265,22 +265,13 @@ class RealCluster:
             "env_seconds": t_sent - t_start, "t_decoded": t_decoded, "n_late": answered_late,
             "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
             "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0, "resent": resent,
-            **self.where_time_went(),
+            **protocol.timing_means(self.timings),  # where its answers' time went
             **exact_columns(self.trainer.n_agents),  # the real backend runs the exact strategy only
         }
 
     def cpu_per_iteration(self) -> float | None:
         """CPU seconds an iteration cost this machine (simcode.sim.real_clock; None: no audit)."""
         return None if self.cpu_seconds is None else self.cpu_seconds / self.scenario.run.iterations
-
-    def where_time_went(self) -> dict[str, float]:
-        """Real runs only, means over the answers that arrived: the learners' own compute; Ray's
-        dispatch (sent until the actor has the task and its arguments); the wait for an earlier, late
-        computation still running on the actor (torch cannot be interrupted); Ray's delivery of the
-        result (the actor's return until the controller has it). Wall clocks: exact on one machine."""
-        names = protocol.REAL_TIMINGS
-        means = np.mean(self.timings, axis=0) if self.timings else [math.nan] * len(names)
-        return {name: float(value) for name, value in zip(names, means)}
 
     def run_checks(self) -> None:  # the coded iterations' deferred decode checks, off the clock
         with self.clock.off():
@@ -323,8 +314,9 @@ class RealCluster:
                 if answer is not None:
                     received.setdefault(answer[1], answer[3])
                     entered, begun, left = answer[5]
-                    self.timings.append((answer[4], entered - self.sent_at[ref], begun - entered, time.time() - left,
-                                         answer[6]))
+                    stamps = protocol.Stamps(sent=self.sent_at[ref], entered=entered, begun=begun, compute=answer[4],
+                                             cpu=answer[6], left=left)
+                    self.timings.append(protocol.answer_timings(stamps, time.time()))
         return received, resent, pending
 
     def send(self, task: RunTask, delay: float, states, batch, learner: int | None = None):

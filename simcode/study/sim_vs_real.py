@@ -32,9 +32,10 @@ MEASURES = ("mean_iteration", "p90_iteration")
 
 # Mean seconds of an iteration's phases (simcode.sim.runner.phases): both backends have the first three.
 PHASES = {"mean_env_seconds": "env", "mean_to_decode": "to decode", "mean_after_decode": "after", CPU: "CPU"}
-# A real run's own split of its answers (simcode.sim.protocol.REAL_TIMINGS), as its summary names them.
-REAL_PHASES = {f"mean_{column}": label for column, label in
-               zip(REAL_TIMINGS, ("compute", "dispatch", "queued", "delivery", "compute CPU"), strict=True)}
+# Where a learner's answer spent its time on Ray (simcode.sim.protocol.REAL_TIMINGS), as a run's summary names
+# them: measured by a real run, kept by a simulated one.
+ANSWER_PHASES = {f"mean_{column}": label for column, label in
+                 zip(REAL_TIMINGS, ("compute", "dispatch", "queued", "delivery", "compute CPU"), strict=True)}
 
 
 def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
@@ -83,20 +84,25 @@ def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | No
 
 
 def where_time_went(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
-    """Per cell, the mean seconds of each phase, real and simulated, and the real runs' own split of
-    the learners' answers (compute, Ray's dispatch, queued behind a late computation, Ray's delivery)."""
-    means = cell_means(results, axis_keys, [*PHASES, *REAL_PHASES])
+    """Per cell, the mean seconds of each phase, real and simulated, and the split of the learners' answers
+    (compute, Ray's dispatch, queued behind a late computation, Ray's delivery, the compute's CPU), real
+    and simulated where the runs have it."""
+    means = cell_means(results, axis_keys, [*PHASES, *ANSWER_PHASES])
     if means is None:
         return None
     table = pd.DataFrame(index=means.index)
-    for column, name in PHASES.items():
+    for column, name in {**PHASES, **ANSWER_PHASES}.items():
         if column in means.columns.get_level_values(0):
-            table[f"real {name}"] = means[(column, "ray")]
-            table[f"sim {name}"] = means[(column, "sim")]
-    for column, name in REAL_PHASES.items():
-        if column in means.columns.get_level_values(0):
-            table[f"real {name}"] = means[(column, "ray")]
+            for backend, side in (("ray", "real"), ("sim", "sim")):
+                if column in PHASES or means[(column, backend)].notna().any():
+                    table[f"{side} {name}"] = means[(column, backend)]
     return table.reset_index() if len(table.columns) else None
+
+
+def _answer_columns(phases: pd.DataFrame) -> list[str]:
+    """The columns of where_time_went's table that split an answer (the rest are the iteration's phases)."""
+    return [c for c in phases.columns if c.split(" ", 1)[-1] in ANSWER_PHASES.values() and c.split(" ")[0] in
+            ("real", "sim")]
 
 
 def _pace(table: pd.DataFrame) -> str:
@@ -146,14 +152,22 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
                   "seeds (which learners straggle changes with the seed). The simulated spread is the seeds' part "
                   "alone; the real spread adds the machine's own noise, a floor under any sim/real gap.", ""]
     if phases is not None and not phases.empty:
+        answers = _answer_columns(phases)
         lines += ["### Where the time went", "",
                   "Mean seconds per iteration: the environment steps (env), from the work sent until the decode "
-                  "(to decode) and after it (after: late learners released); then the real runs' means over "
-                  "the learners' answers: their computation (compute), Ray's dispatch of the task and its "
-                  "arguments (dispatch), the wait behind a cancelled computation still running (queued), "
-                  "Ray's delivery of the result (delivery) and the computation's CPU on its thread (compute "
-                  "CPU: its compute less the time it waited for a core); CPU: the CPU seconds an iteration "
-                  "cost the machine (real/sim CPU above).", "", _markdown_table(phases), ""]
+                  "(to decode) and after it (after: late learners released); CPU: the CPU seconds an iteration "
+                  "cost the machine (real/sim CPU above).", "", _markdown_table(phases.drop(columns=answers)), ""]
+        if answers:
+            keys = [c for c in phases.columns if not c.startswith(("real ", "sim "))]
+            lines += ["### An answer, stage by stage", "",
+                      "Means over the learners' answers, real (measured on the actors and the driver) and simulated "
+                      "(kept by the simulated learners and controller): the row's computation (compute), Ray's "
+                      "dispatch from the task's submit until the learner has it and its arguments (dispatch), "
+                      "the wait behind a cancelled computation still running (queued), Ray's delivery from the "
+                      "answer leaving the learner until the controller has taken it in (delivery), and the "
+                      "row's CPU on its core (compute CPU: below compute when it waited for a core). Where "
+                      "real and simulated agree on the sum and not on a stage, the model prices the work right "
+                      "and places it wrong.", "", _markdown_table(phases[keys + answers]), ""]
     return lines
 
 
