@@ -18,14 +18,14 @@ from test_profile import synthetic_points
 from test_ray_transport import ray_points, scenario
 
 
-def _learners(n: int, cores: int, store, overhead: float, runs_to_end: bool = True):
+def _learners(n: int, cores: int, store, overhead: float, runs_to_end: bool = True, after: float = 0.0):
     env = simpy.Environment()
     host = SharedCores(env, cores)
     results = []
     network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: results.append((deliver.args[0], env.now)))
     cluster = SimpleNamespace(env=env, learner_hosts=[host] * n, wait_for_ack=False, cancel=True, iteration=0,
                               runs_to_end=runs_to_end, network=network, take_in=lambda *a: None, result_nbytes=8,
-                              store=store, task_overhead=overhead)
+                              store=store, task_overhead=overhead, task_after=after)
     return env, [Learner(cluster, i) for i in range(n)], results
 
 
@@ -123,3 +123,35 @@ def test_a_simulated_run_on_ray_keeps_where_its_answers_time_went(tmp_path, netw
     assert trace["learner_cpu"].to_numpy() == pytest.approx(row)
     assert (trace["learner_queued"] == 0).all()
     assert (trace["ray_dispatch"] > 0).all() and (trace["ray_delivery"] > 0).all()
+
+
+def test_the_actors_part_after_the_row_ships_the_result_after_the_straggler_waits():
+    """Of the actor's 0.3 s for the task, 0.1 s comes after the row (task_after): the row runs 0.2-0.9,
+    the straggler waits 0.5 s more (busy 1.5), then the actor ships its result (1.4-1.5) and the raylet seals
+    it (1.5-1.7). The answer leaves at 1.4, when the real learner's method returns."""
+    env, (learner,), results = _learners(1, 1, (0.0, 0.2), 0.3, after=0.1)
+    learner.inbox.put(Task(iteration=0, row=0, busy=1.5, compute=1.0))
+    env.run(until=5)
+    (result, at), = results
+    assert at == pytest.approx(1.7)
+    assert result.stamps.begun == pytest.approx(0.2) and result.stamps.compute == pytest.approx(0.7)
+    assert result.stamps.left == pytest.approx(1.4)
+    assert learner.host.cpu_seconds(env.now) == pytest.approx(1.0 + 0.2)  # the task's work and the seal
+
+
+def test_a_profile_places_the_actors_measured_share_before_the_row(tmp_path):
+    """task_before 0.4: 60% of the actor's CPU per task comes after the row; a profile without it has all
+    of it before."""
+    from simcode.sim.cost import make_cost
+    from simcode.sim.workload import shapes_of
+
+    profile, _ = fit_profile(*synthetic_points(), ray=ray_points())
+    for before, after_share in ((0.4, 0.6), (None, 0.0)):
+        data = profile.model_dump()
+        data["ray"]["task_before"] = before
+        path = tmp_path / f"profile-{before}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        sc = scenario(path)
+        flops = shapes_of(sc).update_flops
+        cost = make_cost(sc, flops, flops)
+        assert cost.task_after == pytest.approx(after_share * cost.task_overhead) and cost.task_overhead > 0

@@ -53,8 +53,9 @@ def ray_points():
     sample = [{"agents": m, "batch": b, "seconds": SAMPLE[0] + SAMPLE[1] * m * b} for m, b in ((3, 256), (5, 1024))]
     send = [{"agents": m, "batch": b, "state_values": v, "seconds": SEND[0] + SEND[1] * v + SEND[2] * m * b}
             for m, v, b in ((3, 1.7e5, 256), (5, 4.4e5, 256), (3, 1.7e5, 1024), (5, 4.4e5, 1024))]
+    split = [{"agents": m, "batch": 256, "before": b} for m, b in ((3, 0.46), (5, 0.52))]  # the actor's share before
     return {"puts": puts, "gathers": gathers, "ack": ACK, "rows": rows, "idle": IDLE, "driver": DRIVER,
-            "alone": ALONE, "controller": controller, "sample": sample, "send": send}
+            "alone": ALONE, "controller": controller, "sample": sample, "send": send, "split": split}
 
 
 @pytest.fixture
@@ -80,6 +81,7 @@ def test_fit_profile_recovers_the_ray_section():
     assert ray.learner.seconds(0.5, 1e6) == pytest.approx(LEARNER[0] + LEARNER[1] * 0.5 + LEARNER[2] * 1e6, rel=1e-5)
     assert ray.controller.seconds(4, 2.0) == pytest.approx(4 * CONTROLLER[0] + 2.0 * CONTROLLER[1], rel=1e-5)
     assert ray.sample.seconds(4, 512) == pytest.approx(SAMPLE[0] + SAMPLE[1] * 4 * 512, rel=1e-5)
+    assert ray.task_before == pytest.approx(0.49)  # the mean of the measured sizes' shares
     assert any(line.startswith("ray learner row") for line in report)
     assert any(line.startswith("ray submit") for line in report)
 
@@ -202,7 +204,7 @@ def _learner_on_one_core(runs_to_end: bool):
     network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
     cluster = SimpleNamespace(env=env, learner_hosts=[host], wait_for_ack=False, cancel=True, iteration=0,
                               runs_to_end=runs_to_end, network=network, take_in=lambda *a: None,
-                              result_nbytes=8, store=None, task_overhead=0.0)
+                              result_nbytes=8, store=None, task_overhead=0.0, task_after=0.0)
     return env, host, Learner(cluster, 0), answers
 
 
@@ -331,7 +333,7 @@ def test_the_raylet_serves_one_learners_request_at_a_time():
     network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
     cluster = SimpleNamespace(env=env, learner_hosts=[host, host], wait_for_ack=False, cancel=True, iteration=0,
                               runs_to_end=True, network=network, take_in=lambda *a: None, result_nbytes=8,
-                              store=(0.1, 0.2), task_overhead=0.0)
+                              store=(0.1, 0.2), task_overhead=0.0, task_after=0.0)
     learners = [Learner(cluster, i) for i in range(2)]
     for i, learner in enumerate(learners):
         learner.inbox.put(Task(iteration=0, row=i, busy=1.0, compute=1.0))
@@ -353,7 +355,7 @@ def test_a_learner_of_its_own_cancelled_while_its_raylet_serves_it_takes_the_nex
     network = SimpleNamespace(send=lambda _sender, deliver, _nbytes: answers.append((deliver.args[0].row, env.now)))
     cluster = SimpleNamespace(env=env, learner_hosts=[None], wait_for_ack=False, cancel=True, iteration=0,
                               runs_to_end=True, network=network, take_in=lambda *a: None, result_nbytes=8,
-                              store=(0.5, 0.1), task_overhead=0.0)
+                              store=(0.5, 0.1), task_overhead=0.0, task_after=0.0)
     learner = Learner(cluster, 0)
     learner.inbox.put(Task(iteration=0, row=0, busy=1.0, compute=1.0))
 

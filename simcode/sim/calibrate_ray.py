@@ -37,7 +37,9 @@ holds CPU seconds, which the simulated hosts share (simcode.sim.hosts), not dela
   state packed, then put; the minibatch put), per call, per state value and per agent x row, which
   the simulated controller pays before its submits (where `put` alone missed the packing);
 - sample: the same driver's draw of every agent's minibatch, per call and per agent x row, which the
-  simulated controller pays after its environment steps.
+  simulated controller pays after its environment steps;
+- task_before: the share of `task` before the row (the actor receives the task and reads its
+  arguments); the rest comes after it (the actor ships its result), on a quiet actor (measure_split).
 
 put, submit, task and raylet come from the CPU time of each process of a local Ray (schedstat) over
 repeated gathers shaped as the real backend's (RealCluster.gather) on actors that each compute a
@@ -88,6 +90,18 @@ class _Probe:
         started = time.thread_time()
         message = self.learner.compute(0, states, batch)
         return index, 0, index, message, time.thread_time() - started, (0.0, 0.0, 0.0)
+
+    # What a task costs around its row (measure_split): nothing; taking a task's arguments; giving a result.
+    def noop(self) -> int:
+        return 0
+
+    def take(self, states, batch) -> int:
+        return 0
+
+    def give(self, width: int) -> np.ndarray:
+        if getattr(self, "result", None) is None or self.result.size != width:
+            self.result = np.ones(width)  # a learner's result: one padded float64 state
+        return self.result
 
 
 def _problem(m: int, batch: int):
@@ -184,14 +198,35 @@ def start_probes(ray) -> list:
     return [ray.remote(num_cpus=1, max_concurrency=2)(_Probe).remote() for _ in range(max(GATHER_TASKS))]
 
 
-def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float]:
-    """(put points, gather points, ack): CPU seconds per put and per gather of each size, by process
-    group, and the driver's per acknowledgement (RealCluster.release: a call it does not wait for)."""
+def measure_split(ray, probe, clock: CpuClock, states, batch, width: int, repeats: int) -> float:
+    """Where an actor's CPU for a task falls around its row, on one quiet probe: its CPU per call of a task
+    that only takes a gather's arguments (`take`: what comes before a row) and of one that only returns a
+    learner's result (`give`: what comes after), each less half a call of nothing (`noop`: a task's fixed
+    cost, half on each side) -> the share before (0.46 to 0.52 here, at every measured size).
+
+    Not the raylet's: its CPU per task fell 0.27 before and 0.73 after here, but with the simulated raylet
+    serving one request at a time, sealing that much after the rows queued the answers for 7 to 8 ms where
+    real ones took 4 to 5 (sim_vs_real's stages): its half before, half after stays until its queue is
+    understood."""
+    states_ref, batch_ref = ray.put(states), ray.put(batch)
+    calls = {"noop": lambda: ray.get(probe.noop.remote()),
+             "take": lambda: ray.get(probe.take.remote(states_ref, batch_ref)),
+             "give": lambda: ray.get(probe.give.remote(width))}
+    cpu = {name: clock.per_call(call, repeats)["actors"] for name, call in calls.items()}
+    before = max(cpu["take"] - cpu["noop"] / 2, 0.0)
+    after = max(cpu["give"] - cpu["noop"] / 2, 0.0)
+    return before / (before + after) if before + after > 0 else 0.5
+
+
+def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float, list[dict]]:
+    """(put points, gather points, ack, split points): CPU seconds per put and per gather of each size, by
+    process group, the driver's per acknowledgement (RealCluster.release: a call it does not wait for), and
+    where a task's CPU falls around its row at each size (measure_split)."""
     probes = start_probes(ray)
     clock = CpuClock(ray.get([probe.pid.remote() for probe in probes]))
     settle()  # a fresh Ray's prestarted workers are up
     acks = clock.per_call(lambda: ray.get([probe.ack.remote(0, 0) for probe in probes]), 4 * repeats)
-    puts, gathers = [], []
+    puts, gathers, splits = [], [], []
     for m, rows in RAY_POINTS:
         states, batch, shapes = _problem(m, rows)
         state_bytes, batch_bytes = nbytes_of(states, batch)
@@ -200,6 +235,8 @@ def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float]
             puts.append({"agents": m, "batch": rows, "bytes": nbytes, "seconds": cpu["driver"] + cpu["daemons"],
                          "daemons": cpu["daemons"]})
         width = max(shapes.state_sizes)  # a result: one padded float64 state (sim.real.LearnerActor)
+        splits.append({"agents": m, "batch": rows,
+                       "before": measure_split(ray, probes[0], clock, states, batch, width, 4 * repeats)})
         ray.get([probe.load.remote(m, rows) for probe in probes])
         for n in GATHER_TASKS:
             cpu = clock.per_call(lambda n=n, s=states, b=batch, w=width: gather_once(ray, probes[:n], s, b, w),
@@ -208,7 +245,7 @@ def measure_transport(ray, repeats: int) -> tuple[list[dict], list[dict], float]
                             "received": state_bytes + batch_bytes, "returned": 8 * width, **cpu})
     for probe in probes:
         ray.kill(probe)
-    return puts, gathers, acks["driver"] / len(probes)
+    return puts, gathers, acks["driver"] / len(probes), splits
 
 
 @contextlib.contextmanager
@@ -301,7 +338,9 @@ def fit_ray(points: dict, fit) -> dict:
             "raylet": per_byte("ray raylet (object store cpu per task)", raylets), "learner": learner,
             "crowded": crowding_in_gathers(points), "idle": points["idle"], "driver": max(1.0, points["driver"]),
             "alone": max(1.0, points["alone"]) if points.get("alone") else None,
-            "wake": points.get("wake"), "probe": points.get("probe")}
+            "wake": points.get("wake"), "probe": points.get("probe"),
+            # the actor's share of its CPU per task before the row: the mean over the measured sizes
+            "task_before": float(np.mean([p["before"] for p in points["split"]])) if points.get("split") else None}
 
 
 def alone_steps(controller: list[dict]) -> float:
@@ -316,9 +355,10 @@ def measure_ray(repeats: int, passes: int = 1) -> dict:
     iterations), idle, driver (the environment steps' seconds in a busy Ray driver over theirs in a
     plain process), alone (the same in measure_controller's loop, a driver with no learners), sample
     (the busy driver's minibatch draws; simcode.sim.calibrate_ray_host), wake
-    (the scheduler's slice for a woken process) and probe (the machine's pace:
-    calibrate_ray_host.speed_probe, the median of three). The rows, the controller's update and the
-    plain steps keep the median of `passes` (calibrate.typical_of_passes)."""
+    (the scheduler's slice for a woken process), probe (the machine's pace:
+    calibrate_ray_host.speed_probe, the median of three) and split (the actor's share of its CPU per task
+    before the row at each size: measure_split). The rows, the controller's update and the plain steps
+    keep the median of `passes` (calibrate.typical_of_passes)."""
     from simcode.sim.calibrate import typical_of_passes
     from simcode.sim.calibrate_ray_host import (env_steps_seconds, measure_controller, measure_host,
                                                 measure_learner_rows, measure_wake, speed_probe)
@@ -330,9 +370,10 @@ def measure_ray(repeats: int, passes: int = 1) -> dict:
     with local_ray() as ray:
         controller = typical_of_passes(lambda: measure_controller(repeats), passes, ("seconds", "steps"))
         probe.append(speed_probe())
-        puts, gathers, ack = measure_transport(ray, repeats)
+        puts, gathers, ack, split = measure_transport(ray, repeats)
         host = measure_host(ray, repeats)
         probe.append(speed_probe())
     return {"puts": puts, "gathers": gathers, "ack": ack, "rows": rows, "controller": controller,
             "idle": host["idle"], "driver": host["steps"] / plain, "alone": alone_steps(controller) / plain,
-            "sample": host["sample"], "send": host["send"], "wake": wake, "probe": float(np.median(probe))}
+            "sample": host["sample"], "send": host["send"], "wake": wake, "probe": float(np.median(probe)),
+            "split": split}

@@ -69,7 +69,8 @@ class Cluster:
         self.driver = cost.driver  # the controller's CPU for Ray's messages (None: not on Ray)
         self.runs_to_end = self.driver is not None  # on Ray a started computation is not interrupted
         self.store = cost.store  # on Ray: a task's raylet work before and after it (None: not on Ray)
-        self.task_overhead = cost.task_overhead  # on Ray: the actor's part of a learner's compute, before its row
+        self.task_overhead = cost.task_overhead  # on Ray: the actor's part of a learner's compute beside its row,
+        self.task_after = cost.task_after  # of which after the row (the rest before)
         threads = self.driver.threads if self.driver is not None else 0.0
         self.driver_threads = DriverThreads(self.env, self.controller_host, threads) if threads > 0 else None
         self.wait_for_ack = on_decode == "cancel_wait"

@@ -68,6 +68,7 @@ class CostModel:
     background: Background = Background()  # cores' worth of CPU hosts spend whatever they compute
     store: tuple[float, float] | None = None  # a task's raylet work before and after it
     task_overhead: float = 0.0  # a learner's CPU per task beside its row (on Ray: its actor's)
+    task_after: float = 0.0  # of which after its row (on Ray: shipping the result)
 
     def __init__(self, config: CostConfig, update_flops: Sequence[float], act_flops: Sequence[float]):
         self.config = config
@@ -207,6 +208,10 @@ class RayTransportCost(RayProfileCost):
         state_bytes, batch_bytes = 4 * self.state_values, sum(self.shapes.batch_nbytes)
         result_bytes = 8 * self.shapes.padded_size
         self.task_overhead = self.ray.task.seconds(state_bytes + batch_bytes + result_bytes)
+        # The actor's part after the row, shipping the result: the share calibrate measured (an earlier profile
+        # has none: all of it before the row, where the actor receives the task and reads its arguments).
+        before = self.ray.task_before
+        self.task_after = 0.0 if before is None else (1.0 - before) * self.task_overhead
         # The raylet's part: half its per-task cost and the arguments' bytes before the row, the rest after.
         raylet = self.ray.raylet
         self.store = (raylet.per_message / 2 + (state_bytes + batch_bytes) / raylet.bytes_per_second,

@@ -58,31 +58,48 @@ class Learner:
                 if self.cluster.store is not None:  # on Ray: the raylet serves the task's arguments first
                     yield from self.through_store(self.cluster.store[0])
                 begun = self.env.now
+                before, row, after = self.split(task)
                 if self.host is None:
-                    overhead = self.parts(task)[0][1]
-                    self.row = (begun + overhead, begun + task.compute, task.compute - overhead)
-                    yield self.env.timeout(task.busy)
+                    self.row = (begun + before, begun + before + row, row)
+                    yield self.env.timeout(task.busy - after)
                 else:
                     yield from self.compute_on_host(task)
             except simpy.Interrupt:  # cancelled on decode
                 if self.cluster.runs_to_end and self.host is None and begun is not None:
-                    yield self.env.timeout(max(0.0, begun + task.compute - self.env.now))
+                    yield self.env.timeout(max(0.0, begun + task.compute - after - self.env.now))
                 continue
             finally:
                 self.working_on = None
             stamps = self.stamps(task, taken)
-            if self.cluster.store is not None:  # and seals its result before the controller can have it
-                yield from self.through_store(self.cluster.store[1])
+            yield from self.ship(task)
             self.answer(task, stamps)
 
-    def parts(self, task: Task) -> list[tuple[float, float]]:
-        """The task's computations one after another, as (seconds, of which priced as measured amid a crowd):
-        on Ray its actor's CPU for the task (task_overhead, measured amid the rows: a crowd does not slow it
-        again), then the row; otherwise the row alone."""
+    def split(self, task: Task) -> tuple[float, float, float]:
+        """(its actor's CPU before the row, the row, its actor's CPU after the row) of a task's computation: on
+        Ray the actor receives the task and reads its arguments before, and ships its result after the
+        straggler's wait (task_overhead, of which task_after after, as calibrate measured); otherwise the
+        row alone."""
         overhead = min(self.cluster.task_overhead, task.compute)
-        if overhead <= DONE_SECONDS:
-            return [(task.compute, 0.0)]
-        return [(overhead, overhead), (task.compute - overhead, 0.0)]
+        after = min(self.cluster.task_after, overhead)
+        return overhead - after, task.compute - overhead, after
+
+    def parts(self, task: Task) -> list[tuple[float, float]]:
+        """The computations before the straggler's wait, one after another, as (seconds, of which priced as
+        measured amid a crowd): the actor's part before the row (measured amid the rows: a crowd does not slow
+        it again), then the row."""
+        before, row, _ = self.split(task)
+        if before <= DONE_SECONDS:
+            return [(row, 0.0)]
+        return [(before, before), (row, 0.0)]
+
+    def ship(self, task: Task):
+        """On Ray, once the answer leaves: the actor's part after the row ships the result, then the raylet
+        seals it, before the controller can have it."""
+        after = self.split(task)[2]
+        if after > DONE_SECONDS:
+            yield computation(self.env, self.host, after, owner=self, measured_crowded=after)
+        if self.cluster.store is not None:
+            yield from self.through_store(self.cluster.store[1])
 
     def through_store(self, seconds: float):
         """On Ray: `seconds` of the raylet's work for this learner, its host's object store serving one
@@ -132,7 +149,11 @@ class Learner:
         if not ack.triggered and extra > 0:
             yield ack if math.isinf(extra) else ack | self.env.timeout(extra)
         if not ack.triggered:
-            self.answer(task, self.stamps(task, taken))
+            stamps = self.stamps(task, taken)
+            after = self.split(task)[2]
+            if after > DONE_SECONDS:  # the actor ships its result
+                yield computation(self.env, self.host, after, owner=self, measured_crowded=after)
+            self.answer(task, stamps)
 
     def stamps(self, task: Task, taken: float) -> Stamps | None:
         """On Ray, where the task's time went, as its answer leaves (after the straggler's wait): the learner

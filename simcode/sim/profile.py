@@ -228,6 +228,9 @@ class RayCost(_Part):
                                         "the whole of it is the driver thread's, at the submit")
     probe: float | None = Field(None, gt=0, description="seconds of the speed probe at calibration (the machine's "
                                 "pace, against which real runs report their machine_speed)")
+    task_before: float | None = Field(None, ge=0, le=1, description="of the actor's CPU per task (`task`), the share "
+                                      "before its method begins (receive the task, read its arguments; the rest "
+                                      "ships its result), measured on a quiet actor; without it, all of it before")
 
 
 class Profile(_Part):
