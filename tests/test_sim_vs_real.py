@@ -107,3 +107,26 @@ def test_the_real_runs_speed_probe_is_reported_per_cell():
     assert "real machine speed" in "\n".join(section(table.reset_index()))
     data["machine_speed"] = None
     assert "real machine speed" not in comparison(data, ["code.name", "seed", "cluster.backend"]).columns
+
+
+def test_cells_are_also_scored_over_the_real_runs_that_met_the_machine_at_its_profiles_pace():
+    """Real mds seed 0 ran at pace (speed 1.02, steps 0.0102 against 0.010 simulated): its mean 0.09 is
+    scored against its simulated twin's 0.105. Seed 1's probe said 1.2 and uncoded's steps ran 20% slow:
+    not at pace, so uncoded has no score at pace and the sentence counts one run, one cell."""
+    data = results()
+    real = data["cluster.backend"] == "ray"
+    data["machine_speed"] = None
+    data.loc[real, "machine_speed"] = [1.02, 1.2, 1.0, 1.0]  # mds seeds 0 and 1, then uncoded's
+    data.loc[real, "mean_env_seconds"] = [0.0102, 0.0102, 0.012, 0.012]
+    table = comparison(data, ["code.name", "seed", "cluster.backend"]).set_index("code.name")
+    assert table.loc["mds", "real runs at pace"] == 1 and table.loc["uncoded", "real runs at pace"] == 0
+    assert table.loc["mds", "sim/real at pace"] == pytest.approx(0.105 / 0.09)
+    assert pd.isna(table.loc["uncoded", "sim/real at pace"])
+    text = "\n".join(section(table.reset_index()))
+    assert "Over the 1 real runs that met the machine at its profile's pace" in text
+    assert "0 of the 1 cells they cover are within 10%" in text  # 0.105 / 0.09 = 1.17
+    data.loc[real, "machine_speed"] = 1.5
+    none = comparison(data, ["code.name", "seed", "cluster.backend"])
+    assert "No real run met the machine at its profile's pace" in "\n".join(section(none))
+    data["machine_speed"] = None
+    assert "real runs at pace" not in comparison(data, ["code.name", "seed", "cluster.backend"]).columns

@@ -50,11 +50,43 @@ def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
     columns = [c for c in columns if c in done.columns]
     if not {"ray", "sim"} <= set(done[BACKEND]) or not columns:
         return None
-    # Keys with plain values name a cell (cluster.hosts, a list, follows from the others).
-    cells = [key for key in axis_keys if key not in (BACKEND, "seed") and key in done.columns
-             and done[key].map(lambda value: isinstance(value, (str, int, float, bool))).all()]
+    cells = cell_keys(done, axis_keys)
     numbers = done[[*cells, BACKEND]].join(done[columns].apply(pd.to_numeric, errors="coerce"))
     return numbers.groupby([*cells, BACKEND], sort=False)[columns].agg(how).unstack(BACKEND)
+
+
+def cell_keys(done: pd.DataFrame, axis_keys: list[str]) -> list[str]:
+    """The keys that name a cell: every axis but the backend and the seed, with plain values (cluster.hosts,
+    a list, follows from the others)."""
+    return [key for key in axis_keys if key not in (BACKEND, "seed") and key in done.columns
+            and done[key].map(lambda value: isinstance(value, (str, int, float, bool))).all()]
+
+
+def at_pace(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
+    """Per cell, how many real runs met the machine at its profile's pace, and the simulated over the real mean
+    iteration time over those runs and their simulated twins (the same seed): a run at pace had its speed
+    probe, before it, and its environment steps, during it, within CLOSE of what the profile measured (the
+    simulated steps). None without speed probes or seeds."""
+    from simcode.study.plots import finished
+
+    done = finished(results)
+    needed = {BACKEND, "seed", SPEED, YARDSTICK, "mean_iteration"}
+    if not needed <= set(done.columns) or not {"ray", "sim"} <= set(done[BACKEND]):
+        return None
+    cells = cell_keys(done, axis_keys)
+    numbers = done[[*cells, BACKEND, "seed"]].join(
+        done[[SPEED, YARDSTICK, "mean_iteration"]].apply(pd.to_numeric, errors="coerce"))
+    twins = numbers[numbers[BACKEND] == "ray"].merge(numbers[numbers[BACKEND] == "sim"], on=[*cells, "seed"],
+                                                     suffixes=(" real", " sim"))
+    if twins.empty or twins[f"{SPEED} real"].isna().all():
+        return None
+    paced = (((twins[f"{SPEED} real"] - 1).abs() <= CLOSE)
+             & ((twins[f"{YARDSTICK} real"] / twins[f"{YARDSTICK} sim"] - 1).abs() <= CLOSE))
+    groups = twins.assign(paced=paced).groupby(cells, sort=False)
+    kept = twins[paced].groupby(cells, sort=False)[["mean_iteration real", "mean_iteration sim"]].mean()
+    table = pd.DataFrame({"real runs at pace": groups["paced"].sum().astype(int)})
+    table["sim/real at pace"] = kept["mean_iteration sim"] / kept["mean_iteration real"]
+    return table
 
 
 def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
@@ -76,6 +108,9 @@ def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | No
             table[f"real/sim {name}"] = means[(column, "ray")] / means[(column, "sim")]
     if SPEED in means.columns.get_level_values(0) and means[(SPEED, "ray")].notna().any():
         table["real machine speed"] = means[(SPEED, "ray")]
+    paced = at_pace(results, axis_keys)
+    if paced is not None:
+        table = table.join(paced)
     if "seed" in axis_keys:  # how far apart one cell's runs are, the seeds' largest mean over their smallest
         low, high = (cell_means(results, axis_keys, ["mean_iteration"], how) for how in ("min", "max"))
         for backend, name in (("ray", "real"), ("sim", "sim")):
@@ -105,6 +140,21 @@ def _answer_columns(phases: pd.DataFrame) -> list[str]:
             ("real", "sim")]
 
 
+def _at_pace_sentence(table: pd.DataFrame) -> str:
+    """The score over the real runs that met the machine at its profile's pace (at_pace), or nothing."""
+    if "sim/real at pace" not in table.columns:
+        return ""
+    ratios = table["sim/real at pace"].dropna()
+    runs = int(table["real runs at pace"].sum())
+    if ratios.empty:
+        return (" No real run met the machine at its profile's pace (speed probe and environment steps within "
+                f"{CLOSE:.0%}): calibrate again at this pace, or run the study on a quieter machine.")
+    hits, close = int(((ratios - 1).abs() <= WITHIN).sum()), int(((ratios - 1).abs() <= CLOSE).sum())
+    return (f" Over the {runs} real runs that met the machine at its profile's pace (their speed probe and "
+            f"environment steps within {CLOSE:.0%} of the profile's) and their simulated twins, {hits} of the "
+            f"{len(ratios)} cells they cover are within {WITHIN:.0%}, {close} within {CLOSE:.0%} (sim/real at pace).")
+
+
 def _pace(table: pd.DataFrame) -> str:
     """What real/sim env says of the whole study: the machine's pace during its real runs."""
     pace = float(table["real/sim env"].median())
@@ -127,7 +177,7 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
     lines = ["## Real against simulated", "",
              f"Real: measured seconds on Ray (cluster.backend ray); simulated: the model's seconds. "
              f"{hits} of {len(table)} cells have the simulated mean within {WITHIN:.0%} of the real one, "
-             f"{close} within {CLOSE:.0%}.", "",
+             f"{close} within {CLOSE:.0%}.{_at_pace_sentence(table)}", "",
              text, ""]
     if "real/sim env" in table.columns:
         lines += ["real/sim env: the real environment steps' mean time over the simulated one. No message and no "
@@ -147,6 +197,12 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
                   "over simulated (the work priced on the simulated hosts and Ray's idle threads' part). Near 1 "
                   "with sim/real mean off, the work is priced right and its scheduling (who waits for whom) is "
                   "not; off 1, the profile prices the work itself too high or too low.", ""]
+    if "real runs at pace" in table.columns:
+        lines += ["real runs at pace: how many of the cell's real runs met the machine at its profile's pace, their "
+                  f"speed probe before the run and their environment steps during it within {CLOSE:.0%} of what the "
+                  "profile measured; sim/real at pace: the simulated over the real mean over those runs and their "
+                  "simulated twins (the same seeds). The profile prices the machine at its calibration's pace: "
+                  "this is the model's own error, with the machine's drift left out.", ""]
     if "real seeds spread" in table.columns:
         lines += ["Seeds spread: a cell's largest mean iteration time over its smallest, minus one, across its "
                   "seeds (which learners straggle changes with the seed). The simulated spread is the seeds' part "
