@@ -24,7 +24,8 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import simcode
@@ -97,14 +98,46 @@ def _allowed(kind: str) -> str:
     return f"allowed: a new path, an empty directory, or a {kind} directory simcode wrote"
 
 
+def _what_is(path: Path) -> str:
+    """'a symbolic link', 'a directory', 'a file' or 'a special file (...)': what a message says is at `path`."""
+    if path.is_symlink():
+        return "a symbolic link"
+    if path.is_dir():
+        return "a directory"
+    return "a file" if path.is_file() else "a special file (a device, a pipe or a socket)"
+
+
 def check_parents(path: Path, key: str) -> None:
-    """A path under a regular file can never be created: say which file is in the way."""
+    """A path under a regular file can never be created, nor a new one whose nearest existing parent
+    cannot hold new entries (read-only, or /proc): say which parent is in the way."""
     for parent in path.absolute().parents:
         if os.path.lexists(parent):
             if not parent.is_dir():
                 raise BadInput(key, f"{path} cannot be created: {parent} is a file, not a directory; "
                                     "allowed: a path whose parents are directories")
+            if not os.path.lexists(path):
+                _check_can_create_in(parent, path, key)
             return
+
+
+def _check_can_create_in(parent: Path, path: Path, key: str) -> None:
+    """Whether `parent` can hold new entries, tried for real (a directory made and removed at once):
+    permissions alone cannot tell, for root or on file systems such as /proc."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".simcode-probe.", dir=parent))
+    except OSError as exc:
+        raise BadInput(key, f"{path} cannot be created: {parent} cannot hold new files ({exc.strerror or exc}); "
+                            "allowed: a path in a directory you can write") from None
+
+
+def check_own_files(directory: Path, names: Iterable[str], key: str = "--out") -> None:
+    """The files simcode keeps in its `directory` (`names`): each is new or a regular file. A directory,
+    a link or a device put in one's place is bad input, before anything is written."""
+    for name in names:
+        path = Path(directory) / name
+        if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
+            raise BadInput(key, f"{path} is {_what_is(path)}, where simcode keeps a file of its own; allowed: "
+                                f"the file simcode wrote there, so remove {path} or choose another {key}")
 
 
 def claim_file(path: Path, key: str, written_by_simcode, theirs: str, allowed: str) -> Path:
@@ -114,8 +147,7 @@ def claim_file(path: Path, key: str, written_by_simcode, theirs: str, allowed: s
     path = Path(path)
     check_parents(path, key)
     if path.is_symlink() or path.is_dir():
-        raise BadInput(key, f"{path} is {'a symbolic link' if path.is_symlink() else 'a directory'}; "
-                            f"allowed: {allowed}")
+        raise BadInput(key, f"{path} is {_what_is(path)}; allowed: {allowed}")
     if os.path.lexists(path) and not written_by_simcode(path):
         raise BadInput(key, f"{path} {theirs}; allowed: {allowed}")
     return path.absolute()
@@ -134,7 +166,8 @@ def _check_no_user_files(path: Path, kind: str, entries: list[str], key: str) ->
 
 
 def claim(path: Path, kind: str, key: str = "--out") -> str:
-    """Check that simcode may write its `kind` directory at `path`, without touching anything.
+    """Check that simcode may write its `kind` directory at `path`, creating nothing (but a probe of
+    its parent, removed at once: `check_parents`).
 
     Returns 'new' (nothing there), 'empty' (an empty directory) or 'own' (a `kind` directory
     simcode wrote); raises BadInput for anything else."""
@@ -149,8 +182,7 @@ def claim(path: Path, kind: str, key: str = "--out") -> str:
     if not os.path.lexists(path):
         return "new"
     if not path.is_dir() or path.is_symlink():
-        what = "a symbolic link" if path.is_symlink() else "a file"
-        raise BadInput(key, f"{path} is {what}, not a simcode {kind} directory; {_allowed(kind)}")
+        raise BadInput(key, f"{path} is {_what_is(path)}, not a simcode {kind} directory; {_allowed(kind)}")
     entries = sorted(entry.name for entry in path.iterdir())
     if not entries:
         return "empty"
@@ -168,6 +200,7 @@ def claim(path: Path, kind: str, key: str = "--out") -> str:
 def exclusive(directory: Path, what: str, key: str = "--out") -> Iterator[None]:
     """Hold an exclusive lock on `directory` for the block; another simcode process holding it is
     bad input naming that process. The lock goes with the process, even when it is killed."""
+    check_own_files(directory, [LOCK], key)
     fd = os.open(Path(directory) / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:

@@ -74,7 +74,8 @@ def yaml_error_message(exc: yaml.YAMLError) -> str:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from `path`, or BadInput naming the file."""
+    """A YAML mapping from `path` (a leading UTF-8 byte-order mark ignored; an empty file is an empty
+    mapping: the defaults), or BadInput naming the file."""
     path = Path(path)
     if not path.is_file():
         what = ("is a directory, not a YAML file" if path.is_dir() else
@@ -83,7 +84,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise BadInput("", what, file=str(path))
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # Windows editors start a file with one
     except UnicodeDecodeError as exc:
         raise BadInput("", f"not a text file (byte {exc.start} is not UTF-8); allowed: a UTF-8 YAML file",
                        file=str(path)) from None

@@ -139,19 +139,45 @@ def test_the_actors_part_after_the_row_ships_the_result_after_the_straggler_wait
     assert learner.host.cpu_seconds(env.now) == pytest.approx(1.0 + 0.2)  # the task's work and the seal
 
 
-def test_a_profile_places_the_actors_measured_share_before_the_row(tmp_path):
-    """task_before 0.4: 60% of the actor's CPU per task comes after the row; a profile without it has all
-    of it before."""
+def _ray_cost(tmp_path, **ray):
+    """(the synthetic profile, the cost model of a 3-agent uncoded scenario on Ray with it), its ray section's
+    parts set as `ray` says."""
     from simcode.sim.cost import make_cost
     from simcode.sim.workload import shapes_of
 
     profile, _ = fit_profile(*synthetic_points(), ray=ray_points())
+    data = profile.model_dump()
+    data["ray"].update(ray)
+    path = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    sc = scenario(path)
+    flops = shapes_of(sc).update_flops
+    return profile, make_cost(sc, flops, flops)
+
+
+def test_a_profile_places_the_actors_measured_share_before_the_row(tmp_path):
+    """task_before 0.4: 60% of the actor's CPU per task comes after the row; a profile without it has all
+    of it before."""
     for before, after_share in ((0.4, 0.6), (None, 0.0)):
-        data = profile.model_dump()
-        data["ray"]["task_before"] = before
-        path = tmp_path / f"profile-{before}.yaml"
-        path.write_text(yaml.safe_dump(data))
-        sc = scenario(path)
-        flops = shapes_of(sc).update_flops
-        cost = make_cost(sc, flops, flops)
+        cost = _ray_cost(tmp_path, task_before=before)[1]
         assert cost.task_after == pytest.approx(after_share * cost.task_overhead) and cost.task_overhead > 0
+
+
+def test_on_ray_the_decode_reads_every_row_it_uses_where_ray_delivered_it(tmp_path):
+    """With ray.delivered: a copy-only decode (uncoded) costs per_decode and per_value for each of the M rows
+    (a profile's plain decode prices a copy-only one at 0); one that solves reads the rows it solves from too,
+    then pays the solve as `decode` prices it. Without it, the plain decode."""
+    from simcode.sim.cost import DecodeWork
+
+    for delivered in (True, False):
+        profile, cost = _ray_cost(tmp_path, **({} if delivered else {"delivered": None}))
+        copy, solve = DecodeWork(3, 1000, copied=3, rows_used=0), DecodeWork(3, 1000, copied=1, rows_used=2)
+        plain = profile.decode
+        if delivered:
+            read = profile.ray.delivered
+            assert cost.decode_seconds(copy) == pytest.approx(read.per_decode + read.per_value * 3 * 1000)
+            assert cost.decode_seconds(solve) == pytest.approx(read.per_decode + read.per_value * 3 * 1000
+                                                               + plain.seconds(0, 2, 2, 1000))
+        else:
+            assert cost.decode_seconds(copy) == 0.0
+            assert cost.decode_seconds(solve) == pytest.approx(plain.seconds(1, 2, 2, 1000))

@@ -77,6 +77,11 @@ def test_decode_roundtrip(name, m, extra, seed, data):
         decoded = code.decode({i: code.matrix[i] @ theta for i in received})
         assert decoded.shape == (m, 17) and decoded.dtype == np.float64
         assert relative_error(decoded, theta) <= 1e-9
+        # into a caller's buffer (full of another decode's values): the same numbers, in that buffer
+        buffer = np.full((m, 17), np.nan)
+        assert code.decode({i: code.matrix[i] @ theta for i in received}, out=buffer) is buffer
+        assert np.array_equal(buffer, decoded)
+        assert code.decode({i: code.matrix[i] @ theta for i in received}, out=np.empty((m, 3))).shape == (m, 17)
     else:
         if name not in ("ldpc",):
             assert not rank_m(code, received)

@@ -360,3 +360,54 @@ def test_a_scenario_that_is_not_a_regular_file_says_so(tmp_path, capsys):
     one_line_exit_2(capsys, ["run", "/dev/null", "--out", str(tmp_path / "r")], "/dev/null",
                     "not a regular file", "allowed: a YAML file")
     assert not (tmp_path / "r").exists()
+
+
+# --------------------------------------------------------------------------- empty files, outputs in the way
+
+TIMING = ["--set", "run.workload=timing", "--set", "run.iterations=2", "--no-progress"]
+
+
+def test_a_scenario_after_a_byte_order_mark_loads(tmp_path):
+    from simcode.config import load_scenario
+
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + Path(SPREAD3).read_bytes().replace(b"seed:", b"seed: 7 #", 1))
+    assert load_scenario(path).seed == 7
+
+
+@pytest.mark.parametrize("name", ["results.csv", ".simcode.lock"])
+def test_a_directory_in_place_of_a_study_file_is_one_line(tmp_path, capsys, name):
+    study = tmp_path / "s.yaml"
+    study.write_text(f"base: {SPREAD3}\nset: {{run.workload: timing, run.iterations: 2}}\naxes: {{delay.k: [0]}}\n")
+    out = tmp_path / "out"
+    assert main(["study", str(study), "--out", str(out), "--no-progress"]) == 0
+    (out / name).unlink()
+    (out / name / "mine").mkdir(parents=True)
+    before = sorted(str(p) for p in out.rglob("*"))
+    one_line_exit_2(capsys, ["study", str(study), "--out", str(out), "--no-progress"], "--out", str(out / name),
+                    "is a directory", "allowed: the file simcode wrote")
+    assert sorted(str(p) for p in out.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", ["run", "study"])
+def test_an_out_where_nothing_can_be_created_is_one_line(tmp_path, capsys, command):
+    study = tmp_path / "s.yaml"
+    study.write_text(f"base: {SPREAD3}\nset: {{run.workload: timing, run.iterations: 2}}\naxes: {{delay.k: [0]}}\n")
+    source = SPREAD3 if command == "run" else str(study)
+    for out in ("/proc/simcode-out", "/proc/simcode-out/deeper"):
+        one_line_exit_2(capsys, [command, source, "--out", out, *TIMING[-1:]], "--out", out,
+                        "/proc cannot hold new files", "allowed: a path in a directory you can write")
+
+
+@pytest.mark.parametrize("body", [b"\x8d\xff garbage", b"a: 1\na: 2\n", b"[1, 2]\n", b"update: 3\n", b"",
+                                  b"update: {intercept: abc, per_gflop: 1}\n"])
+def test_a_garbage_profile_says_what_is_allowed_once(tmp_path, body):
+    from simcode.sim.profile import load_profile
+
+    path = tmp_path / "profile.yaml"
+    path.write_bytes(body)
+    with pytest.raises(BadInput) as info:
+        load_profile(path)
+    assert info.value.key == "cost.profile" and str(path) in info.value.message
+    assert info.value.message.count("allowed:") == 1, info.value.message
+    assert info.value.message.endswith("allowed: a file written by `simcode calibrate`")

@@ -26,6 +26,7 @@ CONTROLLER = (1.1e-3, 1.5e-2)  # the controller's update of every agent on one t
 SAMPLE = (1e-4, 2e-7)  # the driver's draw of the minibatches: per call, per agent x row
 THREAD = (2e-4, 1e-4)  # the driver's own thread per task submitted, per answer taken in
 SEND = (5e-4, 6e-9, 3e-7)  # the driver's pack and put of an iteration's arguments: per call, state value, agent x row
+DELIVERED = (5e-5, 3.6e-9)  # the decode of rows Ray delivered: per decode, per value read
 
 
 def ray_points():
@@ -54,8 +55,11 @@ def ray_points():
     send = [{"agents": m, "batch": b, "state_values": v, "seconds": SEND[0] + SEND[1] * v + SEND[2] * m * b}
             for m, v, b in ((3, 1.7e5, 256), (5, 4.4e5, 256), (3, 1.7e5, 1024), (5, 4.4e5, 1024))]
     split = [{"agents": m, "batch": 256, "before": b} for m, b in ((3, 0.46), (5, 0.52))]  # the actor's share before
+    delivered = [{"rows": r, "values": v, "seconds": DELIVERED[0] + DELIVERED[1] * r * v}
+                 for r, v in ((3, 57625), (5, 87833), (6, 120000))]
     return {"puts": puts, "gathers": gathers, "ack": ACK, "rows": rows, "idle": IDLE, "driver": DRIVER,
-            "alone": ALONE, "controller": controller, "sample": sample, "send": send, "split": split}
+            "alone": ALONE, "controller": controller, "sample": sample, "send": send, "split": split,
+            "delivered": delivered}
 
 
 @pytest.fixture
@@ -82,6 +86,7 @@ def test_fit_profile_recovers_the_ray_section():
     assert ray.controller.seconds(4, 2.0) == pytest.approx(4 * CONTROLLER[0] + 2.0 * CONTROLLER[1], rel=1e-5)
     assert ray.sample.seconds(4, 512) == pytest.approx(SAMPLE[0] + SAMPLE[1] * 4 * 512, rel=1e-5)
     assert ray.task_before == pytest.approx(0.49)  # the mean of the measured sizes' shares
+    assert (ray.delivered.per_decode, ray.delivered.per_value) == pytest.approx(DELIVERED, rel=1e-5)
     assert any(line.startswith("ray learner row") for line in report)
     assert any(line.startswith("ray submit") for line in report)
 
@@ -127,9 +132,10 @@ def test_an_iteration_pays_the_drivers_puts_and_submits_then_the_task_and_the_ro
     moved = states + batch + result
     row = ray.learner.seconds(shapes.update_flops[0] / 1e9, sum(shapes.state_sizes))
     work = ray.raylet.seconds(moved) + ray.task.seconds(moved) + row
+    decode = ray.delivered.per_decode + ray.delivered.per_value * 3 * shapes.padded_size  # uncoded copies 3 rows
     trace = simulate(sc).trace
-    after_env = trace["t_decoded"] - trace["t_start"] - trace["env_seconds"]  # uncoded decodes by copying
-    assert after_env.to_numpy() == pytest.approx(driver + work, rel=1e-9)
+    after_env = trace["t_decoded"] - trace["t_start"] - trace["env_seconds"]
+    assert after_env.to_numpy() == pytest.approx(driver + work + decode, rel=1e-9)
 
 
 def test_centralized_on_ray_computes_every_agents_update_on_one_thread(profile_file):

@@ -197,12 +197,15 @@ class Code:
             raise ValueError(f"{self.name}: results must be 1-D arrays of one length; got shapes {sorted(shapes)}")
         return rows, ys, next(iter(shapes))[0] if shapes else 0
 
-    def decode(self, results: Mapping[int, np.ndarray]) -> np.ndarray:
-        """theta (M, P) float64 from {learner: y_i} with y_i = matrix[i] @ theta (float32 or float64)."""
+    def decode(self, results: Mapping[int, np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+        """theta (M, P) float64 from {learner: y_i} with y_i = matrix[i] @ theta (float32 or float64), written
+        into `out` when it is an (M, P) float64 array (a caller that decodes every iteration reuses one: a
+        new array of megabytes costs its page faults each time), else into a new one."""
         rows, ys, size = self._payloads(results)
         self._require_decodable(rows)
         dtype = np.result_type(*ys.values())
-        out = np.empty((self.n_agents, size), dtype=np.float64)
+        if out is None or out.shape != (self.n_agents, size) or out.dtype != np.float64:
+            out = np.empty((self.n_agents, size), dtype=np.float64)
         direct, steps = self._cached_plan(rows, lambda: self._plan(rows))
         for i, agent in direct:
             np.divide(ys[i], self.matrix[i, agent], out=out[agent], casting="unsafe")

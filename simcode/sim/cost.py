@@ -226,6 +226,15 @@ class RayTransportCost(RayProfileCost):
     def update_seconds(self, agents: Sequence[int], host: HostTimes) -> float:
         return self.task_overhead + self.row_seconds(agents)
 
+    def decode_seconds(self, work: DecodeWork) -> float:
+        """The decode reads every row it uses (copied, or solved from) where Ray delivered it, as calibrate
+        measured (`ray.delivered`), then solves what it must; a profile without it prices rows in memory."""
+        delivered = self.ray.delivered
+        if delivered is None:
+            return super().decode_seconds(work)
+        solve = self.profile.decode.seconds(0, work.solved, work.rows_used, work.values) if work.solved else 0.0
+        return delivered.per_decode + delivered.per_value * (work.copied + work.rows_used) * work.values + solve
+
     def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:
         return None if network.per_message is None else super().message_overhead(network)
 

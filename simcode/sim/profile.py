@@ -198,6 +198,14 @@ class DriverThread(_Part):
     reply: float = Field(ge=0, description="seconds of the driver's thread per answer taken (wait, get)")
 
 
+class DeliveredDecode(_Part):
+    """The controller's decode of rows as Ray delivers them (simcode.sim.calibrate_ray.measure_delivered_decode):
+    each row it reads is a result in the object store."""
+
+    per_decode: float = Field(ge=0, description="seconds per decode")
+    per_value: float = Field(ge=0, description="seconds per value of the received rows it reads")
+
+
 class RayCost(_Part):
     """CPU seconds Ray's messages cost (simcode.sim.calibrate_ray), and the learners' rows."""
 
@@ -228,6 +236,8 @@ class RayCost(_Part):
                                         "the whole of it is the driver thread's, at the submit")
     probe: float | None = Field(None, gt=0, description="seconds of the speed probe at calibration (the machine's "
                                 "pace, against which real runs report their machine_speed)")
+    delivered: DeliveredDecode | None = Field(None, description="the decode's reading of rows Ray delivered; "
+                                              "without it, `decode` prices it (rows in the controller's memory)")
     task_before: float | None = Field(None, ge=0, le=1, description="of the actor's CPU per task (`task`), the share "
                                       "before its method begins (receive the task, read its arguments; the rest "
                                       "ships its result), measured on a quiet actor; without it, all of it before")
@@ -274,8 +284,8 @@ def _parsed(path: str, _size: int, _mtime_ns: int, key: str) -> Profile:
 def _parse_profile(path: str, key: str) -> Profile:
     try:
         data = read_yaml(path)
-    except BadInput as exc:
-        raise BadInput(key, f"{path}: {exc.message}; {ALLOWED}") from None
+    except BadInput as exc:  # what it allows (a UTF-8 YAML file, each key once) gives way to the profile's
+        raise BadInput(key, f"{path}: {exc.message.split('; allowed: ')[0]}; {ALLOWED}") from None
     ray = data.get("ray") if isinstance(data, dict) else None
     if isinstance(ray, dict) and ("fetch" in ray or "per_message" in ray):
         raise BadInput(key, f"{path}: ray: written by an earlier simcode, whose ray section priced messages as "

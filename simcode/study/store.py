@@ -26,6 +26,10 @@ from simcode.sim.runner import RunResult, write_run
 from simcode.study.spec import RunSpec, Study
 
 
+# The files a study keeps at the top of its directory (besides runs/ and plots/).
+OWN_FILES = ("results.csv", "report.md", "provenance.md")
+
+
 class StudyStore:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -98,6 +102,7 @@ def opened_store(root: Path) -> Iterator[StudyStore]:
     and locked against other studies for the block."""
     root = Path(root)
     outputs.claim(root, "study")
+    outputs.check_own_files(root, OWN_FILES)  # before a whole study runs, not when results.csv is written
     root.mkdir(parents=True, exist_ok=True)
     with outputs.exclusive(root, "study"):
         outputs.mark(root, "study")
