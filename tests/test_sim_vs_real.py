@@ -94,6 +94,11 @@ def test_an_answers_stages_are_paired_when_the_simulated_runs_keep_them():
     table = where_time_went(frame, ["code.name", "seed", "cluster.backend"]).set_index("code.name")
     assert table.loc["mds", "real delivery"] == pytest.approx(0.004)
     assert table.loc["mds", "sim delivery"] == pytest.approx(0.002)
+    frame.loc[frame["code.name"] == "uncoded", "mean_ray_delivery"] = None  # a cell without answers
+    table = where_time_went(frame, ["code.name", "seed", "cluster.backend"])
+    answers = "\n".join(section(comparison(frame, ["code.name", "seed", "cluster.backend"]), table))
+    answers = answers.split("### An answer, stage by stage")[1]
+    assert "| mds |" in answers and "| uncoded |" not in answers
 
 
 def test_the_real_runs_speed_probe_is_reported_per_cell():

@@ -223,7 +223,8 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
                       "answer leaving the learner until the controller has taken it in (delivery), and the "
                       "row's CPU on its core (compute CPU: below compute when it waited for a core). Where "
                       "real and simulated agree on the sum and not on a stage, the model prices the work right "
-                      "and places it wrong.", "", _markdown_table(phases[keys + answers]), ""]
+                      "and places it wrong. Cells without answers (centralized) are left out.", "",
+                      _markdown_table(phases[keys + answers].dropna(how="all", subset=answers)), ""]
     return lines
 
 
