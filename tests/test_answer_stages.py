@@ -181,3 +181,15 @@ def test_on_ray_the_decode_reads_every_row_it_uses_where_ray_delivered_it(tmp_pa
         else:
             assert cost.decode_seconds(copy) == 0.0
             assert cost.decode_seconds(solve) == pytest.approx(plain.seconds(1, 2, 2, 1000))
+
+
+def test_the_seeds_cancel_wait_on_ray_goes_through_the_raylet_and_ships_as_cancel_does():
+    """cancel_wait on Ray: the raylet serves the arguments (0-0.1), the actor's part before (0.1-0.3), the
+    row (0.3-1.0), the actor ships (1.0-1.1), the raylet seals (1.1-1.3)."""
+    env, (learner,), results = _learners(1, 1, (0.1, 0.2), 0.3, after=0.1)
+    learner.cluster.wait_for_ack, learner.cluster.acks = True, [env.event()]
+    learner.inbox.put(Task(iteration=0, row=0, busy=1.0, compute=1.0))
+    env.run(until=5)
+    (result, at), = results
+    assert at == pytest.approx(1.3)
+    assert (result.stamps.begun, result.stamps.left) == (pytest.approx(0.3), pytest.approx(1.0))

@@ -7,7 +7,8 @@ be stopped: on Ray (`cluster.network.model: ray`) torch runs a started computati
 the real backend's learner does (simcode.sim.real), so only the straggler's sleep is cut short and
 the next task waits for the computation. On Ray the raylet of the learner's host also serves the
 task's arguments before it and seals its result after it, one learner's request at a time, and the
-actor's CPU for the task comes before its row; its answer carries the stamps of where its time went
+actor's CPU for the task comes around its row (receiving the task before, shipping the result after,
+as calibrate measured); its answer carries the stamps of where its time went
 (simcode.sim.protocol.Stamps), as a real learner's does.
 """
 
@@ -142,6 +143,8 @@ class Learner:
         ack = self.cluster.acks[self.index]
         if task.iteration < self.cluster.iteration or ack.triggered:
             return  # an acked learner knows its iteration decoded: work that arrives after the ack is dropped
+        if self.cluster.store is not None:  # on Ray: the raylet serves the task's arguments first
+            yield from self.through_store(self.cluster.store[0])
         self.computing = self.env.process(self.run_parts(task))
         yield self.computing
         self.computing = None
@@ -150,9 +153,7 @@ class Learner:
             yield ack if math.isinf(extra) else ack | self.env.timeout(extra)
         if not ack.triggered:
             stamps = self.stamps(task, taken)
-            after = self.split(task)[2]
-            if after > DONE_SECONDS:  # the actor ships its result
-                yield computation(self.env, self.host, after, owner=self, measured_crowded=after)
+            yield from self.ship(task)
             self.answer(task, stamps)
 
     def stamps(self, task: Task, taken: float) -> Stamps | None:

@@ -208,23 +208,31 @@ def section(table: pd.DataFrame | None, phases: pd.DataFrame | None = None) -> l
                   "seeds (which learners straggle changes with the seed). The simulated spread is the seeds' part "
                   "alone; the real spread adds the machine's own noise, a floor under any sim/real gap.", ""]
     if phases is not None and not phases.empty:
-        answers = _answer_columns(phases)
-        lines += ["### Where the time went", "",
-                  "Mean seconds per iteration: the environment steps (env), from the work sent until the decode "
-                  "(to decode) and after it (after: late learners released); CPU: the CPU seconds an iteration "
-                  "cost the machine (real/sim CPU above).", "", _markdown_table(phases.drop(columns=answers)), ""]
-        if answers:
-            keys = [c for c in phases.columns if not c.startswith(("real ", "sim "))]
-            lines += ["### An answer, stage by stage", "",
-                      "Means over the learners' answers, real (measured on the actors and the driver) and simulated "
-                      "(kept by the simulated learners and controller): the row's computation (compute), Ray's "
-                      "dispatch from the task's submit until the learner has it and its arguments (dispatch), "
-                      "the wait behind a cancelled computation still running (queued), Ray's delivery from the "
-                      "answer leaving the learner until the controller has taken it in (delivery), and the "
-                      "row's CPU on its core (compute CPU: below compute when it waited for a core). Where "
-                      "real and simulated agree on the sum and not on a stage, the model prices the work right "
-                      "and places it wrong. Cells without answers (centralized) are left out.", "",
-                      _markdown_table(phases[keys + answers].dropna(how="all", subset=answers)), ""]
+        lines += _phase_tables(phases)
+    return lines
+
+
+def _phase_tables(phases: pd.DataFrame) -> list[str]:
+    """The report's tables of where_time_went: the iteration's phases, then an answer's stages."""
+    from simcode.study.report import _markdown_table
+
+    answers = _answer_columns(phases)
+    lines = ["### Where the time went", "",
+             "Mean seconds per iteration: the environment steps (env), from the work sent until the decode "
+             "(to decode) and after it (after: late learners released); CPU: the CPU seconds an iteration "
+             "cost the machine (real/sim CPU above).", "", _markdown_table(phases.drop(columns=answers)), ""]
+    if answers:
+        keys = [c for c in phases.columns if not c.startswith(("real ", "sim "))]
+        lines += ["### An answer, stage by stage", "",
+                  "Means over the learners' answers, real (measured on the actors and the driver) and simulated "
+                  "(kept by the simulated learners and controller): the row's computation (compute), Ray's "
+                  "dispatch from the task's submit until the learner has it and its arguments (dispatch), "
+                  "the wait behind a cancelled computation still running (queued), Ray's delivery from the "
+                  "answer leaving the learner until the controller has taken it in (delivery), and the "
+                  "row's CPU on its core (compute CPU: below compute when it waited for a core). Where "
+                  "real and simulated agree on the sum and not on a stage, the model prices the work right "
+                  "and places it wrong. Cells without answers (centralized) are left out.", "",
+                  _markdown_table(phases[keys + answers].dropna(how="all", subset=answers)), ""]
     return lines
 
 
