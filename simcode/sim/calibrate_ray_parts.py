@@ -35,8 +35,8 @@ def measure_split(ray, probe, clock: CpuClock, states, batch, width: int, repeat
 def measure_delivered_decode(ray, probes: list, width: int, repeats: int) -> dict:
     """Uncoded's decode (a copy of every row) of rows as Ray delivers them to the driver, one from each probe,
     fresh every time, into one buffer, as the real backend decodes (RealCluster.iterate): -> {"rows",
-    "values", "seconds"} (the mean without bursts). Here 0.26 ms for three rows of 57,625 values, where
-    `decode` (rows in the driver's own memory) prices 0.08 ms."""
+    "values", "seconds"} (the mean without bursts). Here 0.26 ms for three rows of 57,625 values, where the
+    same copy of rows in the driver's own memory took 0.07 to 0.12 ms."""
     from simcode.codes import make_code
     from simcode.sim.calibrate import typical_seconds
 

@@ -232,7 +232,7 @@ class RayTransportCost(RayProfileCost):
         delivered = self.ray.delivered
         if delivered is None:
             return super().decode_seconds(work)
-        solve = self.profile.decode.seconds(0, work.solved, work.rows_used, work.values) if work.solved else 0.0
+        solve = self.profile.decode.seconds(0, work.solved, work.rows_used, work.values)  # 0 when it only copies
         return delivered.per_decode + delivered.per_value * (work.copied + work.rows_used) * work.values + solve
 
     def message_overhead(self, network: NetworkConfig) -> Callable[[float], float] | None:

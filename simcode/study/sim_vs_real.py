@@ -42,6 +42,17 @@ def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
                how: str = "mean") -> pd.DataFrame | None:
     """Means (or `how`: min, max) of `columns` per cell and backend (columns (column, backend)); None unless
     the study has both backends with finished runs. A cell is every axis but the backend and the seed."""
+    runs = _runs(results, axis_keys, columns)
+    if runs is None:
+        return None
+    numbers, cells, columns = runs
+    return numbers.groupby([*cells, BACKEND], sort=False)[columns].agg(how).unstack(BACKEND)
+
+
+def _runs(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
+          keys: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[str], list[str]] | None:
+    """(each finished run's cell keys, backend, `keys` and columns as numbers; the cell keys; the columns of
+    `columns` the results have); None unless both backends have finished runs and one of the columns."""
     if BACKEND not in results.columns:
         return None
     from simcode.study.plots import finished
@@ -51,8 +62,8 @@ def cell_means(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
     if not {"ray", "sim"} <= set(done[BACKEND]) or not columns:
         return None
     cells = cell_keys(done, axis_keys)
-    numbers = done[[*cells, BACKEND]].join(done[columns].apply(pd.to_numeric, errors="coerce"))
-    return numbers.groupby([*cells, BACKEND], sort=False)[columns].agg(how).unstack(BACKEND)
+    numbers = done[[*cells, BACKEND, *keys]].join(done[columns].apply(pd.to_numeric, errors="coerce"))
+    return numbers, cells, columns
 
 
 def cell_keys(done: pd.DataFrame, axis_keys: list[str]) -> list[str]:
@@ -67,26 +78,27 @@ def at_pace(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
     iteration time over those runs and their simulated twins (the same seed): a run at pace had its speed
     probe, before it, and its environment steps, during it, within CLOSE of what the profile measured (the
     simulated steps). None without speed probes or seeds."""
-    from simcode.study.plots import finished
-
-    done = finished(results)
-    needed = {BACKEND, "seed", SPEED, YARDSTICK, "mean_iteration"}
-    if not needed <= set(done.columns) or not {"ray", "sim"} <= set(done[BACKEND]):
+    needed = [SPEED, YARDSTICK, "mean_iteration"]
+    runs = _runs(results, axis_keys, needed, ("seed",)) if "seed" in results.columns else None
+    if runs is None or runs[2] != needed:
         return None
-    cells = cell_keys(done, axis_keys)
-    numbers = done[[*cells, BACKEND, "seed"]].join(
-        done[[SPEED, YARDSTICK, "mean_iteration"]].apply(pd.to_numeric, errors="coerce"))
+    numbers, cells, _ = runs
     twins = numbers[numbers[BACKEND] == "ray"].merge(numbers[numbers[BACKEND] == "sim"], on=[*cells, "seed"],
                                                      suffixes=(" real", " sim"))
     if twins.empty or twins[f"{SPEED} real"].isna().all():
         return None
-    paced = (((twins[f"{SPEED} real"] - 1).abs() <= CLOSE)
-             & ((twins[f"{YARDSTICK} real"] / twins[f"{YARDSTICK} sim"] - 1).abs() <= CLOSE))
+    paced = _within(twins[f"{SPEED} real"], CLOSE) & _within(twins[f"{YARDSTICK} real"] / twins[f"{YARDSTICK} sim"],
+                                                             CLOSE)
     groups = twins.assign(paced=paced).groupby(cells, sort=False)
     kept = twins[paced].groupby(cells, sort=False)[["mean_iteration real", "mean_iteration sim"]].mean()
     table = pd.DataFrame({"real runs at pace": groups["paced"].sum().astype(int)})
     table["sim/real at pace"] = kept["mean_iteration sim"] / kept["mean_iteration real"]
     return table
+
+
+def _within(ratios: pd.Series, bound: float) -> pd.Series:
+    """Whether each ratio is within `bound` of 1 (nan: not)."""
+    return (ratios - 1).abs() <= bound
 
 
 def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
@@ -101,8 +113,8 @@ def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | No
         table[f"real {short}"] = means[(measure, "ray")]
         table[f"sim {short}"] = means[(measure, "sim")]
         table[f"sim/real {short}"] = means[(measure, "sim")] / means[(measure, "ray")]
-    table["mean within 10%"] = (table["sim/real mean"] - 1).abs() <= WITHIN
-    table["mean within 5%"] = (table["sim/real mean"] - 1).abs() <= CLOSE
+    table["mean within 10%"] = _within(table["sim/real mean"], WITHIN)
+    table["mean within 5%"] = _within(table["sim/real mean"], CLOSE)
     for column, name in ((YARDSTICK, "env"), (CPU, "CPU")):
         if column in means.columns.get_level_values(0):
             table[f"real/sim {name}"] = means[(column, "ray")] / means[(column, "sim")]
@@ -136,8 +148,8 @@ def where_time_went(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame
 
 def _answer_columns(phases: pd.DataFrame) -> list[str]:
     """The columns of where_time_went's table that split an answer (the rest are the iteration's phases)."""
-    return [c for c in phases.columns if c.split(" ", 1)[-1] in ANSWER_PHASES.values() and c.split(" ")[0] in
-            ("real", "sim")]
+    named = [f"{side} {label}" for label in ANSWER_PHASES.values() for side in ("real", "sim")]
+    return [c for c in named if c in phases.columns]
 
 
 def _at_pace_sentence(table: pd.DataFrame) -> str:
@@ -149,7 +161,7 @@ def _at_pace_sentence(table: pd.DataFrame) -> str:
     if ratios.empty:
         return (" No real run met the machine at its profile's pace (speed probe and environment steps within "
                 f"{CLOSE:.0%}): calibrate again at this pace, or run the study on a quieter machine.")
-    hits, close = int(((ratios - 1).abs() <= WITHIN).sum()), int(((ratios - 1).abs() <= CLOSE).sum())
+    hits, close = int(_within(ratios, WITHIN).sum()), int(_within(ratios, CLOSE).sum())
     return (f" Over the {runs} real runs that met the machine at its profile's pace (their speed probe and "
             f"environment steps within {CLOSE:.0%} of the profile's) and their simulated twins, {hits} of the "
             f"{len(ratios)} cells they cover are within {WITHIN:.0%}, {close} within {CLOSE:.0%} (sim/real at pace).")
