@@ -202,7 +202,8 @@ def study(
                      show=lambda table: typer.echo(
                          f"mean iteration time (simulated s, mean over seeds):\n{table}" if table else ""),
                      note=lambda text: typer.echo(text, err=True))
-    typer.echo(f"study written to {root}: report.md, results.csv, plots/")
+    drawn = (root / "plots").is_dir() and any((root / "plots").iterdir())
+    typer.echo(f"study written to {root}: report.md, results.csv" + (", plots/" if drawn else ""))
 
 
 @app.command()

@@ -130,14 +130,16 @@ def _check_can_create_in(parent: Path, path: Path, key: str) -> None:
                             "allowed: a path in a directory you can write") from None
 
 
-def check_own_files(directory: Path, names: Iterable[str], key: str = "--out") -> None:
-    """The files simcode keeps in its `directory` (`names`): each is new or a regular file. A directory,
-    a link or a device put in one's place is bad input, before anything is written."""
-    for name in names:
+def check_own_files(directory: Path, names: Iterable[str], key: str = "--out", dirs: Iterable[str] = ()) -> None:
+    """The entries simcode keeps in its `directory`: each of `names` is new or a regular file, each of `dirs`
+    new or a directory (not a link). Anything else put in one's place (a directory or a link for a file, a
+    file or a link for a directory, a device) is bad input, before anything is written."""
+    wanted = [(name, "a file", Path.is_file) for name in names] + [(name, "a directory", Path.is_dir) for name in dirs]
+    for name, kind, is_kind in wanted:
         path = Path(directory) / name
-        if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
-            raise BadInput(key, f"{path} is {_what_is(path)}, where simcode keeps a file of its own; allowed: "
-                                f"the file simcode wrote there, so remove {path} or choose another {key}")
+        if os.path.lexists(path) and (path.is_symlink() or not is_kind(path)):
+            raise BadInput(key, f"{path} is {_what_is(path)}, where simcode keeps {kind} of its own; allowed: "
+                                f"the {kind[2:]} simcode wrote there, so remove {path} or choose another {key}")
 
 
 def claim_file(path: Path, key: str, written_by_simcode, theirs: str, allowed: str) -> Path:

@@ -389,6 +389,36 @@ def test_a_directory_in_place_of_a_study_file_is_one_line(tmp_path, capsys, name
     assert sorted(str(p) for p in out.rglob("*")) == before
 
 
+@pytest.mark.parametrize("name,put", [("runs", "file"), ("plots", "file"), ("plots", "link")])
+def test_a_file_or_link_in_place_of_a_study_directory_is_one_line(tmp_path, capsys, name, put):
+    """A study writes into runs/ and plots/: a user's file there would be replaced, a link followed into
+    their own directory. Refused before any run, and nothing in the study changes."""
+    study = tmp_path / "s.yaml"
+    study.write_text(f"base: {SPREAD3}\nset: {{run.workload: timing, run.iterations: 2}}\naxes: {{delay.k: [0]}}\n")
+    out = tmp_path / "out"
+    assert main(["study", str(study), "--out", str(out), "--no-progress"]) == 0
+    shutil.rmtree(out / name, ignore_errors=True)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    if put == "file":
+        (out / name).write_text("mine\n")
+    else:
+        (out / name).symlink_to(theirs, target_is_directory=True)
+    before = sorted(str(p) for p in out.rglob("*"))
+    one_line_exit_2(capsys, ["study", str(study), "--out", str(out), "--no-progress"], "--out", str(out / name),
+                    "where simcode keeps a directory of its own", "allowed: the directory simcode wrote")
+    assert sorted(str(p) for p in out.rglob("*")) == before and not any(theirs.iterdir())
+
+
+def test_a_study_without_plots_does_not_announce_them(tmp_path, capsys):
+    study = tmp_path / "s.yaml"
+    study.write_text(f"base: {SPREAD3}\nset: {{run.workload: timing, run.iterations: 2}}\naxes: {{delay.k: [0]}}\n"
+                     "plots: []\n")
+    assert main(["study", str(study), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    said = capsys.readouterr().out.strip().splitlines()[-1]
+    assert said.endswith("report.md, results.csv"), said
+
+
 @pytest.mark.parametrize("command", ["run", "study"])
 def test_an_out_where_nothing_can_be_created_is_one_line(tmp_path, capsys, command):
     study = tmp_path / "s.yaml"

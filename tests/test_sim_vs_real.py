@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -135,3 +137,26 @@ def test_cells_are_also_scored_over_the_real_runs_that_met_the_machine_at_its_pr
     assert "No real run met the machine at its profile's pace" in "\n".join(section(none))
     data["machine_speed"] = None
     assert "real runs at pace" not in comparison(data, ["code.name", "seed", "cluster.backend"]).columns
+
+
+RECORDING = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "real_runs-epyc-2core.csv"
+
+
+def test_the_shipped_profile_predicts_real_runs_recorded_at_its_machines_pace():
+    """Real runs recorded on the machine the shipped profile describes (several sittings), against their
+    simulated twins run now: three cells, one of each kind of wait (the first M of 6 coded answers, every
+    answer behind a 0.25 s straggler, the controller alone), each within the issue's 10% over its runs at
+    pace and each twin taken from the shipped study (the cell's real seeds, nothing else)."""
+    from simcode.study.recorded import real_runs, scored, twins_of
+    from simcode.study.spec import load_study
+
+    real = real_runs([RECORDING])
+    picked = pd.concat([real[(real["M"] == m) & (real["code.name"] == code) & (real["delay.k"] == k)]
+                        for m, code, k in [(3, "mds", 0), (5, "uncoded", 1), (5, "centralized", 2)]])
+    twins = twins_of(picked, load_study("sim_vs_real"))
+    assert sorted({spec.values["seed"] for spec in twins.runs}) == sorted(picked["seed"].unique())
+    assert len(twins.runs) == 3 * picked["seed"].nunique()
+    assert all(spec.values["cluster.backend"] == "sim" for spec in twins.runs)
+    table = scored(picked, progress=False)
+    assert len(table) == 3 and (table["real runs at pace"] >= 3).all(), table
+    assert ((table["sim/real at pace"] - 1).abs() <= 0.10).all(), table

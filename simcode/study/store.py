@@ -26,8 +26,9 @@ from simcode.sim.runner import RunResult, write_run
 from simcode.study.spec import RunSpec, Study
 
 
-# The files a study keeps at the top of its directory (besides runs/ and plots/).
+# The files and the directories a study keeps at the top of its directory.
 OWN_FILES = ("results.csv", "report.md", "provenance.md")
+OWN_DIRS = ("runs", "plots")
 
 
 class StudyStore:
@@ -102,7 +103,8 @@ def opened_store(root: Path) -> Iterator[StudyStore]:
     and locked against other studies for the block."""
     root = Path(root)
     outputs.claim(root, "study")
-    outputs.check_own_files(root, OWN_FILES)  # before a whole study runs, not when results.csv is written
+    # Before a whole study runs, not when results.csv is written.
+    outputs.check_own_files(root, OWN_FILES, dirs=OWN_DIRS)
     root.mkdir(parents=True, exist_ok=True)
     with outputs.exclusive(root, "study"):
         outputs.mark(root, "study")

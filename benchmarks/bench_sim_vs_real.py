@@ -1,0 +1,45 @@
+"""The simulator against recorded real runs: every real run of `simcode study sim_vs_real` (full size) kept
+in benchmarks/data/real_runs-epyc-2core.csv, from several sittings of this 2-core machine, against its
+simulated twin (the same cell and seed), simulated now with this version's model and the shipped profile.
+
+A study scores one sitting, and the machine's pace drifts between sittings. Pooled, the real runs at pace
+(speed probe and environment steps within 5% of the profile's: simcode.study.sim_vs_real.at_pace) give
+several runs per cell and the model's own error, the drift left out. Run it after changing the model or the
+profile; it only simulates (no Ray):
+
+    python benchmarks/bench_sim_vs_real.py [RESULTS.csv ...]    (about 20 s)
+
+RESULTS.csv: results.csv files of sim_vs_real studies, whose real runs are taken (default: the recording).
+Prints per cell the real runs at pace and simulated / real over them and over every real run, then how
+many cells are within 10% and 5%.
+"""
+
+import sys
+from pathlib import Path
+
+from simcode.study.recorded import real_runs, scored
+from simcode.study.sim_vs_real import CLOSE, WITHIN
+
+RECORDING = Path(__file__).resolve().parent / "data" / "real_runs-epyc-2core.csv"
+
+
+def score(ratios) -> str:
+    ratios = ratios.dropna()
+    within = [int(((ratios - 1).abs() <= bound).sum()) for bound in (WITHIN, CLOSE)]
+    return (f"{len(ratios)} cells, {within[0]} within {WITHIN:.0%} and {within[1]} within {CLOSE:.0%}; sim/real "
+            f"{ratios.min():.3f} to {ratios.max():.3f}, mean |error| {(ratios - 1).abs().mean():.3f}")
+
+
+def main(argv: list[str]) -> None:
+    paths = [Path(arg) for arg in argv] or [RECORDING]
+    real = real_runs(paths)
+    table = scored(real)
+    sittings = real["study"].nunique() if "study" in real.columns else len(paths)
+    print(f"{len(real)} real runs from {sittings} studies, {int(table['real runs at pace'].sum())} of them at pace")
+    print(table.round(3).to_string())
+    print("at pace:  ", score(table["sim/real at pace"]))
+    print("every run:", score(table["sim/real, every run"]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
