@@ -187,7 +187,7 @@ def test_the_seeds_cancel_wait_on_ray_goes_through_the_raylet_and_ships_as_cance
     """cancel_wait on Ray: the raylet serves the arguments (0-0.1), the actor's part before (0.1-0.3), the
     row (0.3-1.0), the actor ships (1.0-1.1), the raylet seals (1.1-1.3)."""
     env, (learner,), results = _learners(1, 1, (0.1, 0.2), 0.3, after=0.1)
-    learner.cluster.wait_for_ack, learner.cluster.acks = True, [env.event()]
+    learner.cluster.wait_for_ack, learner.cluster.ack_round = True, SimpleNamespace(acks=[env.event()])
     learner.inbox.put(Task(iteration=0, row=0, busy=1.0, compute=1.0))
     env.run(until=5)
     (result, at), = results

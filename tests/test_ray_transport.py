@@ -544,3 +544,29 @@ def test_a_driver_alones_steps_are_those_measure_controller_timed_at_the_plain_s
     points = [{"agents": m, "batch": b, "steps": s} for m, b, s in ((3, 256, 0.012), (5, 256, 0.014),
                                                                    (6, 512, 0.02), (10, 256, 0.03))]
     assert alone_steps(points) == pytest.approx(0.026)
+
+
+def test_the_seeds_cancel_wait_on_ray_acks_after_the_decode_and_takes_every_task_back(profile_file):
+    """mds, 3 agents on 4 learners (machines of their own), learner 3 always 5 s late: the rows of 0-2 decode;
+    then, as the real backend does, the controller's thread acks the 4 learners one after another (a each),
+    learner 3's wait ends at the fourth ack and its task comes back empty: its actor's part after the row,
+    then Ray's threads in the driver take it in (h); the controller's thread takes in the one task it had
+    not taken (c). The next iteration begins then."""
+    from simcode.config import scenario_from_dict
+    from simcode.sim.runner import build
+
+    sc = scenario_from_dict({
+        "env": {"n_agents": 3}, "maddpg": {"batch_size": 64},
+        "cluster": {"n_learners": 4, "on_decode": "cancel_wait",
+                    "network": {"model": "ray", "latency": 0.0, "bandwidth": 1e18}},
+        "code": {"name": "mds"}, "delay": {"name": "persistent", "slow": [3], "delay": 5.0},
+        "cost": {"model": "profile", "profile": str(profile_file)},
+        "run": {"iterations": 3, "workload": "timing"},
+    })
+    cluster = build(sc)
+    a, c, h = cluster.driver.ack, cluster.driver.reply, cluster.driver_threads.seconds
+    assert cluster.task_after > 0 and a > 0 and c > 0 and h > 0
+    trace = simulate(sc).trace
+    after_decode = (trace["t_end"] - trace["t_decoded"]).to_numpy()
+    assert after_decode == pytest.approx(4 * a + cluster.task_after + h + c, rel=1e-9)
+    assert (trace["duration"] < 1.0).all()  # learner 3's 5 s cut short every iteration

@@ -39,16 +39,13 @@ from simcode.errors import SimulationError
 from simcode.sim.busy import busy_seconds
 from simcode.sim.cost import CostModel, DecodeWork, HostTimes
 from simcode.sim import protocol
+from simcode.sim.acks import ACK_NBYTES, AckRound  # noqa: F401 (ACK_NBYTES: the wire's size of an ack, tests use it)
 from simcode.sim.hosts import DriverThreads, computation, place
 from simcode.sim.learner import Learner
 from simcode.sim.network import CONTROLLER, make_network
 from simcode.sim.protocol import Result, Task
 from simcode.sim.strategy import Strategy, exact_columns
 from simcode.sim.workload import IterationData
-
-# An acknowledgement carries next to nothing: a pickled small integer and its envelope.
-ACK_NBYTES = 64
-
 
 class Cluster:
     """Builds the learners and runs the controller; `records` gets one dict per iteration."""
@@ -90,7 +87,8 @@ class Cluster:
         self.result_nbytes = 8 * self.padded_size  # a float64 combination of states
         self.state_nbytes = 4 * sum(shapes.state_sizes)
         self.results = simpy.Store(self.env)
-        self.acks: list[simpy.Event] = []  # cancel_wait: each learner's ack of the current iteration
+        self.ack_round: AckRound | None = None  # cancel_wait: the current iteration's acknowledgements
+        self.taken = 0  # answers the controller took in before the rows decoded
         self.answer_times = [math.inf] * self.n_learners  # when each learner's result first arrived
         self.decided_at = 0.0  # when the received rows were found to decode
         self.learners = [Learner(self, i) for i in range(self.n_learners)]
@@ -116,7 +114,18 @@ class Cluster:
     def result_arrived(self, result: Result, _arrival: simpy.Event | None = None) -> None:
         if result.iteration == self.iteration and self.answer_times[result.learner] == math.inf:
             self.answer_times[result.learner] = self.env.now
+        if self.ack_round is not None:
+            self.ack_round.came_back(result.learner, result.iteration)
         self.results.put(result)
+
+    def take_in_empty(self, learner: int, iteration: int) -> None:
+        """cancel_wait on Ray: an acked learner's task comes back empty; Ray's threads take it in."""
+        def back() -> None:
+            self.ack_round.came_back(learner, iteration)
+        if self.driver_threads is None:
+            back()
+        else:
+            self.env.process(self.driver_threads.handle(back))
 
     # ------------------------------------------------------------------ the controller
     def controller(self):
@@ -148,8 +157,8 @@ class Cluster:
             received, resent = {}, 0
         else:
             received, resent = yield from self.gather(iteration, delays, data)
-            if self.wait_for_ack:
-                yield from self.send_acks()
+            if self.wait_for_ack and not self.ack_round.decode_first:
+                yield from self.ack_round.send()
             yield self.controller_computes(self.cost.decode_seconds(self.decode_work(received)))
         t_decoded = self.env.now
         self.check_clock(iteration, t_decoded)
@@ -162,7 +171,9 @@ class Cluster:
         if self.cancel:
             yield from self.release(iteration)
         if self.wait_for_ack:
-            yield from self.wait_for_learners()
+            if self.ack_round.decode_first:
+                yield from self.ack_round.send()
+            yield from self.ack_round.wait_for_learners(self.taken)
             self.check_clock(iteration, self.env.now)
         coded = self.code is not None
         return {
@@ -202,22 +213,6 @@ class Cluster:
         a binomial tree from the controller's interface; the controller steps the environment once it is done."""
         yield self.network.broadcast(CONTROLLER, self.state_nbytes, len(self.learners))
 
-    def send_acks(self):
-        """cancel_wait: acknowledge the iteration to every learner, in learner order, before decoding
-        (on the shared network the controller waits for its sends, as the seed's blocking sends)."""
-        sends = [self.network.send(CONTROLLER, lambda _arrival, ack=ack: ack.succeed(), ACK_NBYTES)
-                 for ack in self.acks]
-        if self.network.shared:
-            yield self.env.all_of(sends)
-
-    def wait_for_learners(self):
-        """cancel_wait: the next iteration's broadcast waits for every learner: acked, done computing.
-        (A learner whose work arrives after its ack drops it: it knows the iteration is over.)"""
-        yield self.env.all_of(self.acks)
-        for learner in self.learners:
-            if learner.computing is not None:
-                yield learner.computing
-
     def gather(self, iteration: int, delays: np.ndarray, data):
         """Send every learner its work and collect results until they decode: -> (received, resent).
 
@@ -230,7 +225,7 @@ class Cluster:
         busy = busy_seconds(iteration, compute, delays, self.delay_model)
         self.answer_times = [math.inf] * self.n_learners
         if self.wait_for_ack:
-            self.acks = [self.env.event() for _ in self.learners]
+            self.ack_round = AckRound(self)
         sends = yield from self.send_tasks(iteration, busy, compute)
         if self.network.shared:
             yield self.env.all_of(sends)  # the seed's blocking sends, learner 0 first
@@ -272,6 +267,7 @@ class Cluster:
             if self.rank_check:  # the seed's matrix_rank of the rows received so far
                 yield self.env.timeout(self.cost.rank_check_seconds(len(received), self.n_agents))
         self.decided_at = self.env.now
+        self.taken = len(answered)
         return received, resent
 
     def send_tasks(self, iteration: int, busy: np.ndarray, compute: np.ndarray):

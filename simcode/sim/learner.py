@@ -140,9 +140,10 @@ class Learner:
     def compute_then_wait(self, task: Task, taken: float):
         """cancel_wait: the computation runs to its end; the straggler's extra wait (infinite for a
         failed learner) ends early when the ack comes, and then the result is not sent."""
-        ack = self.cluster.acks[self.index]
+        ack = self.cluster.ack_round.acks[self.index]
         if task.iteration < self.cluster.iteration or ack.triggered:
-            return  # an acked learner knows its iteration decoded: work that arrives after the ack is dropped
+            yield from self.return_empty(task)  # an acked learner knows its iteration decoded: it drops the work
+            return
         if self.cluster.store is not None:  # on Ray: the raylet serves the task's arguments first
             yield from self.through_store(self.cluster.store[0])
         self.computing = self.env.process(self.run_parts(task))
@@ -155,6 +156,18 @@ class Learner:
             stamps = self.stamps(task, taken)
             yield from self.ship(task)
             self.answer(task, stamps)
+        else:
+            yield from self.return_empty(task)
+
+    def return_empty(self, task: Task):
+        """cancel_wait on Ray: an acked task still returns, with nothing in it: the actor's part after the row
+        (no object for the raylet to seal), then Ray's threads in the driver take it in. Off Ray: nothing."""
+        if self.cluster.driver is None:
+            return
+        after = self.split(task)[2]
+        if after > DONE_SECONDS:
+            yield computation(self.env, self.host, after, owner=self, measured_crowded=after)
+        self.cluster.take_in_empty(self.index, task.iteration)
 
     def stamps(self, task: Task, taken: float) -> Stamps | None:
         """On Ray, where the task's time went, as its answer leaves (after the straggler's wait): the learner

@@ -28,6 +28,7 @@ CPU = "cpu_per_iteration"
 WITHIN = 0.10  # the bar: simulated within 10% of real
 CLOSE = 0.05  # and within 5% where the machine is quiet
 MEASURES = ("mean_iteration", "p90_iteration")
+NOT_SET = "–"  # a cell key this cell's runs do not set (their scenario's own value applies)
 
 
 # Mean seconds of an iteration's phases (simcode.sim.runner.phases): both backends have the first three.
@@ -62,7 +63,11 @@ def _runs(results: pd.DataFrame, axis_keys: list[str], columns: list[str],
     if not {"ray", "sim"} <= set(done[BACKEND]) or not columns:
         return None
     cells = cell_keys(done, axis_keys)
-    numbers = done[[*cells, BACKEND, *keys]].join(done[columns].apply(pd.to_numeric, errors="coerce"))
+    # A key that only some runs set (an axis of mappings) is blank in the others: a value of its own, not a
+    # missing one, or grouping would drop those runs.
+    named = done[[*cells, BACKEND, *keys]].astype({cell: object for cell in cells})
+    named = named.fillna({cell: NOT_SET for cell in cells})
+    numbers = named.join(done[columns].apply(pd.to_numeric, errors="coerce"))
     return numbers, cells, columns
 
 
