@@ -160,3 +160,14 @@ def test_the_shipped_profile_predicts_real_runs_recorded_at_its_machines_pace():
     table = scored(picked, progress=False)
     assert len(table) == 3 and (table["real runs at pace"] >= 3).all(), table
     assert ((table["sim/real at pace"] - 1).abs() <= 0.10).all(), table
+
+
+def test_a_key_only_some_runs_set_still_names_their_cells():
+    """An axis of mappings may set a key for some runs only (here a batch size for mds): results.csv leaves it
+    blank for the others, whose cell must not vanish from the comparison (it was a KeyError)."""
+    data = results()
+    data["maddpg.batch_size"] = [1024.0 if scheme == "mds" else None for scheme in data["code.name"]]
+    table = comparison(data, ["code.name", "maddpg.batch_size", "seed", "cluster.backend"]).set_index("code.name")
+    assert sorted(table.index) == ["mds", "uncoded"]
+    assert table.loc["uncoded", "sim/real mean"] == pytest.approx(0.20 / 0.30)
+    assert table.loc["uncoded", "maddpg.batch_size"] == "–" and table.loc["mds", "maddpg.batch_size"] == 1024
