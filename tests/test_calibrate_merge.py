@@ -77,3 +77,22 @@ def test_calibrate_merge_writes_a_profile_scenarios_can_use(tmp_path):
     assert merged.provenance["command"] == "simcode calibrate"  # calibrate may replace it later
     assert merged.update.per_gflop == pytest.approx((load_profile(paths[0]).update.per_gflop
                                                      + load_profile(paths[1]).update.per_gflop) / 2)
+
+
+def test_a_problem_only_later_calibrations_measured_is_their_mean(tmp_path):
+    """A later calibrate measures more problems (rows of 1024 at M = 3): merged with an earlier calibration that
+    did not, the problem is kept, priced at the mean of the calibrations that measured it; the problems both
+    measured are the mean of both."""
+    profile, _ = fit_profile(*synthetic_points(), ray=ray_points())
+    earlier, later = profile.model_dump(exclude_none=True), profile.model_dump(exclude_none=True)
+    new = {**later["ray"]["learner"]["points"][0], "batch": 1024, "seconds": 0.010}
+    later["ray"]["learner"]["points"].append(new)
+    for point in later["ray"]["learner"]["points"][:-1]:
+        point["seconds"] *= 1.5
+    paths = [tmp_path / "earlier.yaml", tmp_path / "later.yaml"]
+    for path, data in zip(paths, (earlier, later)):
+        path.write_text(yaml.safe_dump(data))
+    points = merge_profiles(paths).ray.learner.points
+    assert len(points) == len(earlier["ray"]["learner"]["points"]) + 1
+    assert points[-1].batch == 1024 and points[-1].seconds == pytest.approx(0.010)
+    assert points[0].seconds == pytest.approx(1.25 * earlier["ray"]["learner"]["points"][0]["seconds"])

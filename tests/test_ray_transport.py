@@ -570,3 +570,17 @@ def test_the_seeds_cancel_wait_on_ray_acks_after_the_decode_and_takes_every_task
     after_decode = (trace["t_end"] - trace["t_decoded"]).to_numpy()
     assert after_decode == pytest.approx(4 * a + cluster.task_after + h + c, rel=1e-9)
     assert (trace["duration"] < 1.0).all()  # learner 3's 5 s cut short every iteration
+
+
+def test_calibrate_reports_each_problems_crowd_and_crowded_is_their_mean():
+    """A row's speed in the largest gather against quiet, per measured problem (calibrate prints them: they
+    spread 0.76 to 0.93 over problems and calibrations here); `crowded` is their mean."""
+    from simcode.sim.calibrate_ray import crowd_speeds, crowding_in_gathers
+
+    quiet = {(3, 256): 5e-3, (5, 256): 8e-3, (3, 1024): 1e-2}
+    speed = {(3, 256): 0.8, (5, 256): 0.7, (3, 1024): 0.9}
+    points = {"rows": [{"agents": m, "batch": b, "row_agents": 1, "seconds": s} for (m, b), s in quiet.items()],
+              "gathers": [{"agents": m, "batch": b, "tasks": n, "rows": n * s / (speed[m, b] if n == 6 else 1.0)}
+                          for (m, b), s in quiet.items() for n in (2, 6)]}
+    assert crowd_speeds(points) == pytest.approx(speed)
+    assert crowding_in_gathers(points) == pytest.approx(0.8)

@@ -244,9 +244,12 @@ def fit_profile(updates, env_steps, decodes, rank_checks, serialize, ray=None) -
     fitted["serialize"] = {"per_message": serial["per_message"],
                            "bytes_per_second": 1.0 / max(serial["per_byte"], 1e-15)}
     if ray is not None:
-        from simcode.sim.calibrate_ray import fit_ray
+        from simcode.sim.calibrate_ray import crowd_speeds, fit_ray
 
         fitted["ray"] = fit_ray(ray, fit)
+        lines.append(f"ray crowded {fitted['ray']['crowded']:.3f}: a one-agent row's speed in the largest gather "
+                     "against quiet, the mean of the problems")
+        lines += [f"    agents={m} batch={b} speed {speed:.3f}" for (m, b), speed in crowd_speeds(ray).items()]
     return Profile.model_validate({**fitted, "provenance": provenance()}), lines
 
 

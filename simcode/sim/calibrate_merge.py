@@ -10,7 +10,7 @@ How: every cost of the merged profile is the mean of what the profiles price. Ea
 are linear in its coefficients (intercepts, per-unit costs, measured points' seconds, factors), so
 those are averaged as they are; a rate a cost divides by (`bytes_per_second`, and `crowded`, a
 row's speed on a crowded host) is averaged as its inverse. Measured points are matched by the
-problem they measured (agents, batch, ...) and kept where every profile measured them. A part that
+problem they measured (agents, batch, ...), each the mean over the profiles that measured it. A part that
 only some profiles have (measured by a later version of calibrate) is the mean of those that have it.
 Profiles of different machines or software are refused: their costs are not the same thing's.
 """
@@ -65,10 +65,14 @@ def _mean(values: list, name: str):
 
 
 def _mean_points(lists: list[list[dict]]) -> list[dict]:
-    """Measured points (each a problem and its seconds): those every profile measured, seconds averaged."""
+    """Measured points (each a problem and its seconds): every problem some profile measured, in the order first
+    seen, its seconds the mean over the profiles that measured it (a later calibrate measures more problems)."""
     def problem(point: dict) -> tuple:
         return tuple(sorted((k, v) for k, v in point.items() if k != "seconds"))
 
     measured = [{problem(p): p["seconds"] for p in points} for points in lists]
-    return [{**point, "seconds": float(np.mean([m[problem(point)] for m in measured]))}
-            for point in lists[0] if all(problem(point) in m for m in measured)]
+    first: dict[tuple, dict] = {}
+    for point in (p for points in lists for p in points):
+        first.setdefault(problem(point), point)
+    return [{**point, "seconds": float(np.mean([m[key] for m in measured if key in m]))}
+            for key, point in first.items()]

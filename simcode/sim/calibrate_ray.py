@@ -63,8 +63,9 @@ import numpy as np
 
 from simcode.sim.ray_pool import settle
 
-# (M, minibatch rows) of the measured points: the sizes sim_vs_real runs and larger ones.
-RAY_POINTS = [(3, 256), (5, 256), (6, 512), (10, 256), (10, 1024)]
+# (M, minibatch rows) of the measured points: the sizes sim_vs_real runs, MADDPG's usual minibatch of 1024 at
+# the same M (a one-agent row there costs 20 to 34% more than the fit through the others said), and larger ones.
+RAY_POINTS = [(3, 256), (5, 256), (3, 1024), (5, 1024), (6, 512), (10, 256), (10, 1024)]
 GATHER_TASKS = (2, max(6, 3 * (os.cpu_count() or 1)))  # learners per measured gather: the largest crowds
 
 
@@ -277,11 +278,18 @@ def crowding_in_gathers(points: dict) -> float:
     gather, the mean over the problems. A real run's rows start together after a wait, with cold caches,
     and share the caches and the cores while Ray's threads come and go: each took 13 to 24% more CPU
     than alone here, where a host crowded with rows computed back to back had cost 6 to 20% more."""
+    speeds = list(crowd_speeds(points).values())
+    return min(1.0, float(np.mean(speeds))) if speeds else 1.0
+
+
+def crowd_speeds(points: dict) -> dict[tuple[int, int], float]:
+    """Per measured problem (M, minibatch rows): its one-agent row's quiet seconds over its CPU per task in
+    the largest gather."""
     quiet = {(p["agents"], p["batch"]): p["seconds"] for p in points["rows"] if p["row_agents"] == 1}
     largest = max(g["tasks"] for g in points["gathers"])
-    speeds = [quiet[g["agents"], g["batch"]] * g["tasks"] / g["rows"] for g in points["gathers"]
-              if g["tasks"] == largest and (g["agents"], g["batch"]) in quiet and g["rows"] > 0]
-    return min(1.0, float(np.mean(speeds))) if speeds else 1.0
+    return {(g["agents"], g["batch"]): quiet[g["agents"], g["batch"]] * g["tasks"] / g["rows"]
+            for g in points["gathers"]
+            if g["tasks"] == largest and (g["agents"], g["batch"]) in quiet and g["rows"] > 0}
 
 
 def driver_thread(gathers: list[dict]) -> dict[str, float]:
