@@ -21,6 +21,7 @@ COMMANDS = [
     SIMCODE + ["bench", "envs", "--scenario", "simple_spread", "--agents", "10"],
     [sys.executable, str(HERE / "bench_sim.py")],
     [sys.executable, str(HERE / "bench_study.py")],
+    [sys.executable, str(HERE / "bench_sim_vs_real.py")],
     [sys.executable, str(HERE / "bench_marl_learning.py")],
 ]
 
