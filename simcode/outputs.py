@@ -120,14 +120,23 @@ def check_parents(path: Path, key: str) -> None:
             return
 
 
-def _check_can_create_in(parent: Path, path: Path, key: str) -> None:
+def _check_can_create_in(parent: Path, path: Path, key: str, what: str = "created") -> None:
     """Whether `parent` can hold new entries, tried for real (a directory made and removed at once):
     permissions alone cannot tell, for root or on file systems such as /proc."""
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".simcode-probe.", dir=parent))
     except OSError as exc:
-        raise BadInput(key, f"{path} cannot be created: {parent} cannot hold new files ({exc.strerror or exc}); "
+        raise BadInput(key, f"{path} cannot be {what}: {parent} cannot hold new files ({exc.strerror or exc}); "
                             "allowed: a path in a directory you can write") from None
+
+
+def _check_can_write(path: Path, kind: str, key: str) -> None:
+    """An existing directory simcode may write: a run is built beside it and put in its place, so its parent
+    must hold new entries; a study writes into it."""
+    if kind == "run":
+        _check_can_create_in(path.absolute().parent, path, key, "replaced")
+    else:
+        _check_can_create_in(path, path, key, "written")
 
 
 def check_own_files(directory: Path, names: Iterable[str], key: str = "--out", dirs: Iterable[str] = ()) -> None:
@@ -187,10 +196,12 @@ def claim(path: Path, kind: str, key: str = "--out") -> str:
         raise BadInput(key, f"{path} is {_what_is(path)}, not a simcode {kind} directory; {_allowed(kind)}")
     entries = sorted(entry.name for entry in path.iterdir())
     if not entries:
+        _check_can_write(path, kind, key)
         return "empty"
     found = kind_of(path)
     if found == kind:
         _check_no_user_files(path, kind, entries, key)
+        _check_can_write(path, kind, key)
         return "own"
     if found is not None:
         raise BadInput(key, f"{path} is a simcode {found} directory, not a {kind} directory; {_allowed(kind)}")

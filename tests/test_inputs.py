@@ -97,6 +97,37 @@ def test_a_checkpoint_that_is_a_directory_is_one_line_in_resume(trained, tmp_pat
     one_line_exit_2(capsys, ["train", SPREAD3, "--resume", "--out", str(run_dir), *TINY], str(newest))
 
 
+@pytest.mark.parametrize("command", ["run", "study"])
+def test_an_own_output_where_nothing_can_be_written_is_one_line_and_stays(tmp_path, capsys, monkeypatch, command):
+    """A run is rebuilt beside its directory and put in its place, a study writes into its own: where that
+    directory cannot take new entries (a read-only mount, an immutable directory: here the probe is refused
+    as such a file system refuses it), the second command is one line, exit 2, before any run, and the
+    first one's files stay."""
+    import errno
+    import tempfile
+
+    from simcode import outputs
+
+    study = tmp_path / "s.yaml"
+    study.write_text(f"base: {SPREAD3}\nset: {{run.workload: timing, run.iterations: 2}}\naxes: {{delay.k: [0]}}\n")
+    source, out = (SPREAD3, tmp_path / "parent" / "out") if command == "run" else (str(study), tmp_path / "out")
+    assert main([command, source, "--out", str(out), *TIMING[-1:]]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".simcode.lock"}
+    locked = out.parent if command == "run" else out
+    real_mkdtemp = tempfile.mkdtemp
+
+    def refuse(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == locked:
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkdtemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(outputs.tempfile, "mkdtemp", refuse)
+    what = "replaced" if command == "run" else "written"
+    one_line_exit_2(capsys, [command, source, "--out", str(out), *TIMING[-1:]], "--out", f"cannot be {what}",
+                    "Read-only file system", "allowed: a path in a directory you can write")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".simcode.lock"} == before
+
+
 @pytest.mark.parametrize("body", [b"\x8d\xff garbage", b"[1]\n", b'{"host_seconds": "abc"}\n'])
 def test_a_spoiled_training_summary_is_one_line_in_resume(trained, tmp_path, capsys, body):
     run_dir = copy_of(trained, tmp_path)
