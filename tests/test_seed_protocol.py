@@ -13,7 +13,7 @@ from simcode.config import NetworkConfig, scenario_from_dict
 from simcode.errors import BadInput
 from simcode.sim import calibrate as calibrate_module
 from simcode.sim import profile as profile_module
-from simcode.sim.cluster import ACK_NBYTES
+from simcode.sim.acks import ACK_NBYTES
 from simcode.sim.network import SharedNics
 from simcode.sim.profile import Profile, load_profile
 from simcode.sim.runner import build, simulate

@@ -19,7 +19,8 @@ What late learners do once the iteration decodes, or a deadline strategy stops w
   straggler wait (busy - compute, whatever the delay mode). Once the rows decode the controller sends
   every learner an acknowledgement; the ack cuts the extra wait short (the learner then sends
   nothing) but the computation always runs to its end. The iteration ends, and the next begins,
-  when the decode is done and every learner is free: acked and no longer computing.
+  when the decode is done and every learner is free: acked and no longer computing. On Ray the
+  controller acks after the decode and takes back every task, as the real backend does (simcode.sim.acks).
 
 The clock logic holds no torch and no file I/O: the real computation hides behind the workload
 (`simcode.sim.workload`) and the records are plain dicts.
@@ -39,7 +40,7 @@ from simcode.errors import SimulationError
 from simcode.sim.busy import busy_seconds
 from simcode.sim.cost import CostModel, DecodeWork, HostTimes
 from simcode.sim import protocol
-from simcode.sim.acks import ACK_NBYTES, AckRound  # noqa: F401 (ACK_NBYTES: the wire's size of an ack, tests use it)
+from simcode.sim.acks import AckRound
 from simcode.sim.hosts import DriverThreads, computation, place
 from simcode.sim.learner import Learner
 from simcode.sim.network import CONTROLLER, make_network

@@ -139,7 +139,8 @@ class Learner:
 
     def compute_then_wait(self, task: Task, taken: float):
         """cancel_wait: the computation runs to its end; the straggler's extra wait (infinite for a
-        failed learner) ends early when the ack comes, and then the result is not sent."""
+        failed learner) ends early when the ack comes, and then the result is not sent (on Ray the task
+        returns empty)."""
         ack = self.cluster.ack_round.acks[self.index]
         if task.iteration < self.cluster.iteration or ack.triggered:
             yield from self.return_empty(task)  # an acked learner knows its iteration decoded: it drops the work
