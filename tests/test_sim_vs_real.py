@@ -150,14 +150,15 @@ def test_the_shipped_profile_predicts_real_runs_recorded_at_its_machines_pace():
     from simcode.study.recorded import real_runs, scored, twins_of
     from simcode.study.spec import load_study
 
-    real = real_runs([RECORDING])
+    study = load_study("sim_vs_real")
+    real = real_runs([RECORDING], study)
     picked = pd.concat([real[(real["M"] == m) & (real["code.name"] == code) & (real["delay.k"] == k)]
                         for m, code, k in [(3, "mds", 0), (5, "uncoded", 1), (5, "centralized", 2)]])
-    twins = twins_of(picked, load_study("sim_vs_real"))
+    twins = twins_of(picked, study)
     assert sorted({spec.values["seed"] for spec in twins.runs}) == sorted(picked["seed"].unique())
     assert len(twins.runs) == 3 * picked["seed"].nunique()
     assert all(spec.values["cluster.backend"] == "sim" for spec in twins.runs)
-    table = scored(picked, progress=False)
+    table = scored(picked, study, progress=False)
     assert len(table) == 3 and (table["real runs at pace"] >= 3).all(), table
     assert ((table["sim/real at pace"] - 1).abs() <= 0.10).all(), table
 
@@ -171,3 +172,36 @@ def test_a_key_only_some_runs_set_still_names_their_cells():
     assert sorted(table.index) == ["mds", "uncoded"]
     assert table.loc["uncoded", "sim/real mean"] == pytest.approx(0.20 / 0.30)
     assert table.loc["uncoded", "maddpg.batch_size"] == "–" and table.loc["mds", "maddpg.batch_size"] == 1024
+
+
+def test_every_real_run_read_back_from_results_finds_its_simulated_twin(tmp_path):
+    """sim_vs_real_beyond's cases set different keys (a blank cell in results.csv where a case does not) and
+    numbers come back as floats: each real run still finds its twin, the same values on the sim backend."""
+    from simcode.study.recorded import twins_of
+    from simcode.study.spec import load_study
+
+    study = load_study("sim_vs_real_beyond")
+    real = [spec for spec in study.runs if spec.values["cluster.backend"] == "ray"]
+    path = tmp_path / "results.csv"
+    pd.DataFrame([{"run_id": spec.run_id, **spec.values, "status": "ok"} for spec in real]).to_csv(path, index=False)
+    twins = twins_of(pd.read_csv(path), study).runs
+    assert len(twins) == len(real) == 16
+    assert [{**s.values, "cluster.backend": "ray"} for s in twins] == [s.values for s in real]
+
+
+def test_results_of_another_study_are_refused_in_one_line(tmp_path):
+    """Results whose runs vary other axes are not the study's: matching them by the keys they share would
+    pair a let_finish run with a cancel twin."""
+    from simcode.errors import BadInput
+    from simcode.study.recorded import real_runs
+    from simcode.study.spec import load_study
+
+    path = tmp_path / "results.csv"
+    pd.DataFrame([{"run_id": "run-0000-x", "seed": 0, "M": 3, "cluster.on_decode": "let_finish",
+                   "cluster.backend": "ray", "status": "ok", "mean_iteration": 0.05}]).to_csv(path, index=False)
+    with pytest.raises(BadInput) as info:
+        real_runs([path], load_study("sim_vs_real"))
+    assert "not study sim_vs_real's axes" in str(info.value) and str(path) in str(info.value)
+    path.write_text("")
+    with pytest.raises(BadInput, match="cannot be read as a results file"):
+        real_runs([path], load_study("sim_vs_real"))
