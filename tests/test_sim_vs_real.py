@@ -205,3 +205,19 @@ def test_results_of_another_study_are_refused_in_one_line(tmp_path):
     path.write_text("")
     with pytest.raises(BadInput, match="cannot be read as a results file"):
         real_runs([path], load_study("sim_vs_real"))
+
+
+def test_recorded_runs_without_a_speed_probe_are_scored_over_every_run(tmp_path):
+    """Real runs of a study older than the speed probe cannot be placed at the machine's pace: none counts as
+    at pace, and the score over every run is still given."""
+    from simcode.study.recorded import real_runs, scored
+    from simcode.study.spec import load_study
+
+    study = load_study("sim_vs_real")
+    recorded = pd.read_csv(RECORDING)
+    one = recorded[(recorded["M"] == 3) & (recorded["code.name"] == "centralized") & (recorded["delay.k"] == 0)]
+    path = tmp_path / "results.csv"
+    one.drop(columns=["machine_speed", "study"]).to_csv(path, index=False)
+    table = scored(real_runs([path], study), study, progress=False)
+    assert len(table) == 1 and table["real runs at pace"].iloc[0] == 0
+    assert abs(table["sim/real, every run"].iloc[0] - 1) < 0.2

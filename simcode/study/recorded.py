@@ -90,4 +90,7 @@ def scored(real: pd.DataFrame, study: Study, progress: bool = True) -> pd.DataFr
     results = pd.concat([real, simulate_twins(real, study, progress)], ignore_index=True)
     means = cell_means(results, study.axis_keys, ["mean_iteration"])
     every = means[("mean_iteration", "sim")] / means[("mean_iteration", "ray")]
-    return at_pace(results, study.axis_keys).join(every.rename("sim/real, every run"))
+    paced = at_pace(results, study.axis_keys)  # None: the real runs have no speed probe (an older study)
+    if paced is None:
+        paced = pd.DataFrame({"real runs at pace": 0, "sim/real at pace": math.nan}, index=every.index)
+    return paced.join(every.rename("sim/real, every run"))
