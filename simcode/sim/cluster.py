@@ -176,16 +176,13 @@ class Cluster:
                 yield from self.ack_round.send()
             yield from self.ack_round.wait_for_learners(self.taken)
             self.check_clock(iteration, self.env.now)
-        coded = self.code is not None
+        record = protocol.trace_record(
+            iteration=iteration, t_start=t_start, t_end=self.env.now, env_seconds=t_sent - t_env,
+            t_decoded=t_decoded, received=len(received), error=error, rewards=data.rewards,
+            n_late=sum(t > self.decided_at for t in self.answer_times),
+            delays=delays if self.code is not None else None, resent=resent)
         return {
-            "iteration": iteration, "t_start": t_start, "t_end": self.env.now, "duration": self.env.now - t_start,
-            "n_received": len(received), "decode_error": error,
-            "episode_reward": float(np.mean(data.rewards)) if data.rewards else math.nan,
-            "episodes": len(data.rewards), "env_seconds": t_sent - t_env, "t_decoded": t_decoded,
-            "n_late": sum(t > self.decided_at for t in self.answer_times),
-            "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
-            "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0,
-            "resent": resent, **columns,
+            **record, **columns,
             **(protocol.timing_means(self.timings) if self.store is not None else {}),
         }
 

@@ -81,6 +81,22 @@ def timing_means(timings: list[tuple[float, ...]]) -> dict[str, float]:
     return {name: float(value) for name, value in zip(REAL_TIMINGS, means, strict=True)}
 
 
+def trace_record(*, iteration: int, t_start: float, t_end: float, env_seconds: float, t_decoded: float,
+                 received: int, error: float, rewards: list[float], n_late: int, delays: np.ndarray | None,
+                 resent: int) -> dict:
+    """An iteration's trace row as either clock writes it, up to the columns each adds after (`delays`: the
+    iteration's straggler delays; None when there are no learners, centralized)."""
+    return {
+        "iteration": iteration, "t_start": t_start, "t_end": t_end, "duration": t_end - t_start,
+        "n_received": received, "decode_error": error,
+        "episode_reward": float(np.mean(rewards)) if rewards else math.nan, "episodes": len(rewards),
+        "env_seconds": env_seconds, "t_decoded": t_decoded, "n_late": n_late,
+        "n_delayed": int(np.count_nonzero(delays > 0)) if delays is not None else 0,
+        "n_failed": int(np.count_nonzero(np.isinf(delays))) if delays is not None else 0,
+        "resent": resent,
+    }
+
+
 def row_agents(matrix: np.ndarray) -> list[list[int]]:
     """The agents each learner updates: the nonzero columns of its row."""
     return [np.flatnonzero(matrix[i]).tolist() for i in range(matrix.shape[0])]

@@ -261,14 +261,12 @@ class RealCluster:
                 self.checks.keep(iteration, rewards, batch, decoded.copy())
                 error = math.nan
             self.trainer.install(unstack_states(decoded, self.trainer.state_sizes))
-        coded = self.code is not None
+        record = protocol.trace_record(
+            iteration=iteration, t_start=t_start, t_end=t_end, env_seconds=t_sent - t_start, t_decoded=t_decoded,
+            received=len(received), error=error, rewards=rewards, n_late=answered_late,
+            delays=delays if self.code is not None else None, resent=resent)
         return {
-            "iteration": iteration, "t_start": t_start, "t_end": t_end, "duration": t_end - t_start,
-            "n_received": len(received), "decode_error": error,
-            "episode_reward": float(np.mean(rewards)) if rewards else math.nan, "episodes": len(rewards),
-            "env_seconds": t_sent - t_start, "t_decoded": t_decoded, "n_late": answered_late,
-            "n_delayed": int(np.count_nonzero(delays > 0)) if coded else 0,
-            "n_failed": int(np.count_nonzero(np.isinf(delays))) if coded else 0, "resent": resent,
+            **record,
             **protocol.timing_means(self.timings),  # where its answers' time went
             **exact_columns(self.trainer.n_agents),  # the real backend runs the exact strategy only
         }
