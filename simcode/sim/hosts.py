@@ -180,10 +180,16 @@ class DriverThreads:
 
     def handle(self, then):
         """A process: one message's work, then `then()`."""
-        with self.turn.request() as turn:
-            yield turn
-            yield computation(self.env, self.host, self.seconds, owner=self, measured_crowded=self.seconds)
+        yield from one_at_a_time(self.env, self.turn, self.host, self.seconds, owner=self)
         then()
+
+
+def one_at_a_time(env: simpy.Environment, turn: simpy.Resource, host, seconds: float, owner: object):
+    """A process: `seconds` of `owner`'s work on `host`, once `turn` (a resource of capacity one: Ray's threads
+    in the driver, a raylet's object store) serves it. Ray's messages: priced as measured amid a crowd."""
+    with turn.request() as request:
+        yield request
+        yield computation(env, host, seconds, owner=owner, measured_crowded=seconds)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import simpy
 
-from simcode.sim.hosts import DONE_SECONDS, computation
+from simcode.sim.hosts import DONE_SECONDS, computation, one_at_a_time
 from simcode.sim.protocol import Result, Stamps, Task
 
 if TYPE_CHECKING:
@@ -108,9 +108,7 @@ class Learner:
         if self.host is None:
             yield self.env.timeout(seconds)
             return
-        with self.host.store.request() as turn:
-            yield turn
-            yield self.host.compute(seconds, owner=self.host.store, measured_crowded=seconds)
+        yield from one_at_a_time(self.env, self.host.store, self.host, seconds, owner=self.host.store)
 
     def compute_on_host(self, task: Task):
         """The computation shares the host's cores (`parts`); the straggler's extra time is a sleep, sharing
