@@ -95,6 +95,9 @@ def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
     """Cancel what has not started and end the workers now (they ignore Ctrl-C). Before Python
     3.14 (pool.terminate_workers) the workers are only in a private attribute, which shutdown()
     clears, so they are taken first."""
+    if hasattr(pool, "terminate_workers"):  # Python 3.14 on
+        pool.terminate_workers()
+        return
     workers = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in workers:
