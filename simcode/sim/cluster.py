@@ -105,12 +105,14 @@ class Cluster:
         self.iteration_done = [self.env.event() for _ in range(iterations)]
         self.env.process(self.controller())
 
+    def through_driver(self, then):
+        """`then()` once Ray's threads in the driver have handled its message (a process), or at once when the
+        controller has none (not on Ray): -> the process, or what `then()` returns."""
+        return then() if self.driver_threads is None else self.env.process(self.driver_threads.handle(then))
+
     def take_in(self, result: Result, _arrival: simpy.Event | None = None) -> None:
         """A result reaches the controller's process: on Ray, Ray's threads there take it in first."""
-        if self.driver_threads is None:
-            self.result_arrived(result)
-        else:
-            self.env.process(self.driver_threads.handle(partial(self.result_arrived, result)))
+        self.through_driver(partial(self.result_arrived, result))
 
     def result_arrived(self, result: Result, _arrival: simpy.Event | None = None) -> None:
         if result.iteration == self.iteration and self.answer_times[result.learner] == math.inf:
@@ -121,12 +123,7 @@ class Cluster:
 
     def take_in_empty(self, learner: int, iteration: int) -> None:
         """cancel_wait on Ray: an acked learner's task comes back empty; Ray's threads take it in."""
-        def back() -> None:
-            self.ack_round.came_back(learner, iteration)
-        if self.driver_threads is None:
-            back()
-        else:
-            self.env.process(self.driver_threads.handle(back))
+        self.through_driver(partial(self.ack_round.came_back, learner, iteration))
 
     # ------------------------------------------------------------------ the controller
     def controller(self):
@@ -280,8 +277,7 @@ class Cluster:
                 yield self.controller_computes(self.driver.submit, message=True)
             task = Task(iteration, i, float(busy[i]), float(compute[i]), sent=self.env.now)
             send = partial(self.network.send, CONTROLLER, _deliver(self.env, learner.inbox, task), self.task_nbytes[i])
-            # On Ray, Ray's threads in the driver send the task once its thread has submitted it.
-            sends.append(send() if self.driver_threads is None else self.env.process(self.driver_threads.handle(send)))
+            sends.append(self.through_driver(send))  # on Ray, Ray's threads send it once its thread submitted it
         return sends
 
     def release(self, iteration: int):

@@ -96,11 +96,15 @@ class Learner:
     def ship(self, task: Task):
         """On Ray, once the answer leaves: the actor's part after the row ships the result, then the raylet
         seals it, before the controller can have it."""
+        yield from self.actor_after(task)
+        if self.cluster.store is not None:
+            yield from self.through_store(self.cluster.store[1])
+
+    def actor_after(self, task: Task):
+        """The actor's part after the row, as the task returns (priced as measured amid the rows)."""
         after = self.split(task)[2]
         if after > DONE_SECONDS:
             yield computation(self.env, self.host, after, owner=self, measured_crowded=after)
-        if self.cluster.store is not None:
-            yield from self.through_store(self.cluster.store[1])
 
     def through_store(self, seconds: float):
         """On Ray: `seconds` of the raylet's work for this learner, its host's object store serving one
@@ -163,9 +167,7 @@ class Learner:
         (no object for the raylet to seal), then Ray's threads in the driver take it in. Off Ray: nothing."""
         if self.cluster.driver is None:
             return
-        after = self.split(task)[2]
-        if after > DONE_SECONDS:
-            yield computation(self.env, self.host, after, owner=self, measured_crowded=after)
+        yield from self.actor_after(task)
         self.cluster.take_in_empty(self.index, task.iteration)
 
     def stamps(self, task: Task, taken: float) -> Stamps | None:
