@@ -107,15 +107,15 @@ def _what_is(path: Path) -> str:
     return "a file" if path.is_file() else "a special file (a device, a pipe or a socket)"
 
 
-def check_parents(path: Path, key: str) -> None:
-    """A path under a regular file can never be created, nor a new one whose nearest existing parent
-    cannot hold new entries (read-only, or /proc): say which parent is in the way."""
+def check_parents(path: Path, key: str, probe: bool = True) -> None:
+    """A path under a regular file can never be created, nor (`probe`) a new one whose nearest existing
+    parent cannot hold new entries (read-only, or /proc): say which parent is in the way."""
     for parent in path.absolute().parents:
         if os.path.lexists(parent):
             if not parent.is_dir():
                 raise BadInput(key, f"{path} cannot be created: {parent} is a file, not a directory; "
                                     "allowed: a path whose parents are directories")
-            if not os.path.lexists(path):
+            if probe and not os.path.lexists(path):
                 _check_can_create_in(parent, path, key)
             return
 
@@ -176,16 +176,16 @@ def _check_no_user_files(path: Path, kind: str, entries: list[str], key: str) ->
                             f"{key}")
 
 
-def claim(path: Path, kind: str, key: str = "--out") -> str:
-    """Check that simcode may write its `kind` directory at `path`, creating nothing (but a probe of
-    its parent, removed at once: `check_parents`).
+def claim(path: Path, kind: str, key: str = "--out", probe: bool = True) -> str:
+    """Check that simcode may write its `kind` directory at `path`, creating nothing (but, with `probe`, a
+    probe of where it would write, removed at once: `check_parents`, `_check_can_write`).
 
     Returns 'new' (nothing there), 'empty' (an empty directory) or 'own' (a `kind` directory
     simcode wrote); raises BadInput for anything else."""
     path = Path(path)
     if str(path) == "":
         raise BadInput(key, f"an empty path; {_allowed(kind)}")
-    check_parents(path, key)
+    check_parents(path, key, probe)
     here = Path.cwd().resolve()
     if kind == "run" and (path.resolve() == here or path.resolve() in here.parents):
         raise BadInput(key, f"{path} is the current directory or holds it, and a run replaces its "
@@ -196,12 +196,14 @@ def claim(path: Path, kind: str, key: str = "--out") -> str:
         raise BadInput(key, f"{path} is {_what_is(path)}, not a simcode {kind} directory; {_allowed(kind)}")
     entries = sorted(entry.name for entry in path.iterdir())
     if not entries:
-        _check_can_write(path, kind, key)
+        if probe:
+            _check_can_write(path, kind, key)
         return "empty"
     found = kind_of(path)
     if found == kind:
         _check_no_user_files(path, kind, entries, key)
-        _check_can_write(path, kind, key)
+        if probe:
+            _check_can_write(path, kind, key)
         return "own"
     if found is not None:
         raise BadInput(key, f"{path} is a simcode {found} directory, not a {kind} directory; {_allowed(kind)}")

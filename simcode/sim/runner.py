@@ -207,7 +207,8 @@ def write_run(out: Path, result: RunResult) -> None:
     """Write the run directory at once: it appears complete or not at all. It replaces only a run
     directory simcode wrote (or an empty one); a failure leaves no staging directory behind."""
     outputs.claim(out, "run")
-    with atomic.building_dir(out, before_publish=lambda: outputs.claim(out, "run")) as staged:
+    # Just before the move, what is at `out` again; no probe: the staging directory beside it was just made.
+    with atomic.building_dir(out, before_publish=lambda: outputs.claim(out, "run", probe=False)) as staged:
         (staged / "scenario.yaml").write_text(result.scenario.to_yaml())
         columns = TRACE_COLUMNS + [c for c in result.trace.columns if c not in TRACE_COLUMNS]
         result.trace[columns].to_csv(staged / "trace.csv", index=False)
