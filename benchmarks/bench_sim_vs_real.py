@@ -21,7 +21,7 @@ from pathlib import Path
 
 from simcode.errors import BadInput
 from simcode.study.recorded import real_runs, scored
-from simcode.study.sim_vs_real import CLOSE, WITHIN
+from simcode.study.sim_vs_real import CLOSE, WITHIN, within
 from simcode.study.spec import load_study
 
 RECORDING = Path(__file__).resolve().parent / "data" / "real_runs-epyc-2core.csv"
@@ -29,8 +29,8 @@ RECORDING = Path(__file__).resolve().parent / "data" / "real_runs-epyc-2core.csv
 
 def score(ratios) -> str:
     ratios = ratios.dropna()
-    within = [int(((ratios - 1).abs() <= bound).sum()) for bound in (WITHIN, CLOSE)]
-    return (f"{len(ratios)} cells, {within[0]} within {WITHIN:.0%} and {within[1]} within {CLOSE:.0%}; sim/real "
+    hits, close = (int(within(ratios, bound).sum()) for bound in (WITHIN, CLOSE))
+    return (f"{len(ratios)} cells, {hits} within {WITHIN:.0%} and {close} within {CLOSE:.0%}; sim/real "
             f"{ratios.min():.3f} to {ratios.max():.3f}, mean |error| {(ratios - 1).abs().mean():.3f}")
 
 

@@ -92,7 +92,7 @@ def at_pace(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
                                                      suffixes=(" real", " sim"))
     if twins.empty or twins[f"{SPEED} real"].isna().all():
         return None
-    paced = _within(twins[f"{SPEED} real"], CLOSE) & _within(twins[f"{YARDSTICK} real"] / twins[f"{YARDSTICK} sim"],
+    paced = within(twins[f"{SPEED} real"], CLOSE) & within(twins[f"{YARDSTICK} real"] / twins[f"{YARDSTICK} sim"],
                                                              CLOSE)
     groups = twins.assign(paced=paced).groupby(cells, sort=False)
     kept = twins[paced].groupby(cells, sort=False)[["mean_iteration real", "mean_iteration sim"]].mean()
@@ -101,7 +101,7 @@ def at_pace(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | None:
     return table
 
 
-def _within(ratios: pd.Series, bound: float) -> pd.Series:
+def within(ratios: pd.Series, bound: float) -> pd.Series:
     """Whether each ratio is within `bound` of 1 (nan: not)."""
     return (ratios - 1).abs() <= bound
 
@@ -118,8 +118,8 @@ def comparison(results: pd.DataFrame, axis_keys: list[str]) -> pd.DataFrame | No
         table[f"real {short}"] = means[(measure, "ray")]
         table[f"sim {short}"] = means[(measure, "sim")]
         table[f"sim/real {short}"] = means[(measure, "sim")] / means[(measure, "ray")]
-    table["mean within 10%"] = _within(table["sim/real mean"], WITHIN)
-    table["mean within 5%"] = _within(table["sim/real mean"], CLOSE)
+    table["mean within 10%"] = within(table["sim/real mean"], WITHIN)
+    table["mean within 5%"] = within(table["sim/real mean"], CLOSE)
     for column, name in ((YARDSTICK, "env"), (CPU, "CPU")):
         if column in means.columns.get_level_values(0):
             table[f"real/sim {name}"] = means[(column, "ray")] / means[(column, "sim")]
@@ -166,7 +166,7 @@ def _at_pace_sentence(table: pd.DataFrame) -> str:
     if ratios.empty:
         return (" No real run met the machine at its profile's pace (speed probe and environment steps within "
                 f"{CLOSE:.0%}): calibrate again at this pace, or run the study on a quieter machine.")
-    hits, close = int(_within(ratios, WITHIN).sum()), int(_within(ratios, CLOSE).sum())
+    hits, close = int(within(ratios, WITHIN).sum()), int(within(ratios, CLOSE).sum())
     return (f" Over the {runs} real runs that met the machine at its profile's pace (their speed probe and "
             f"environment steps within {CLOSE:.0%} of the profile's) and their simulated twins, {hits} of the "
             f"{len(ratios)} cells they cover are within {WITHIN:.0%}, {close} within {CLOSE:.0%} (sim/real at pace).")
